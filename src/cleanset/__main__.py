@@ -1,0 +1,3 @@
+from cleanset.cli.app import main
+
+main()

@@ -1,0 +1,109 @@
+"""Value types that travel with an item through the flow: source -> hash -> match -> screen -> decide -> act.
+
+A later stage never reaches back into an earlier one: everything it needs is on these records. Failures are data
+(status + reason), never sentinels and never exceptions escaping a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+class Verdict(StrEnum):
+    KEEP = "keep"
+    REMOVE = "remove"
+    REVIEW = "review"
+
+
+# Names of the eight PDQ rotations/flips, in the order Meta's reference emits them.
+DIHEDRAL_NAMES: tuple[str, ...] = (
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flipx",
+    "flipy",
+    "flipplus1",
+    "flipminus1",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One hash of an item that is matched against banks.
+
+    ``signal`` is the bank signal it is compared with (``pdq`` for both PDQ dialects); ``name`` says which view of
+    the item produced it, e.g. ``md5``, ``pdq/original``, ``pdq/rotate90``, ``pdq512/flipx``, ``trim/original``,
+    ``grid2x2.3/original``, ``url_sha1``. ``quality`` is set for perceptual probes only; a PDQ probe below the quality
+    gate is still matched exactly but never by distance.
+    """
+
+    name: str
+    signal: str
+    value: str
+    quality: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A hit of one probe against one bank entry. Never carries the bank's value, only where it came from."""
+
+    bank: str
+    version: int
+    entry_id: str
+    signal: str
+    distance: int
+    probe: str
+
+
+@dataclass(slots=True)
+class HashOutcome:
+    """What the hashing stage knows about one item's bytes.
+
+    ``hashes`` holds the item's own primary values by signal name (md5, sha1, sha256, pdq, pdq512, phash); they are
+    the item's hashes, not list values, so they may be stored and reported.
+    """
+
+    status: Status
+    reason: str | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    pdq_quality: int | None = None
+    pdq512_quality: int | None = None
+    probes: list[Probe] = field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+
+    @classmethod
+    def failed(cls, reason: str, **known: object) -> HashOutcome:
+        out = cls(status=Status.FAILED, reason=reason)
+        for k, v in known.items():
+            setattr(out, k, v)
+        return out
+
+
+@dataclass(slots=True)
+class ItemResult:
+    """The one row per item that a scan commits (see ``cleanset.results.schema``)."""
+
+    key: str
+    shard: str
+    status: Status
+    reason: str | None
+    verdict: Verdict | None  # None exactly when status is failed
+    hashes: dict[str, str] = field(default_factory=dict)
+    pdq_quality: int | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    url: str | None = None
+    probes: list[Probe] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)

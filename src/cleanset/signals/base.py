@@ -1,0 +1,92 @@
+"""The Signal seam: one class per hash kind, registered by name.
+
+A signal declares what it is (bit length, how distance is measured, default match threshold) and how its values
+are written (lower-case hex, fixed length). Computing values from images is the hashing engine's job
+(``cleanset.signals.engine``), which decodes each image once and feeds every signal from that one decode; a signal
+only supplies the per-kind hook (``BytesSignal``, ``PixelSignal`` or ``UrlSignal``).
+
+``examples()`` feeds the shared conformance test (tests/signals/test_conformance.py) that every registered signal
+must pass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Metric(StrEnum):
+    EXACT = "exact"  # equal or not: cryptographic and URL hashes
+    HAMMING = "hamming"  # bit distance: perceptual hashes
+
+
+@dataclass(frozen=True)
+class SignalExample:
+    """An input and the value the signal must give for it (``input`` is bytes, a URL string, or a path)."""
+
+    input: bytes | str
+    expected: str
+    note: str = ""
+
+
+class Signal(ABC):
+    name: ClassVar[str]
+    bits: ClassVar[int]
+    metric: ClassVar[Metric]
+    default_threshold: ClassVar[int] = 0
+
+    @classmethod
+    def hex_len(cls) -> int:
+        return cls.bits // 4
+
+    @classmethod
+    def validate(cls, text: str) -> str:
+        """Canonical form of a hex value, or ValueError naming what is wrong (used by list importers)."""
+        t = text.strip().lower()
+        if len(t) != cls.hex_len():
+            raise ValueError(f"{cls.name} value must be {cls.hex_len()} hex digits, got {len(t)}")
+        try:
+            int(t, 16)
+        except ValueError:
+            raise ValueError(f"{cls.name} value is not hexadecimal") from None
+        return t
+
+    @classmethod
+    def to_bytes(cls, text: str) -> bytes:
+        return bytes.fromhex(cls.validate(text))
+
+    @classmethod
+    def to_hex(cls, value: bytes) -> str:
+        if len(value) * 8 != cls.bits:
+            raise ValueError(f"{cls.name} value must be {cls.bits // 8} bytes, got {len(value)}")
+        return value.hex()
+
+    @classmethod
+    def distance(cls, a: str, b: str) -> int:
+        """Hamming distance for perceptual signals; 0 or 1 (equal or not) for exact ones."""
+        if cls.metric is Metric.EXACT:
+            return 0 if cls.validate(a) == cls.validate(b) else 1
+        return (int(cls.validate(a), 16) ^ int(cls.validate(b), 16)).bit_count()
+
+    @classmethod
+    @abstractmethod
+    def examples(cls) -> Sequence[SignalExample]: ...
+
+
+class BytesSignal(Signal):
+    """Computed from the file's bytes as stored (cryptographic digests)."""
+
+    @classmethod
+    @abstractmethod
+    def compute_bytes(cls, data: bytes) -> str: ...
+
+
+class UrlSignal(Signal):
+    """Computed from an item's URL after normalisation (see docs/formats.md)."""
+
+    @classmethod
+    @abstractmethod
+    def compute_url(cls, url: str) -> str: ...
