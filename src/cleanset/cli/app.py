@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cleanset.errors import CleansetError, ExitCode
+from cleanset.errors import CleansetError
 
 app = typer.Typer(
     name="cleanset",
@@ -33,6 +33,11 @@ COMMAND_MODULES = (
 
 
 
+@app.callback()
+def _root() -> None:
+    """Screen image datasets against hotline hash lists, clean them, and prove what was checked."""
+
+
 @app.command("version")
 def version() -> None:
     """Print cleanset's version."""
@@ -46,21 +51,9 @@ for _mod in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point: runs the app and turns cleanset's own errors into a one-line message and an exit code."""
+    """Entry point: Click handles usage errors (exit 2); cleanset's own errors become one line and their code."""
     try:
-        app(standalone_mode=False)
+        app()
     except CleansetError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(int(e.exit_code))
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(int(ExitCode.USER_ERROR))
-    except Exception as e:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(int(ExitCode.USER_ERROR))
-        raise
