@@ -10,9 +10,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from cleanset.banks.columns import ParsedBank
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class BankFormat(ABC):
     unless ``skip_invalid`` is set, in which case it counts the line in ``skipped`` and goes on."""
 
     name: ClassVar[str]
+    #: What ``--format`` help says about the format.
+    description: ClassVar[str] = ""
+    #: Lines skipped by the last ``parse``/``read_columns`` with ``skip_invalid``.
+    skipped: int = 0
 
     @classmethod
     @abstractmethod
@@ -38,7 +45,16 @@ class BankFormat(ABC):
     @abstractmethod
     def parse(self, path: Path, *, signal: str | None = None, skip_invalid: bool = False) -> Iterator[BankRow]: ...
 
+    def read_columns(self, path: Path, *, signal: str | None = None, skip_invalid: bool = False) -> ParsedBank:
+        """The whole file as columns. Bulk formats override this with a vectorised reader; the default collects
+        ``parse``'s rows, whose ``line`` is then the record number."""
+        from cleanset.banks.columns import from_rows
 
+        rows = list(self.parse(path, signal=signal, skip_invalid=skip_invalid))
+        return from_rows(rows, skipped=self.skipped)
+
+
+@runtime_checkable
 class BankSnapshot(Protocol):
     """One immutable version of a bank, as the matcher needs it."""
 

@@ -32,7 +32,6 @@ COMMAND_MODULES = (
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Screen image datasets against hotline hash lists, clean them, and prove what was checked."""

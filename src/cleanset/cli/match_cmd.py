@@ -1,9 +1,213 @@
-"""`cleanset match` (not yet written)."""
+"""`cleanset match`: hashes from the command line or a file, matched against chosen banks; JSON lines out.
+
+Input lines are either one hex hash each or the JSON lines `cleanset hash` writes (then every signal present is
+probed, PDQ with its quality so the quality gate applies). Output names each match by bank, version, entry id,
+signal, distance and probe, never by the bank's value.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from cleanset.errors import ExitCode, InputFormatError, UserError
+from cleanset.records import Probe
+
+BATCH = 4096  # inputs matched per batch: one index query per (bank, signal) for the whole batch
+
+# `cleanset hash` JSON: primary hash field -> (probe name, bank signal, quality field)
+HASH_FIELDS = {
+    "md5": ("md5", "md5", None),
+    "sha1": ("sha1", "sha1", None),
+    "sha256": ("sha256", "sha256", None),
+    "pdq": ("pdq/original", "pdq", "pdq_quality"),
+    "pdq512": ("pdq512/original", "pdq", "pdq512_quality"),
+    "phash": ("phash", "phash", None),
+    "url_md5": ("url_md5", "url_md5", None),
+    "url_sha1": ("url_sha1", "url_sha1", None),
+}
+NAME_FIELDS = ("input", "key", "path", "url", "file")
+BANK_SIGNAL = {"pdq512": "pdq"}  # hashing dialects matched against another signal's banks
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("match")(match)
+
+
+def match(
+    hashes: Annotated[list[str] | None, typer.Argument(help="Hex hashes to match.", show_default=False)] = None,
+    bank: Annotated[
+        list[str] | None, typer.Option("--bank", "-b", help="Bank to match against (repeat for several).")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="One hash per line, or `cleanset hash` JSON lines ('-' reads standard input)."
+        ),
+    ] = None,
+    signal: Annotated[
+        str | None,
+        typer.Option(help="Signal of bare hashes (default: every signal of that length the banks hold)."),
+    ] = None,
+    quality_gate: Annotated[int, typer.Option(help="PDQ probes below this quality are matched exactly only.")] = 50,
+) -> None:
+    """Match hashes against banks and write one JSON line per input: input, matches, notes."""
+    from cleanset.banks.store import BankStore
+    from cleanset.matching.matcher import BankMatcher
+
+    if not bank:
+        raise UserError("name at least one bank with --bank")
+    if not hashes and file is None:
+        raise UserError("give hashes as arguments or a file with --file")
+    store = BankStore.default()
+    matcher = BankMatcher.build([store.open(name) for name in bank], quality_gate=quality_gate)
+    held = set(matcher.signals())
+    if signal is not None:
+        from cleanset.signals import get_signal
+
+        get_signal(signal)  # unknown name: a clear error listing the known ones
+
+    inputs: Iterator[dict[str, Any]] = _from_args(hashes or [], signal, held)
+    if file is not None:
+        inputs = _chain(inputs, _from_file(file, signal, held))
+    batch: list[dict[str, Any]] = []
+    failed = 0
+    for item in inputs:
+        batch.append(item)
+        failed += bool(item.get("failed"))
+        if len(batch) >= BATCH:
+            _emit(matcher, batch)
+            batch = []
+    _emit(matcher, batch)
+    if failed:
+        typer.echo(f"{failed} input(s) could not be hashed and were not matched", err=True)
+        raise typer.Exit(int(ExitCode.FAILED_ITEMS))
+
+
+def _chain(*its: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for it in its:
+        yield from it
+
+
+def _emit(matcher: Any, batch: Sequence[dict[str, Any]]) -> None:
+    results = matcher.match_many([item["probes"] for item in batch])
+    for item, (matches, notes) in zip(batch, results, strict=True):
+        out: dict[str, Any] = {"input": item["input"]}
+        if "line" in item:
+            out["line"] = item["line"]
+        out["matches"] = [asdict(m) for m in matches]
+        out["notes"] = item["notes"] + notes
+        typer.echo(json.dumps(out))
+
+
+def _bare_probes(text: str, signal: str | None, held: set[str]) -> tuple[list[Probe], list[str]]:
+    """Probes for one bare hash: its given signal, or every bank signal of that hex length that a chosen bank
+    holds (a 64-digit value may be a sha256 or a pdq hash; both are asked). Raises ValueError with what is
+    wrong. A pdq512 value is matched against pdq banks, as the scan does."""
+    from cleanset.signals import get_signal, signal_names
+
+    value = text.strip().lower()
+    if signal is not None:
+        bank_signal = BANK_SIGNAL.get(signal, signal)
+        return [Probe(signal, bank_signal, get_signal(signal).validate(value))], []
+    fits = [s for s in signal_names() if s not in BANK_SIGNAL and get_signal(s).hex_len() == len(value)]
+    if not fits:
+        raise ValueError(f"{len(value)} hex digits is no known signal's length")
+    asked = [Probe(s, s, get_signal(s).validate(value)) for s in fits if s in held]
+    notes = [] if asked else [f"no chosen bank holds {' or '.join(fits)} values"]
+    return asked, notes
+
+
+def _from_args(hashes: Sequence[str], signal: str | None, held: set[str]) -> Iterator[dict[str, Any]]:
+    for i, text in enumerate(hashes, start=1):
+        try:
+            probes, notes = _bare_probes(text, signal, held)
+        except (ValueError, UserError) as e:
+            raise UserError(f"hash argument {i} ({text[:80]!r}): {e}") from None
+        yield {"input": text.strip().lower(), "probes": probes, "notes": notes}
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    if str(path) == "-":
+        yield from enumerate(sys.stdin, start=1)
+        return
+    try:
+        with path.open(encoding="utf-8") as f:
+            yield from enumerate(f, start=1)
+    except OSError as e:
+        raise UserError(f"{path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise InputFormatError(str(path), "not UTF-8 text") from None
+
+
+def _from_file(path: Path, signal: str | None, held: set[str]) -> Iterator[dict[str, Any]]:
+    for line_no, raw in _lines(path):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            if text.startswith("{"):
+                yield {**_from_hash_json(text), "line": line_no}
+            else:
+                probes, notes = _bare_probes(text, signal, held)
+                yield {"input": text.lower(), "line": line_no, "probes": probes, "notes": notes}
+        except (ValueError, UserError) as e:
+            raise InputFormatError(str(path), str(e), line_no) from None
+
+
+def _from_hash_json(text: str) -> dict[str, Any]:
+    """One `cleanset hash` record: its probes if it lists them, else one probe per primary hash it holds."""
+    from cleanset.signals import get_signal
+
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e.msg}") from None
+    if not isinstance(rec, dict):
+        raise ValueError("expected a JSON object")
+    name = next((str(rec[k]) for k in NAME_FIELDS if isinstance(rec.get(k), str)), "")
+    if rec.get("status") == "failed":
+        reason = rec.get("reason", "")
+        return {"input": name, "probes": [], "notes": [f"not matched: hashing failed: {reason}"], "failed": True}
+    probes: list[Probe] = []
+    if isinstance(rec.get("probes"), list) and rec["probes"]:
+        for i, p in enumerate(rec["probes"]):
+            if not isinstance(p, dict) or not all(isinstance(p.get(k), str) for k in ("name", "signal", "value")):
+                raise ValueError(f"probes[{i}] needs string fields name, signal and value")
+            quality = _quality(p.get("quality"), f"probes[{i}].quality")
+            value = _valid(get_signal(p["signal"]), p["value"], f"probes[{i}].value")
+            probes.append(Probe(p["name"], p["signal"], value, quality))
+    elif isinstance(rec.get("hashes"), dict):
+        for field, (probe_name, sig, quality_field) in HASH_FIELDS.items():
+            value = rec["hashes"].get(field)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise ValueError(f"hashes.{field} must be a string")
+            quality = _quality(rec.get(quality_field), quality_field) if quality_field else None
+            probes.append(Probe(probe_name, sig, _valid(get_signal(sig), value, f"hashes.{field}"), quality))
+    else:
+        raise ValueError("a JSON line needs 'probes' or 'hashes'")
+    return {"input": name, "probes": probes, "notes": []}
+
+
+def _valid(sig: Any, value: str, where: str) -> str:
+    try:
+        return str(sig.validate(value))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def _quality(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise ValueError(f"{where} must be an integer 0-100")
+    return value

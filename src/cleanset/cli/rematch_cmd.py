@@ -1,9 +1,54 @@
-"""`cleanset rematch` (not yet written)."""
+"""`cleanset rematch`: bring a run's verdicts up to date with new bank versions from its stored hashes."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+
+    @app.command("rematch")
+    def rematch(
+        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.")],
+        bank: Annotated[
+            list[str],
+            typer.Option("--bank", "-b", help="Bank with a new version (NAME or NAME@VERSION); repeat for several."),
+        ],
+        show: Annotated[int, typer.Option("--show", help="How many changed items to list.")] = 20,
+        full: Annotated[
+            bool, typer.Option("--full", help="Match every probe against every list, not only the changed entries.")
+        ] = False,
+    ) -> None:
+        """Match the run's stored probes against the banks' current versions and write RUN/revisions/<n>/.
+
+        No image is read. Failed items stay failed. Other banks of the run keep the version the run used.
+        """
+        from cleanset.results.rematch import CHANGE_KINDS
+        from cleanset.results.rematch import rematch as do_rematch
+
+        res = do_rematch(run, bank, max_examples=show, full=full)
+        s = res.summary
+        typer.echo(
+            f"revision {res.revision} (from {res.base_revision}): {res.items:,} items, "
+            f"{res.matched_items:,} re-matched in {res.seconds:.2f}s ({res.items_per_s:,.0f} items/s)"
+        )
+        typer.echo("banks: " + ", ".join(f"{b['name']}@{b['version']}" for b in s.get("banks") or []))
+        if res.mode == "incremental":
+            typer.echo(
+                f"incremental: {res.entries_added:,} list entries added, {res.entries_removed:,} removed since the "
+                "run's versions; only those were matched"
+            )
+        else:
+            typer.echo("full: every probe matched against every list (--full, or an allow list changed)")
+        typer.echo("changes: " + ", ".join(f"{k.replace('_', ' ')} {res.changes.get(k, 0):,}" for k in CHANGE_KINDS))
+        for (old, new), n in sorted(res.transitions.items(), key=lambda kv: -kv[1]):
+            typer.echo(f"  {old} -> {new}: {n:,} items")
+        typer.echo(f"now: kept {s['kept']:,}, removed {s['removed']:,}, review {s['review']:,}, failed {s['failed']:,}")
+        for c in res.examples:
+            where = f" {c['bank']}:{c['entry_id']}" if c["bank"] else f" {c['old_verdict']} -> {c['new_verdict']}"
+            typer.echo(f"  {c['change']}: {c['key']!r} (shard {c['shard']}){where}")
+        typer.echo(f"wrote {res.path}")

@@ -1,9 +1,36 @@
-"""`cleanset report` (not yet written)."""
+"""`cleanset report`: the run's report page, its data, and a dataset-card section."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+
+    @app.command("report")
+    def report(
+        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.")],
+        json_out: Annotated[bool, typer.Option("--json", help="Also write RUN/report.json (same content).")] = False,
+        card: Annotated[
+            bool, typer.Option("--card", help="Print a Markdown section for a dataset card to stdout.")
+        ] = False,
+        revision: Annotated[
+            int | None, typer.Option("--revision", help="Report this revision (0 = the scan); default latest.")
+        ] = None,
+        attestation_name: Annotated[
+            str, typer.Option("--attestation-name", help="File name of the attestation the card refers to.")
+        ] = "attestation.intoto.json",
+    ) -> None:
+        """Write RUN/report.html: counts, matches, failures, progress and flagged items by key; never an image."""
+        from cleanset.actions.card import render_card
+        from cleanset.actions.report import write_report
+
+        out, data = write_report(run, revision=revision, json_out=json_out)
+        # With --card, stdout is the card alone so it can be redirected into a README.
+        typer.echo(f"wrote {out}" + (f" and {run / 'report.json'}" if json_out else ""), err=card)
+        if card:
+            typer.echo(render_card(data, attestation_name))

@@ -1,9 +1,73 @@
-"""`cleanset scan` (not yet written)."""
+"""`cleanset scan`: hash and match every item of a dataset, resumably, and say what was found.
+
+Exit code 0 when the scan finished, even with failed items: they are recorded per item (reason in RUN/items,
+counts in RUN/summary.json and on screen) and the cleaned dataset leaves them out. ``--strict`` exits 1 when any
+item failed, for pipelines that want to stop on them.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from cleanset.errors import ExitCode
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+
+    @app.command("scan")
+    def scan(
+        sources: Annotated[list[Path], typer.Argument(help="Dataset paths: a folder, tar shards, Parquet files.")],
+        bank: Annotated[list[str], typer.Option("--bank", help="Bank to match against (NAME or NAME@VERSION).")],
+        out: Annotated[Path, typer.Option("--out", help="Run directory for results (resumable).")],
+        workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+        format: Annotated[str | None, typer.Option("--format", help="Force the source kind.")] = None,
+        signals: Annotated[
+            list[str] | None, typer.Option("--signals", help="Signals to compute (comma-separated).")
+        ] = None,
+        no_probes: Annotated[bool, typer.Option("--no-probes", help="No rotation/flip or region probes.")] = False,
+        review_above: Annotated[
+            int | None, typer.Option(help="Perceptual matches farther than N bits go to review, not removal.")
+        ] = None,
+        review_bank: Annotated[
+            list[str] | None, typer.Option("--review-bank", help="Matches of this bank go to review.")
+        ] = None,
+        quality_gate: Annotated[int, typer.Option(help="PDQ quality below which only exact matches count.")] = 50,
+        executor: Annotated[str, typer.Option(help="Where shards run: local | inline.")] = "local",
+        strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any item failed.")] = False,
+    ) -> None:
+        """Scan a dataset against banks; results go to OUT (re-run the same command to resume)."""
+        from cleanset.pipeline.policy import Policy
+        from cleanset.pipeline.progress import ScanProgress, print_summary
+        from cleanset.pipeline.scan import ScanOptions, execute, prepare
+
+        opts = ScanOptions(
+            sources=sources,
+            banks=bank,
+            out=out,
+            format=format,
+            signals=_split(signals),
+            probes=not no_probes,
+            quality_gate=quality_gate,
+            policy=Policy(review_above=review_above, bank_actions={b: "review" for b in _split(review_bank) or []}),
+            executor=executor,
+            workers=workers,
+        )
+        err = Console(stderr=True)
+        prep = prepare(opts)
+        view = ScanProgress(err, prep)
+        with view.progress:
+            summary = execute(prep, executor, workers, on_event=view.on_event)
+        print_summary(Console(), summary, out)
+        if strict and summary["failed"]:
+            raise typer.Exit(int(ExitCode.FAILED_ITEMS))

@@ -11,11 +11,18 @@ must pass.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+_HEX = re.compile(r"[0-9a-f]*")
 
 
 class Metric(StrEnum):
@@ -48,10 +55,9 @@ class Signal(ABC):
         t = text.strip().lower()
         if len(t) != cls.hex_len():
             raise ValueError(f"{cls.name} value must be {cls.hex_len()} hex digits, got {len(t)}")
-        try:
-            int(t, 16)
-        except ValueError:
-            raise ValueError(f"{cls.name} value is not hexadecimal") from None
+        # int(t, 16) would also accept "0x", "+" and "_": a list value must be plain hex digits only
+        if not _HEX.fullmatch(t):
+            raise ValueError(f"{cls.name} value is not hexadecimal")
         return t
 
     @classmethod
@@ -84,8 +90,20 @@ class BytesSignal(Signal):
     def compute_bytes(cls, data: bytes) -> str: ...
 
 
+class PixelSignal(Signal):
+    """Computed from decoded pixels (HxWx3 uint8 RGB); the engine decodes once and feeds every pixel signal.
+
+    ``examples()`` inputs are encoded image bytes; the conformance test decodes them with
+    ``cleanset.imaging.decode`` and calls ``compute_rgb``.
+    """
+
+    @classmethod
+    @abstractmethod
+    def compute_rgb(cls, rgb: np.ndarray) -> str: ...
+
+
 class UrlSignal(Signal):
-    """Computed from an item's URL after normalisation (see docs/formats.md)."""
+    """Computed from an item's URL after normalisation (rules in ``cleanset.signals.url``)."""
 
     @classmethod
     @abstractmethod

@@ -1,0 +1,158 @@
+"""Checking a dataset against an attestation: signature first, then every byte of the data in front of us.
+
+Nothing from the run is needed: the verifier recomputes the Merkle root from the dataset, and when it differs it
+compares per-shard roots and then the signed leaves, so the failure names the shard and the item (added, removed
+or altered; a renamed key shows as one removed and one added).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from cleanset.actions import dsse
+from cleanset.actions.attestation import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, leaves_path_for, read_leaves
+from cleanset.actions.merkle import SPEC
+from cleanset.errors import VerificationError
+
+MAX_NAMED = 20
+
+
+@dataclass
+class Difference:
+    kind: str  # added | removed | altered | unreadable | shard_added | shard_removed
+    shard: str
+    key: str | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        if self.kind in ("shard_added", "shard_removed"):
+            return f"shard {self.shard!r} {self.kind.removeprefix('shard_')}"
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.kind} item {self.key!r} in shard {self.shard!r}{extra}"
+
+
+@dataclass
+class VerifyResult:
+    statement: dict[str, Any]
+    keyid: str
+    root: str
+    items: int
+    trusted_key: bool  # False when only the key embedded in the attestation was available
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def _statement(payload: bytes) -> dict[str, Any]:
+    try:
+        st = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise VerificationError(f"attestation payload is not JSON ({e})") from None
+    if not isinstance(st, dict) or st.get("_type") != STATEMENT_TYPE:
+        raise VerificationError(f"attestation payload is not an in-toto Statement ({STATEMENT_TYPE})")
+    if st.get("predicateType") != PREDICATE_TYPE:
+        raise VerificationError(f"unsupported predicateType {st.get('predicateType')!r} (want {PREDICATE_TYPE})")
+    pred = st.get("predicate")
+    subj = st.get("subject")
+    if not isinstance(pred, dict) or not isinstance(subj, list) or len(subj) != 1 or not isinstance(subj[0], dict):
+        raise VerificationError("attestation statement must have one subject and a predicate")
+    merkle = pred.get("merkle")
+    if not isinstance(merkle, dict) or merkle.get("spec") != SPEC:
+        raise VerificationError(f"attestation predicate has no {SPEC} merkle section")
+    return st
+
+
+def _diff_shard(sid: str, attested: list[tuple[str, str]], actual: list[tuple[str, str]]) -> list[Difference]:
+    a = {k: s for k, s in attested}
+    b = {k: s for k, s in actual}
+    out = [Difference("removed", sid, k) for k in sorted(a.keys() - b.keys())]
+    out += [Difference("added", sid, k) for k in sorted(b.keys() - a.keys())]
+    out += [
+        Difference("altered", sid, k, "bytes differ from the attested sha256")
+        for k in sorted(a.keys() & b.keys())
+        if a[k] != b[k]
+    ]
+    if not out:  # same key set and digests but different multiset: a duplicated key
+        out.append(Difference("altered", sid, None, "duplicate keys differ"))
+    return out
+
+
+def verify(
+    dataset: Sequence[Path],
+    attestation: Path,
+    public_key: Ed25519PublicKey | None = None,
+    leaves: Path | None = None,
+) -> VerifyResult:
+    """Raises VerificationError for a bad signature or statement; returns the data differences (empty = verified)."""
+    from cleanset.actions.dataset_digest import digest_dataset
+
+    env = dsse.open_envelope(attestation)
+    if env.payload_type != PAYLOAD_TYPE:
+        raise VerificationError(f"payloadType {env.payload_type!r} is not {PAYLOAD_TYPE}")
+    trusted = public_key is not None
+    if public_key is None:
+        # Integrity only: the statement names its own signer. Who signed is only established with --pubkey.
+        try:
+            embedded = json.loads(env.payload)["predicate"]["signer"]["publicKey"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            raise VerificationError("attestation names no signer key; pass --pubkey") from None
+        public_key = dsse.parse_public_pem(embedded)
+    kid = dsse.verify_envelope(env, public_key)
+    st = _statement(env.payload)
+    pred = st["predicate"]
+    merkle = pred["merkle"]
+    digest, _ = digest_dataset(dataset, (pred.get("dataset") or {}).get("format"))
+    result = VerifyResult(st, kid, digest.root, digest.items, trusted)
+    for sid, key, reason in digest.unreadable:
+        result.differences.append(Difference("unreadable", sid, key, reason))
+    want_root = (st["subject"][0].get("digest") or {}).get("sha256")
+    if want_root != merkle.get("root"):
+        raise VerificationError("attestation subject digest and predicate merkle root disagree")
+    if digest.root == want_root and not result.differences:
+        return result
+    attested_roots = {s["id"]: s["root"] for s in merkle.get("shards") or []}
+    actual_roots = digest.shard_roots
+    changed = [
+        s for s in sorted(attested_roots.keys() | actual_roots.keys()) if attested_roots.get(s) != actual_roots.get(s)
+    ]
+    if not changed:
+        return result
+    # The name recorded at signing, beside the attestation; or <attestation>.leaves.parquet if it was renamed.
+    candidates = (
+        [leaves]
+        if leaves
+        else [attestation.with_name(str((merkle.get("leaves") or {}).get("name", ""))), leaves_path_for(attestation)]
+    )
+    leaves_file = next((p for p in candidates if p.is_file()), candidates[0])
+    try:
+        attested = read_leaves(leaves_file, str((merkle.get("leaves") or {}).get("sha256")))
+    except VerificationError as e:
+        for s in changed:
+            result.differences.append(Difference("altered", s, None, f"shard root differs; {e}"))
+        return result
+    for s in changed:
+        if s not in actual_roots:
+            result.differences.append(Difference("shard_removed", s))
+            result.differences += [Difference("removed", s, k) for k, _ in sorted(attested.get(s, []))]
+        elif s not in attested_roots:
+            result.differences.append(Difference("shard_added", s))
+            result.differences += [Difference("added", s, k) for k, _ in sorted(digest.leaves[s])]
+        else:
+            result.differences += _diff_shard(s, attested.get(s, []), digest.leaves[s])
+    return result
+
+
+def describe_failure(result: VerifyResult) -> str:
+    lines = [str(d) for d in result.differences[:MAX_NAMED]]
+    more = len(result.differences) - MAX_NAMED
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "dataset does not match the attestation:\n  " + "\n  ".join(lines)

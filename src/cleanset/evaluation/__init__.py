@@ -1,0 +1,1 @@
+"""Measuring cleanset: the robustness benchmark (transforms, recall, false matches, cost)."""

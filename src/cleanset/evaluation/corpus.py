@@ -1,0 +1,136 @@
+"""The photos a robustness run works on: benign pictures from folders (and scikit-image's sample photos).
+
+Two things keep the "distinct photos" honest. KDE Plasma wallpapers ship one picture in several resolutions (and a
+dark variant); only one file per wallpaper is taken, the largest at most ``max_width`` wide. After loading,
+photos whose PDQ hashes (any rotation/flip) are already within the match threshold of an earlier one are dropped:
+they are the same picture (one wallpaper in two sizes, a light and dark variant), and counting them as a false
+match would measure the corpus, not the matcher. Photos whose PDQ quality is under the gate are dropped too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cleanset.errors import UserError
+
+EXTS = {".jpg", ".jpeg", ".png", ".webp"}
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "retina.jpg",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+)
+_PLASMA = re.compile(r"^(?P<w>\d+)x(?P<h>\d+)$")
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    rgb: np.ndarray
+
+
+def _plasma_package(p: Path) -> Path | None:
+    """The wallpaper folder of a KDE Plasma package image (``<pkg>/contents/images*/WxH.ext``), else None."""
+    if p.parent.parent.name == "contents" and p.parent.name.startswith("images"):
+        return p.parent.parent.parent
+    return None
+
+
+def collect_files(paths: Sequence[Path], *, max_width: int = 2560, min_bytes: int = 20_000) -> list[Path]:
+    """Image files under ``paths``, one resolution per Plasma wallpaper (no dark variants, no screenshots)."""
+    files: set[Path] = set()
+    plasma: dict[Path, list[tuple[int, Path]]] = {}
+    for root in paths:
+        if not root.exists():
+            raise UserError(f"{root}: no such file or folder")
+        found = [root] if root.is_file() else sorted(root.rglob("*"))
+        for p in found:
+            if p.suffix.lower() not in EXTS or not p.is_file() or p.stat().st_size < min_bytes:
+                continue
+            pkg = _plasma_package(p)
+            if pkg is not None:
+                m = _PLASMA.match(p.stem)
+                if p.parent.name == "images" and m and int(m["w"]) <= max_width:
+                    plasma.setdefault(pkg, []).append((int(m["w"]), p))
+                continue
+            if p.name.startswith("screenshot") and (p.parent / "images").is_dir():
+                continue
+            files.add(p.resolve())
+    for options in plasma.values():
+        files.add(max(options)[1].resolve())
+    return sorted(files)
+
+
+def skimage_files() -> list[Path]:
+    """scikit-image's bundled colour photos (shipped with the package: no download)."""
+    import skimage
+
+    base = Path(skimage.__file__).parent / "data"
+    return [base / n for n in SKIMAGE_PHOTOS if (base / n).is_file()]
+
+
+def load_rgb(path: Path, max_side: int) -> np.ndarray:
+    """Decode to RGB (transparency composited on white) and shrink so the longest side is at most ``max_side``."""
+    with Image.open(path) as im:
+        im.draft("RGB", (max_side, max_side))
+        if im.mode in ("RGBA", "LA", "P"):
+            im = im.convert("RGBA")
+            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(bg, im)
+        im = im.convert("RGB")
+        if max(im.size) > max_side:
+            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return np.ascontiguousarray(np.asarray(im))
+
+
+def load_photos(
+    files: Iterable[Path],
+    *,
+    max_side: int = 1024,
+    limit: int | None = None,
+    threshold: int = 31,
+    min_quality: int = 50,
+) -> tuple[list[Photo], list[str]]:
+    """Load and de-duplicate; returns the photos and the names dropped, each with why.
+
+    Pictures below the PDQ quality gate (flat drawings, gradients) are left out too: the matcher only matches
+    them exactly, by design, so they say nothing about robustness.
+    """
+    from cleanset.signals.pdq import pdq_rgb
+
+    photos: list[Photo] = []
+    kept_bits: list[np.ndarray] = []
+    dropped: list[str] = []
+    for path in files:
+        if limit is not None and len(photos) >= limit:
+            break
+        rgb = load_rgb(path, max_side)
+        res = pdq_rgb(rgb)
+        if res.quality < min_quality:
+            dropped.append(f"{_short(path)} (PDQ quality {res.quality})")
+            continue
+        bits = np.unpackbits(np.frombuffer(bytes.fromhex("".join(res.dihedral)), dtype=np.uint8)).reshape(8, 256)
+        if kept_bits:
+            bank = np.stack(kept_bits)  # (n, 256): originals kept so far
+            dist = (bank[:, None, :] != bits[None, :, :]).sum(axis=2)
+            if int(dist.min()) <= threshold:
+                dropped.append(f"{_short(path)} (same picture as a photo already taken)")
+                continue
+        kept_bits.append(bits[0])
+        photos.append(Photo(_short(path), rgb))
+    return photos, dropped
+
+
+def _short(path: Path) -> str:
+    parts = path.parts
+    return "/".join(parts[-4:]) if "contents" in parts else "/".join(parts[-2:])

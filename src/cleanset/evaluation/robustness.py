@@ -1,0 +1,267 @@
+"""The robustness benchmark: how often a transformed copy of a banked photo is still caught, and at what price.
+
+Half of the photos (every other one) become a stand-in bank of their original PDQ and pHash values. Every photo,
+banked or not, goes through every transform and is hashed the way a scan hashes it (``HashEngine`` with dihedral
+and region probes). Three matchers are compared on the same hashes:
+
+- ``pdq``: the transformed image's own PDQ (``pdq/original``) only, what a plain PDQ lookup does;
+- ``probes``: every PDQ probe cleanset makes (eight dihedral hashes of the image and of each proposed region);
+- ``phash``: the 64-bit pHash at its own threshold.
+
+Recall counts banked photos whose transformed copy matches their own entry. A false match is any match of an
+unbanked photo's transformed copy to any entry, or of a banked photo's copy to an entry that is not its own: these
+are distinct pictures, so every one is a matcher error. PDQ probes below the quality gate count only at distance 0,
+as in the matcher.
+
+The cost figure times plain hashing (PDQ with its dihedral hashes) against hashing with region probes on the
+untransformed photos, in the same process, alternating, best of several rounds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cleanset.banks.base import MemoryBank
+from cleanset.errors import UserError
+from cleanset.evaluation.corpus import Photo, collect_files, load_photos, skimage_files
+from cleanset.evaluation.transforms import TRANSFORMS, transform_names
+from cleanset.records import HashOutcome
+from cleanset.signals import get_signal
+from cleanset.signals.engine import HashConfig, HashEngine
+
+QUALITY_GATE = 50
+METHODS = ("pdq", "probes", "phash")
+
+
+@dataclass
+class MethodStats:
+    """Recall and distance distribution of one matcher on one transform (distances to the photo's own entry)."""
+
+    hits: int = 0
+    trials: int = 0
+    distances: list[int] = field(default_factory=list)
+    false_matches: int = 0
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.trials if self.trials else float("nan")
+
+    def quantile(self, q: float) -> float:
+        return float(np.quantile(self.distances, q)) if self.distances else float("nan")
+
+
+@dataclass
+class TransformRow:
+    name: str
+    family: str
+    stats: dict[str, MethodStats]
+    matched_by: dict[str, int] = field(default_factory=dict)  # probe name prefix -> banked photos it caught
+
+
+@dataclass
+class Cost:
+    photos: int
+    plain_s: float
+    probes_s: float
+    with_regions: int
+
+    @property
+    def overhead(self) -> float:
+        return self.probes_s / self.plain_s - 1.0
+
+
+@dataclass
+class RobustnessResult:
+    photos: int
+    banked: int
+    dropped: list[str]
+    threshold: int
+    phash_threshold: int
+    rows: list[TransformRow]
+    comparisons: dict[str, int]  # method -> distinct-photo comparisons made (queries x entries)
+    cost: Cost | None
+
+    def row(self, name: str) -> TransformRow:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def false_matches(self, method: str) -> int:
+        return sum(r.stats[method].false_matches for r in self.rows)
+
+
+def _bits(hexes: Sequence[str]) -> np.ndarray:
+    raw = np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(len(hexes), -1)
+    return np.unpackbits(raw, axis=1)
+
+
+@dataclass
+class _Bank:
+    """The stand-in bank as bit matrices (brute-force Hamming is exact and fast at this size)."""
+
+    pdq: np.ndarray  # (n, 256)
+    phash: np.ndarray  # (n, 64)
+
+    @classmethod
+    def from_memory(cls, bank: MemoryBank) -> _Bank:
+        return cls(np.unpackbits(bank.values("pdq"), axis=1), np.unpackbits(bank.values("phash"), axis=1))
+
+
+def _pdq_distances(outcome: HashOutcome, bank: np.ndarray, plain: bool) -> tuple[np.ndarray, list[str]]:
+    """Gated distances (probes x entries) of the outcome's PDQ probes; a low-quality probe only counts at 0."""
+    probes = [p for p in outcome.probes if p.signal == "pdq" and (not plain or p.name == "pdq/original")]
+    if not probes:
+        return np.full((0, len(bank)), 256), []
+    d = (_bits([p.value for p in probes])[:, None, :] != bank[None, :, :]).sum(axis=2)
+    low = np.array([(p.quality or 0) < QUALITY_GATE for p in probes])
+    d[low] = np.where(d[low] == 0, 0, 256)
+    return d, [p.name for p in probes]
+
+
+def _evaluate(
+    outcome: HashOutcome, bank: _Bank, own: int | None, threshold: int, phash_threshold: int
+) -> dict[str, tuple[int | None, bool, str | None]]:
+    """Per method: distance to the own entry (None for unbanked photos), whether any other entry matched, and
+    (probes only) which probe came closest to the own entry."""
+    out: dict[str, tuple[int | None, bool, str | None]] = {}
+    for method in ("pdq", "probes"):
+        d, names = _pdq_distances(outcome, bank.pdq, plain=method == "pdq")
+        per_entry = d.min(axis=0) if len(d) else np.full(len(bank.pdq), 256)
+        other = np.ones(len(per_entry), dtype=bool)
+        own_d, best = None, None
+        if own is not None:
+            other[own] = False
+            own_d = int(per_entry[own])
+            best = names[int(np.argmin(d[:, own]))] if len(d) else None
+        out[method] = (own_d, bool((per_entry[other] <= threshold).any()), best)
+    ph = outcome.hashes.get("phash")
+    if ph is None:
+        dist = np.full(len(bank.phash), 64)
+    else:
+        dist = (_bits([ph])[0][None, :] != bank.phash).sum(axis=1)
+    other = np.ones(len(dist), dtype=bool)
+    own_d = None
+    if own is not None:
+        other[own] = False
+        own_d = int(dist[own])
+    out["phash"] = (own_d, bool((dist[other] <= phash_threshold).any()), None)
+    return out
+
+
+def measure_cost(photos: Sequence[Photo], rounds: int = 3) -> Cost:
+    """Seconds to hash every photo plainly (PDQ + dihedral) and with region probes; best of ``rounds``."""
+    plain = HashEngine(HashConfig(signals=("pdq",), dihedral=True, regions=False))
+    probes = HashEngine(HashConfig(signals=("pdq",), dihedral=True, regions=True))
+    plain.hash_rgb(photos[0].rgb)  # compile and warm both before timing
+    probes.hash_rgb(photos[0].rgb)
+    best_plain = best_probes = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for p in photos:
+            plain.hash_rgb(p.rgb)
+        t1 = time.perf_counter()
+        for p in photos:
+            probes.hash_rgb(p.rgb)
+        t2 = time.perf_counter()
+        best_plain, best_probes = min(best_plain, t1 - t0), min(best_probes, t2 - t1)
+    with_regions = sum(
+        1 for p in photos if any(pr.name.split("/")[0] not in ("pdq",) for pr in probes.hash_rgb(p.rgb).probes)
+    )
+    return Cost(len(photos), best_plain, best_probes, with_regions)
+
+
+def run_photos(
+    photos: Sequence[Photo],
+    *,
+    threshold: int = 31,
+    phash_threshold: int | None = None,
+    transforms: Sequence[str] | None = None,
+    seed: int = 0,
+    cost: bool = True,
+    dropped: Sequence[str] = (),
+) -> RobustnessResult:
+    """The benchmark on already-loaded photos (tests use a handful)."""
+    if len(photos) < 4:
+        raise UserError(f"the robustness benchmark needs at least 4 distinct photos, got {len(photos)}")
+    phash_t = get_signal("phash").default_threshold if phash_threshold is None else phash_threshold
+    names = list(transforms) if transforms else transform_names()
+    chosen = [TRANSFORMS.get(n) for n in names]
+    engine = HashEngine(HashConfig(signals=("pdq", "phash"), dihedral=True, regions=True))
+    plain_engine = HashEngine(HashConfig(signals=("pdq", "phash"), dihedral=False, regions=False))
+
+    banked_idx = list(range(0, len(photos), 2))
+    unbanked = [p.rgb for i, p in enumerate(photos) if i % 2 == 1]
+    entries: list[tuple[str, str, str]] = []
+    for k, i in enumerate(banked_idx):
+        o = plain_engine.hash_rgb(photos[i].rgb)
+        entries += [("pdq", o.hashes["pdq"], f"e{k}"), ("phash", o.hashes["phash"], f"e{k}")]
+    bank = _Bank.from_memory(MemoryBank.from_hex("stand-in", entries))
+
+    rows: list[TransformRow] = []
+    comparisons = {m: 0 for m in METHODS}
+    for t in chosen:
+        stats = {m: MethodStats() for m in METHODS}
+        matched_by: dict[str, int] = {}
+        for i, photo in enumerate(photos):
+            own = i // 2 if i % 2 == 0 else None
+            fillers = [u for j, u in enumerate(unbanked) if 2 * j + 1 != i]
+            rgb = t.apply(photo.rgb, seed=seed, index=i, fillers=fillers)
+            res = _evaluate(engine.hash_rgb(rgb), bank, own, threshold, phash_t)
+            for m in METHODS:
+                own_d, false_hit, best = res[m]
+                limit = phash_t if m == "phash" else threshold
+                s = stats[m]
+                s.false_matches += int(false_hit)
+                comparisons[m] += len(banked_idx) - (1 if own is not None else 0)
+                if own_d is not None:
+                    s.trials += 1
+                    s.distances.append(own_d)
+                    if own_d <= limit:
+                        s.hits += 1
+                        if best is not None:
+                            prefix = best.split("/")[0]
+                            matched_by[prefix] = matched_by.get(prefix, 0) + 1
+        rows.append(TransformRow(t.name, t.family, stats, matched_by))
+    return RobustnessResult(
+        photos=len(photos),
+        banked=len(banked_idx),
+        dropped=list(dropped),
+        threshold=threshold,
+        phash_threshold=phash_t,
+        rows=rows,
+        comparisons=comparisons,
+        cost=measure_cost(photos) if cost else None,
+    )
+
+
+def run(
+    paths: Sequence[Path],
+    out: Path | None = None,
+    *,
+    threshold: int = 31,
+    limit: int | None = None,
+    max_side: int = 1024,
+    include_skimage: bool = True,
+    transforms: Sequence[str] | None = None,
+    seed: int = 0,
+    cost: bool = True,
+) -> RobustnessResult:
+    """Load benign photos from ``paths`` (plus scikit-image's), run the benchmark, write the table/plot to ``out``."""
+    files = collect_files(paths)
+    if include_skimage:
+        files += skimage_files()
+    photos, dropped = load_photos(files, max_side=max_side, limit=limit, threshold=threshold)
+    result = run_photos(
+        photos, threshold=threshold, transforms=transforms, seed=seed, cost=cost, dropped=dropped
+    )
+    if out is not None:
+        from cleanset.evaluation.report import write_report
+
+        write_report(result, out)
+    return result

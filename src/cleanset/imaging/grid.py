@@ -1,0 +1,399 @@
+"""Find the cells of a grid or collage: dividing gutters, seams between pictures, and the regular layouts.
+
+A collage is split by lines that cross the whole picture (or the whole cell being split): either a gutter, a band
+of rows that are one flat colour, or a seam, a straight step where nearly every pixel differs from the one across
+the line. Both are read off a strided copy of a few hundred pixels a side, so an ordinary photo costs a few
+vectorised passes over ~100k pixels. A seam has to stand out: most of the line must be a strong step while the
+rows just beside it are not (a textured photo has strong steps everywhere, a horizon is not a step over its whole
+length). At the positions of the regular layouts (halves and thirds) a weaker seam is accepted, since that is
+where collage makers put them.
+
+Uneven layouts (one big picture beside two stacked ones) are split the way they were made: first by the lines
+that cross the whole image, then each cell again by the lines that cross that cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from cleanset.imaging.borders import Box, stride_for
+
+GRID_SIDE = 200  # the strided copy has about this many pixels on its longest side
+STEP_TOL = 32  # a luma step at least this large counts as strong
+FLAT_STD = 4.0  # a gutter row's luma varies less than this (JPEG noise included)
+MAX_GUTTER_SHARE = 0.06  # a wider flat band is background, not a gutter
+SEAM_FRACTION = 0.75  # share of a line that must be a strong step, anywhere
+REGULAR_SEAM_FRACTION = 0.42  # the same, at 1/2, 1/3, 2/3 of the way across
+SEAM_PROMINENCE = 0.3  # the line must beat the lines two rows away by this share
+SEAM_MIN_MEAN = 10.0  # at a regular position, a line whose mean luma step is at least this ...
+SEAM_MEAN_RATIO = 5.0  # ... and this many times the typical step of the rows around it is a seam too,
+SEAM_NOISE = 8.0  # provided that a step of at least this much ...
+SEAM_LENGTH = 0.7  # ... runs along this share of the line
+REGULAR_POSITIONS = (1 / 3, 1 / 2, 2 / 3)
+REGULAR_SLACK = 0.015  # how close to a regular position counts as "at" it (share of the length)
+MIN_CELL = 64  # full-resolution pixels: smaller cells are not worth a hash
+MIN_CELL_SHARE = 0.12  # nor are cells thinner than this share of what is being split
+HINT_SHARE = 0.12  # a strided step share this high near a regular position is worth an exact look
+MAX_LINES = 4  # more dividers than this on one axis is a pattern (stripes, tiles), not a collage
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a split, with its layout label (``2x2.3``, or ``1x2.1.2x1.0`` when split twice)."""
+
+    label: str
+    box: Box
+
+
+@njit(cache=True, nogil=True)
+def _line_stats(rgb: np.ndarray, step: int, step_tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over every ``step``-th pixel: per sampled row and column, the luma spread (std) and the share of
+    pixels that step strongly from the previous row/column.
+
+    Returns (row_std[nr], row_step[nr-1], col_std[nc], col_step[nc-1]); ``row_step[k-1]`` belongs to the
+    boundary between sampled rows k-1 and k.
+    """
+    nr = (rgb.shape[0] + step - 1) // step
+    nc = (rgb.shape[1] + step - 1) // step
+    tol = np.int32(step_tol * 256)
+    prev = np.zeros(nc, dtype=np.int32)
+    row_s = np.zeros(nr)
+    row_q = np.zeros(nr)
+    col_s = np.zeros(nc, dtype=np.int64)
+    col_q = np.zeros(nc, dtype=np.int64)
+    row_step = np.zeros(max(nr - 1, 0))
+    col_step = np.zeros(max(nc - 1, 0))
+    for i in range(nr):
+        y = i * step
+        last = np.int32(0)
+        rs = np.int64(0)
+        rq = np.int64(0)
+        rstep = 0
+        for j in range(nc):
+            x = j * step
+            # luma x 256 in integers (BT.601 weights), exact enough to tell flat from not
+            v = np.int32(77) * rgb[y, x, 0] + np.int32(150) * rgb[y, x, 1] + np.int32(29) * rgb[y, x, 2]
+            vs = v >> 8
+            rs += vs
+            rq += vs * vs
+            col_s[j] += vs
+            col_q[j] += vs * vs
+            if i > 0 and abs(v - prev[j]) >= tol:
+                rstep += 1
+            if j > 0 and abs(v - last) >= tol:
+                col_step[j - 1] += 1.0
+            prev[j] = v
+            last = v
+        row_s[i] = rs
+        row_q[i] = rq
+        if i > 0:
+            row_step[i - 1] = rstep
+    row_std = np.sqrt(np.maximum(row_q / nc - (row_s / nc) ** 2, 0.0))
+    col_std = np.sqrt(np.maximum(col_q / nr - (col_s / nr) ** 2, 0.0))
+    return row_std, row_step / nc, col_std, col_step / max(nr, 1)
+
+
+def _lines(std: np.ndarray, s: np.ndarray) -> list[tuple[int, int]]:
+    """Dividers across one axis, from the per-line spread ``std`` (n) and step shares ``s`` (n-1) of the small
+    copy, as half-open bands of small rows: a gutter band [i, j) covers the flat rows; a seam between rows k-1
+    and k is the empty band [k, k).
+    """
+    n = len(std)
+    if n < 8:
+        return []
+    bands: list[tuple[int, int]] = []
+    flat = std <= FLAT_STD
+    if flat.any():
+        # Runs of flat rows that do not touch the edge (a flat run there is margin, which the trim handles),
+        # and that are thin: a wide one is the flat background of a drawing.
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flat.astype(np.int8), [0]])))
+        wide = max(1, int(MAX_GUTTER_SHARE * n))
+        bands.extend(
+            (int(i), int(j))
+            for i, j in zip(edges[::2], edges[1::2], strict=True)
+            if i > 0 and j < n and j - i <= wide
+        )
+    padded = np.concatenate([np.zeros(2), s, np.zeros(2)])
+    beside = np.maximum(padded[:-4], padded[4:])
+    left = np.concatenate([[0.0], s[:-1]])
+    right = np.concatenate([s[1:], [0.0]])
+    pos = (np.arange(len(s)) + 1) / n
+    regular = np.zeros(len(s), dtype=bool)
+    for r in REGULAR_POSITIONS:
+        regular |= np.abs(pos - r) <= REGULAR_SLACK
+    need = np.where(regular, REGULAR_SEAM_FRACTION, SEAM_FRACTION)
+    hit = (s >= need) & (s - beside >= SEAM_PROMINENCE) & (s >= left) & (s >= right)
+    hit[:2] = False
+    hit[-2:] = False
+    bands.extend((int(i) + 1, int(i) + 1) for i in np.flatnonzero(hit))
+    return _merge(sorted(bands), gap=max(2, n // 50))
+
+
+def _merge(bands: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """Join bands closer than ``gap`` small rows (both edges of a thin gutter, a seam beside its gutter)."""
+    out: list[tuple[int, int]] = []
+    for b0, b1 in bands:
+        if out and b0 - out[-1][1] <= gap:
+            out[-1] = (out[-1][0], max(out[-1][1], b1))
+        else:
+            out.append((b0, b1))
+    return out
+
+
+def _refine_seam(
+    full: np.ndarray, k: int, step: int, *, lo: int | None = None, hi: int | None = None, cstep: int | None = None
+) -> int:
+    """Exact full-resolution row of a seam found between small rows k-1 and k (or between rows ``lo`` and
+    ``hi``): the row with the strongest step from the row above it."""
+    lo = max(1, (k - 1) * step + 1 if lo is None else lo)
+    hi = min(full.shape[0] - 1, k * step if hi is None else hi)
+    if lo >= hi:
+        return min(max(k * step, 0), full.shape[0])
+    rows = full[lo - 1 : hi + 1, :: cstep or step].astype(np.int16)
+    diff = np.abs(rows[1:] - rows[:-1]).max(axis=2).mean(axis=1)
+    return lo + int(np.argmax(diff))
+
+
+@njit(cache=True, nogil=True)
+def _window_stats(
+    rgb: np.ndarray, axis: int, r0: int, r1: int, cstep: int, step_tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every full-resolution line r0..r1-1 across ``axis`` (rows for 0, columns for 1), sampled every ``cstep``
+    pixels along the line: luma spread, the share of samples where the line differs strongly from the line two
+    before it (two, so a seam blurred over one line still counts), the mean luma difference from that line, and
+    the share of samples where it differs at all (beyond noise).
+
+    Pixels are read in memory order whichever the axis, so a column window costs what a row window costs.
+    """
+    n = r1 - r0
+    length = rgb.shape[1 - axis]
+    nc = (length + cstep - 1) // cstep
+    lum = np.empty((n, nc), dtype=np.int32)
+    if axis == 0:
+        for i in range(n):
+            for j in range(nc):
+                y, x = r0 + i, j * cstep
+                lum[i, j] = np.int32(77) * rgb[y, x, 0] + np.int32(150) * rgb[y, x, 1] + np.int32(29) * rgb[y, x, 2]
+    else:
+        for j in range(nc):
+            for i in range(n):
+                y, x = j * cstep, r0 + i
+                lum[i, j] = np.int32(77) * rgb[y, x, 0] + np.int32(150) * rgb[y, x, 1] + np.int32(29) * rgb[y, x, 2]
+    tol = np.int32(step_tol * 256)
+    low = np.int32(SEAM_NOISE * 256)
+    std = np.zeros(n)
+    share = np.zeros(n)
+    mean = np.zeros(n)
+    some = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        q = 0.0
+        for j in range(nc):
+            f = lum[i, j] / 256.0
+            s += f
+            q += f * f
+        std[i] = np.sqrt(max(q / nc - (s / nc) ** 2, 0.0))
+        if i >= 2:
+            hit = 0
+            seen = 0
+            total = 0
+            for j in range(nc):
+                d = abs(lum[i, j] - lum[i - 2, j])
+                total += d
+                if d >= tol:
+                    hit += 1
+                if d >= low:
+                    seen += 1
+            share[i] = hit / nc
+            mean[i] = total / nc / 256.0
+            some[i] = seen / nc
+    return std, share, mean, some
+
+
+@njit(cache=True, nogil=True)
+def _window_verdict(
+    std: np.ndarray, share: np.ndarray, mean: np.ndarray, some: np.ndarray, wide: int
+) -> tuple[int, int]:
+    """(start, end) window lines of a gutter, (k, k) of a seam just before line k, or (-1, -1)."""
+    n = len(std)
+    # A gutter: a run of flat lines inside the window (not cut off by its ends), no wider than ``wide``.
+    i = 4
+    while i < n - 4:
+        if std[i] <= FLAT_STD:
+            j = i
+            while j < n and std[j] <= FLAT_STD:
+                j += 1
+            if std[i - 1] > FLAT_STD and j < n and j - i <= wide:
+                return i, j
+            i = j
+        i += 1
+    k = 4
+    for t in range(4, n - 4):
+        if mean[t] > mean[k]:
+            k = t
+    beside = max(share[k - 3], share[min(k + 3, n - 1)])
+    # Neighbouring lines of one photo differ little on average; across a seam between two photos the mean
+    # difference jumps, even where the two happen to share colours along part of the line.
+    calm = np.median(np.concatenate((mean[2 : max(2, k - 2)], mean[k + 3 :])))
+    strong = share[k] >= REGULAR_SEAM_FRACTION and share[k] - beside >= SEAM_PROMINENCE
+    outlier = (
+        mean[k] >= SEAM_MIN_MEAN
+        and mean[k] >= SEAM_MEAN_RATIO * max(calm, 1.0)
+        and some[k] >= SEAM_LENGTH  # along the whole line, not a third of it (an uneven layout)
+    )
+    if strong or outlier:
+        return k, k
+    return -1, -1
+
+
+def _regular_edges(rgb: np.ndarray, axis: int, step: int, hint: np.ndarray) -> list[tuple[int, int]]:
+    """Gutters and seams at the regular positions (halves, thirds), checked on every full-resolution line there.
+
+    The strided copy can step over a gutter of a few pixels; collage makers put their lines at these positions,
+    so these few lines are worth reading exactly: when the strided copy shows at least a hint of a step there
+    (``hint``: step shares per strided line), which an ordinary photo mostly does not.
+    """
+    n = rgb.shape[axis]
+    cstep = 2 * step  # along the line, every other strided sample is plenty
+    slack = max(3, int(REGULAR_SLACK * n))
+    wide = max(2, int(MAX_GUTTER_SHARE * n))
+    out: list[tuple[int, int]] = []
+    for pos in REGULAR_POSITIONS:
+        c = round(pos * n)
+        r0, r1 = max(0, c - slack - 4), min(n, c + slack + 4)
+        if r1 - r0 < 12:
+            continue
+        near = hint[max(0, r0 // step - 1) : r1 // step + 1]  # hint[k - 1]: between strided lines k-1 and k
+        if not len(near) or near.max() < HINT_SHARE:
+            continue
+        i, j = _window_verdict(*_window_stats(rgb, axis, r0, r1, cstep, STEP_TOL), wide)
+        if i < 0:
+            continue
+        if i < j:
+            out.append((r0 + i, r0 + j))
+        else:
+            full = rgb if axis == 0 else rgb.transpose(1, 0, 2)
+            r = _refine_seam(full, 0, 1, lo=r0 + i - 1, hi=r0 + i + 1, cstep=cstep)
+            out.append((r, r))
+    return out
+
+
+def _edges(rgb: np.ndarray, axis: int, std: np.ndarray, s: np.ndarray, step: int) -> list[tuple[int, int]]:
+    """Every divider across ``axis`` as (end of the cell before, start of the cell after) in full-resolution
+    lines."""
+    full = rgb if axis == 0 else rgb.transpose(1, 0, 2)
+    n_full = full.shape[0]
+    edges: list[tuple[int, int]] = []
+    for b0, b1 in _lines(std, s):
+        if b0 == b1:
+            r = _refine_seam(full, b0, step)
+            edges.append((r, r))
+        else:
+            # Keep the uncertain rows on both sides of a gutter inside the cells; the cell trim removes them.
+            edges.append((min(n_full, b0 * step), max(0, (b1 - 1) * step + 1)))
+    exact = _regular_edges(rgb, axis, step, s)
+    gap = max(2 * step, 4)
+    merged: list[tuple[int, int]] = []
+    for e in sorted(exact + edges):
+        if merged and e[0] - merged[-1][1] <= gap:
+            prev = merged[-1]
+            # Prefer the exactly measured one (from the regular positions) over the strided estimate.
+            merged[-1] = prev if prev in exact else e if e in exact else (min(prev[0], e[0]), max(prev[1], e[1]))
+        else:
+            merged.append(e)
+    return merged
+
+
+def _intervals(edges: list[tuple[int, int]], n: int) -> list[tuple[int, int]] | None:
+    starts = [0] + [e[1] for e in edges]
+    ends = [e[0] for e in edges] + [n]
+    min_len = max(MIN_CELL, int(MIN_CELL_SHARE * n))
+    cells = [(s, e) for s, e in zip(starts, ends, strict=True) if e - s >= min_len]
+    return cells if len(cells) >= 2 else None
+
+
+def _cuts(
+    rgb: np.ndarray, axis: int, std: np.ndarray, s: np.ndarray, step: int
+) -> tuple[list[tuple[int, int]] | None, list[tuple[int, int]] | None]:
+    """Cells along axis 0 as full-resolution intervals: (the regular split, the split by every line found).
+
+    The regular split uses only the lines at a half or at both thirds, so a picture's own lines (a horizon, a
+    door frame) inside a regular collage's cell do not cut it. Either is None when it does not divide anything.
+    """
+    n = rgb.shape[axis]
+    edges = _edges(rgb, axis, std, s, step)
+    if not edges or len(edges) > MAX_LINES:
+        # Many lines across the whole picture are a pattern (stripes, tiles, planks), not a collage: lines that
+        # cross every picture of a real collage are its seams, and there are few of them.
+        return None, None
+
+    def near(e: tuple[int, int], pos: float) -> bool:
+        return abs((e[0] + e[1]) / 2 - pos * n) <= max(3, REGULAR_SLACK * n)
+
+    thirds = [next((e for e in edges if near(e, p)), None) for p in (1 / 3, 2 / 3)]
+    half = next((e for e in edges if near(e, 1 / 2)), None)
+    regular = None
+    if thirds[0] is not None and thirds[1] is not None:
+        regular = _intervals([thirds[0], thirds[1]], n)
+    elif half is not None:
+        regular = _intervals([half], n)
+    return regular, _intervals(edges, n)
+
+
+def _layout(rows: list[tuple[int, int]], cols: list[tuple[int, int]]) -> list[tuple[str, Box]]:
+    layout = f"{len(rows)}x{len(cols)}"
+    return [
+        (f"{layout}.{r * len(cols) + c}", Box(y0, y1, x0, x1))
+        for r, (y0, y1) in enumerate(rows)
+        for c, (x0, x1) in enumerate(cols)
+    ]
+
+
+def _split(full: np.ndarray, step: int) -> list[tuple[str, Box]] | None:
+    """One level of splitting: rows by lines across the full width, columns by lines across the full height.
+
+    Gives the regular layout's cells and, when other lines were found, the cells of the layout they make.
+    """
+    row_std, row_step, col_std, col_step = _line_stats(full, step, STEP_TOL)
+    reg_r, free_r = _cuts(full, 0, row_std, row_step, step)
+    reg_c, free_c = _cuts(full, 1, col_std, col_step, step)
+    whole_r, whole_c = [(0, full.shape[0])], [(0, full.shape[1])]
+    out: list[tuple[str, Box]] = []
+    seen: set[Box] = set()
+    for rows, cols in ((reg_r, reg_c), (free_r, free_c)):
+        if rows is None and cols is None:
+            continue
+        for label, box in _layout(rows or whole_r, cols or whole_c):
+            if box not in seen:
+                seen.add(box)
+                if any(lb == label for lb, _ in out):
+                    label = label.replace(".", "u.", 1)
+                out.append((label, box))
+    return out or None
+
+
+def find_cells(rgb: np.ndarray, *, depth: int = 2) -> list[Cell]:
+    """The cells of a collage in ``rgb`` (coordinates of ``rgb``), or [] when it is not one.
+
+    When the first split makes two cells, each is split again (once) by lines that cross only that cell, which is
+    how uneven layouts are built. A cell that splits again is kept as well as its parts: the line inside it may be the
+    picture's own (a horizon), not a seam.
+    """
+    h, w = rgb.shape[:2]
+    step = stride_for(h, w, GRID_SIDE)
+    top = _split(rgb, step)
+    if top is None:
+        return []
+    out: list[Cell] = []
+    for label, box in top:
+        sub = None
+        if depth > 1 and len(top) <= 2 and min(box.height, box.width) >= 2 * MIN_CELL:
+            view = rgb[box.y0 : box.y1, box.x0 : box.x1]
+            sub = _split(view, stride_for(box.height, box.width, GRID_SIDE))
+        out.append(Cell(label, box))
+        if sub is not None and len(top) * len(sub) <= 16:
+            out.extend(Cell(f"{label}.{sl}", sb.offset(box.y0, box.x0)) for sl, sb in sub)
+    return out

@@ -1,0 +1,206 @@
+"""Match an item's probes against every bank: the one place that turns hashes into named matches.
+
+Rules (each is a decision a reviewer should be able to find in one place):
+
+- A probe is compared with every bank that holds its ``signal``; exact signals by equality, perceptual ones
+  within ``snapshot.threshold(signal)`` bits (inclusive).
+- A ``pdq`` probe whose quality is below the quality gate is matched at distance 0 only: a flat or tiny image has
+  an unstable PDQ hash, and matching it by distance flags unrelated images. Its exact value still matches, and a
+  note says so. A probe without a quality (a bare hash typed by a user) is not gated.
+- Allow banks hold known false positives. A probe whose value lies within an allow bank's threshold of one of
+  its entries (under the same quality gate) produces no match from any other bank, and a note names the allow
+  bank and entry. Allow banks never produce matches themselves. The rule is per probe, not per item: another
+  probe of the same item (another rotation, a region) is still matched.
+- One ``Match`` per (bank, entry id): the smallest distance wins; on a tie the probe that comes first in the
+  item's probe order. Matches are ordered by (distance, bank, entry id).
+- Each (bank, signal) index is built once, in ``build``; ``match_many`` answers a whole shard with one batch
+  query per index and gives exactly what ``match`` gives item by item.
+
+Bank values never leave this module: a ``Match`` names bank, version, entry id, signal, distance and probe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cleanset.banks.base import BankSnapshot
+from cleanset.errors import InputFormatError, UserError
+from cleanset.matching.base import Index
+from cleanset.matching.exact import ExactIndex
+from cleanset.matching.hamming import HammingIndex
+from cleanset.records import Match, Probe
+from cleanset.signals import get_signal
+from cleanset.signals.base import Metric
+
+QUALITY_GATED_SIGNALS = frozenset({"pdq"})
+
+
+@dataclass(frozen=True)
+class BankIndex:
+    """One (bank, signal) pair, indexed."""
+
+    bank: str
+    version: int
+    allow: bool
+    signal: str
+    threshold: int
+    index: Index
+    entry_ids: Sequence[str]
+
+
+class BankMatcher:
+    def __init__(self, indexes: Sequence[BankIndex], quality_gate: int = 50) -> None:
+        self.indexes = list(indexes)
+        self.quality_gate = quality_gate
+
+    @classmethod
+    def build(
+        cls, snapshots: Sequence[BankSnapshot], quality_gate: int = 50, *, index_cache: Path | None = None
+    ) -> BankMatcher:
+        """Index every (bank, signal) once. With ``index_cache`` (a private directory, e.g. under the bank
+        store), an index saved there for the same bank version and digest is memory-mapped instead of rebuilt;
+        the cache holds bank values, so it is created owner-only like the store."""
+        seen: set[str] = set()
+        indexes: list[BankIndex] = []
+        for snap in snapshots:
+            if snap.name in seen:
+                raise UserError(f"bank {snap.name!r} given twice: match against one version of a bank")
+            seen.add(snap.name)
+            for signal in snap.signals():
+                sig = get_signal(signal)
+                values = snap.values(signal)
+                ids = snap.entry_ids(signal)
+                if values.ndim != 2 or values.shape[1] * 8 != sig.bits or len(ids) != len(values):
+                    raise UserError(
+                        f"bank {snap.name!r} v{snap.version}: {signal} values are not {sig.bits}-bit rows "
+                        "with one entry id each"
+                    )
+                threshold = snap.threshold(signal)
+                kind: type[HammingIndex] | type[ExactIndex] = (
+                    HammingIndex if sig.metric is Metric.HAMMING else ExactIndex
+                )
+                index = _cached(index_cache, snap, signal, kind, values, threshold)
+                indexes.append(BankIndex(snap.name, snap.version, snap.allow, signal, threshold, index, ids))
+        return cls(indexes, quality_gate)
+
+    def signals(self) -> list[str]:
+        return sorted({b.signal for b in self.indexes})
+
+    def match(self, probes: Sequence[Probe]) -> tuple[list[Match], list[str]]:
+        return self.match_many([probes])[0]
+
+    def match_many(self, probe_lists: Sequence[Sequence[Probe]]) -> list[tuple[list[Match], list[str]]]:
+        flat = [(item, pos, p) for item, probes in enumerate(probe_lists) for pos, p in enumerate(probes)]
+        notes: list[list[str]] = [[] for _ in probe_lists]
+        gated = [self._gated(p) for _, _, p in flat]
+        for (item, _, p), g in zip(flat, gated, strict=True):
+            if g:
+                notes[item].append(f"pdq probe {p.name} below quality gate: matched exactly only")
+        by_signal: dict[str, list[int]] = {}
+        for i, (_, _, p) in enumerate(flat):
+            by_signal.setdefault(p.signal, []).append(i)
+        arrays = {s: _probe_array(s, [flat[i][2] for i in rows]) for s, rows in by_signal.items()}
+
+        # (flat row, BankIndex, entry row, distance) for every hit, allow banks first
+        suppressed: dict[int, tuple[str, str]] = {}
+        hits: list[tuple[int, BankIndex, int, int]] = []
+        for b in sorted(self.indexes, key=lambda b: not b.allow):
+            rows = by_signal.get(b.signal)
+            if not rows:
+                continue
+            for pr, er, dr in self._query(b, arrays[b.signal], [gated[i] for i in rows]):
+                row = rows[pr]
+                if b.allow:
+                    suppressed.setdefault(row, (b.bank, b.entry_ids[er]))
+                elif row not in suppressed:
+                    hits.append((row, b, er, dr))
+        for row in sorted(suppressed):
+            item, _, p = flat[row]
+            bank, entry = suppressed[row]
+            notes[item].append(f"probe {p.name} is in allow bank {bank} (entry {entry}): not matched")
+
+        best: list[dict[tuple[str, str], tuple[int, int, Match]]] = [{} for _ in probe_lists]
+        for row, b, er, dr in hits:
+            item, pos, p = flat[row]
+            entry = b.entry_ids[er]
+            key = (b.bank, entry)
+            old = best[item].get(key)
+            if old is None or (dr, pos) < old[:2]:
+                best[item][key] = (dr, pos, Match(b.bank, b.version, entry, b.signal, dr, p.name))
+        out = []
+        for item in range(len(probe_lists)):
+            matches = sorted((m for _, _, m in best[item].values()), key=lambda m: (m.distance, m.bank, m.entry_id))
+            out.append((matches, notes[item]))
+        return out
+
+    def _gated(self, p: Probe) -> bool:
+        return p.signal in QUALITY_GATED_SIGNALS and p.quality is not None and p.quality < self.quality_gate
+
+    def _query(self, b: BankIndex, probes: np.ndarray, gated: list[bool]) -> list[tuple[int, int, int]]:
+        """(probe row, entry row, distance) of ``b``'s hits; gated probes are asked at distance 0 only."""
+        mask = np.asarray(gated, dtype=bool)
+        out: list[tuple[int, int, int]] = []
+        for sel, threshold in ((~mask, b.threshold), (mask, 0)):
+            rows = np.flatnonzero(sel)
+            if len(rows) == 0:
+                continue
+            pr, er, dr = b.index.query(probes[rows], threshold)
+            out.extend(zip(rows[pr].tolist(), er.tolist(), dr.tolist(), strict=True))
+        return out
+
+
+def _cached(
+    cache: Path | None,
+    snap: BankSnapshot,
+    signal: str,
+    kind: type[HammingIndex] | type[ExactIndex],
+    values: np.ndarray,
+    threshold: int,
+) -> Index:
+    """Load the index from the cache when it was built from this very bank content, else build (and save)."""
+
+    def build() -> Index:
+        if kind is HammingIndex:
+            return HammingIndex.build(values, threshold_hint=threshold)
+        return ExactIndex.build(values)
+
+    if cache is None or not snap.digest:
+        return build()
+    from cleanset.banks.secure import lock_down, private_dir, private_tempdir, remove_tree
+
+    where = cache / snap.name / f"v{snap.version}" / f"{signal}-{kind.name}"
+    source = {"digest": snap.digest, "signal": signal, "n": len(values), "threshold_hint": threshold}
+    stamp = where / "source.json"
+    try:
+        if json.loads(stamp.read_text()) == source:
+            return kind.load(where)
+    except (OSError, ValueError, InputFormatError):
+        pass  # absent, stale or damaged: rebuild below
+    index = build()
+    tmp = private_tempdir(private_dir(where.parent), f".{where.name}-")
+    index.save(tmp / "index")
+    (tmp / "index" / "source.json").write_text(json.dumps(source))
+    lock_down(tmp)
+    if where.exists():
+        remove_tree(where)
+    os.replace(tmp / "index", where)
+    remove_tree(tmp)
+    return index
+
+
+def _probe_array(signal: str, probes: Sequence[Probe]) -> np.ndarray:
+    """Probe values as (k, bytes) rows; a malformed value is a caller's bug and is named, never skipped."""
+    sig = get_signal(signal)
+    out = np.empty((len(probes), sig.bits // 8), dtype=np.uint8)
+    for i, p in enumerate(probes):
+        try:
+            out[i] = np.frombuffer(sig.to_bytes(p.value), dtype=np.uint8)
+        except ValueError as e:
+            raise UserError(f"probe {p.name}: {e}") from None
+    return out

@@ -1,0 +1,153 @@
+"""Committing one shard's results atomically, and knowing which shards are done.
+
+Order matters: the items file is written under a temporary name, fsynced, renamed and the directory fsynced; only
+then is the ledger entry written (the same way). A ledger entry therefore always points at a complete items file,
+and a shard without one is simply redone; a ``kill -9`` at any moment loses at most the shards in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cleanset.pipeline.runs import RunDir, fsync_dir, read_json, write_json_atomic
+from cleanset.results.schema import HASH_COLUMNS
+from cleanset.sources.base import Shard
+
+COUNT_KEYS = ("items", "kept", "removed", "review", "failed")
+
+
+class CountMismatch(AssertionError):
+    """A shard's counts do not add up: a bug, never committed."""
+
+
+@dataclass(frozen=True)
+class ShardCounts:
+    items: int
+    kept: int
+    removed: int
+    review: int
+    failed: int
+
+    @classmethod
+    def of_table(cls, table: pa.Table) -> ShardCounts:
+        """Counts from the committed columns themselves, so the ledger cannot disagree with the items file."""
+        import pyarrow.compute as pc
+
+        status = table.column("status")
+        verdict = table.column("verdict")
+
+        def n(col: pa.ChunkedArray, value: str) -> int:
+            return int(pc.sum(pc.equal(col, value)).as_py() or 0)
+
+        return cls(
+            items=table.num_rows,
+            kept=n(verdict, "keep"),
+            removed=n(verdict, "remove"),
+            review=n(verdict, "review"),
+            failed=n(status, "failed"),
+        )
+
+    def check(self, where: str) -> None:
+        if self.items != self.kept + self.removed + self.review + self.failed:
+            raise CountMismatch(
+                f"{where}: items {self.items} != kept {self.kept} + removed {self.removed} + review {self.review} "
+                f"+ failed {self.failed}"
+            )
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in COUNT_KEYS}
+
+
+# Dictionary-encode only the columns with few distinct values: trying it on keys, URLs and hashes costs time
+# (Arrow builds the dictionary, then gives up) and saves nothing. Statistics on hex hashes help no query either.
+DICTIONARY_COLUMNS = (
+    "shard",
+    "status",
+    "reason",
+    "verdict",
+    "format",
+    "probes.list.element.name",
+    "probes.list.element.signal",
+    "matches.list.element.bank",
+    "matches.list.element.signal",
+    "matches.list.element.probe",
+)
+
+
+# Hex digests are half entropy: zstd halves them but costs ~4x the CPU of writing them plain, and on a URL
+# metadata scan (billions of rows, nothing else to do per row) that is a third of the whole budget. Hash columns
+# and probes are therefore stored uncompressed, everything else with zstd.
+PLAIN_COLUMNS = frozenset({*HASH_COLUMNS, "probes"})
+
+
+def _compression(table: pa.Table) -> dict[str, str]:
+    return {c: ("none" if c in PLAIN_COLUMNS else "zstd") for c in table.column_names}
+
+
+def write_parquet_atomic(path: Path, table: pa.Table) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    pq.write_table(
+        table,
+        tmp,
+        compression=_compression(table),
+        use_dictionary=list(DICTIONARY_COLUMNS),
+        write_statistics=["key", "shard"],
+    )
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def commit_shard(
+    run: RunDir,
+    shard: Shard,
+    table: pa.Table,
+    elapsed_s: float,
+    timings: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Write the shard's items then its ledger entry; returns the entry. Raises CountMismatch before writing
+    anything when the counts do not add up. ``elapsed_s`` and ``timings`` include the commit itself."""
+    counts = ShardCounts.of_table(table)
+    counts.check(f"shard {shard.id}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    write_parquet_atomic(run.items_path(shard.id), table)
+    write_s, write_cpu = time.perf_counter() - t0, time.process_time() - c0
+    entry: dict[str, Any] = {
+        "shard": shard.id,
+        "path": shard.path,
+        **counts.as_dict(),
+        "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "elapsed_s": round(elapsed_s + write_s, 4),
+    }
+    if timings is not None:
+        entry["timings"] = {**timings, "write_s": round(write_cpu, 4)}
+    write_json_atomic(run.ledger_path(shard.id), entry)
+    return entry
+
+
+def committed(run: RunDir) -> dict[str, dict[str, Any]]:
+    """Ledger entries by shard id, for shards whose items file is in place."""
+    out: dict[str, dict[str, Any]] = {}
+    if not run.ledger_dir.is_dir():
+        return out
+    for p in sorted(run.ledger_dir.glob("*.json")):
+        entry = read_json(p)
+        if run.items_path(entry["shard"]).is_file():
+            out[entry["shard"]] = entry
+    return out
+
+
+def totals(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    return {k: sum(int(e[k]) for e in entries.values()) for k in COUNT_KEYS}

@@ -1,0 +1,222 @@
+"""A whole scan: configuration checks first, then shards through an executor, then the summary.
+
+Everything that can be wrong with the command (unknown bank, unreadable source, a RUN holding another scan) is
+found before the first image is read. The CLI, the demo and tests all come through ``run_scan``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cleanset.errors import UserError
+from cleanset.pipeline.executors import Event, EventFn, get_executor
+from cleanset.pipeline.ledger import committed, totals
+from cleanset.pipeline.policy import Policy
+from cleanset.pipeline.runs import SUMMARY, RunDir, write_json_atomic
+from cleanset.pipeline.tasks import ScanContext
+from cleanset.results.summary import summarize
+
+DEFAULT_QUALITY_GATE = 50
+
+
+@dataclass
+class ScanOptions:
+    sources: Sequence[Path]
+    banks: Sequence[str]
+    out: Path
+    format: str | None = None
+    signals: Sequence[str] | None = None  # None: the engine's defaults
+    probes: bool = True  # dihedral + region probes
+    quality_gate: int = DEFAULT_QUALITY_GATE
+    max_pixels: int | None = None
+    policy: Policy = field(default_factory=Policy)
+    executor: str = "local"
+    workers: int | None = None
+
+
+@dataclass
+class Prepared:
+    """A scan ready to run: its context, run directory, manifest and the shards still to do."""
+
+    ctx: ScanContext
+    run: RunDir
+    manifest: dict[str, Any]
+    resumed: bool
+    shards_total: int
+    todo: list[Any]
+    done: dict[str, dict[str, Any]]
+
+
+def open_banks(names: Sequence[str]) -> list[Any]:
+    """Snapshots for ``NAME`` or ``NAME@VERSION``; an unknown bank is a UserError from the store."""
+    from cleanset.banks.store import BankStore
+
+    if not names:
+        raise UserError("no bank given: pass --bank NAME (see `cleanset bank list`)")
+    store = BankStore.default()
+    snaps = []
+    for spec in names:
+        name, _, ver = spec.partition("@")
+        if ver and not ver.isdigit():
+            raise UserError(f"--bank {spec!r}: version must be a number (NAME@VERSION)")
+        snaps.append(store.open(name, int(ver) if ver else None))
+    if len({s.name for s in snaps}) != len(snaps):
+        raise UserError("the same bank is given twice")
+    return snaps
+
+
+def bank_record(s: Any) -> dict[str, Any]:
+    """How the manifest names a bank: identity and digest, never a value."""
+    return {
+        "name": s.name,
+        "version": int(s.version),
+        "allow": bool(s.allow),
+        "entry_count": int(s.entry_count),
+        "digest": s.digest,
+        "thresholds": {sig: int(s.threshold(sig)) for sig in s.signals()},
+    }
+
+
+def build_engine(opts: ScanOptions, source: Any) -> Any:
+    """The engine for this source. URL metadata without images gets the URL signals by default, so the
+    manifest lists what was really computed."""
+    from cleanset.signals.engine import IMAGE_SIGNALS, URL_SIGNALS, HashConfig, HashEngine
+
+    kw: dict[str, Any] = {"dihedral": opts.probes, "regions": opts.probes}
+    if opts.signals is not None:
+        kw["signals"] = tuple(opts.signals)
+    elif getattr(source, "name", None) == "laion":
+        kw["signals"] = URL_SIGNALS if getattr(source, "batchable", True) else IMAGE_SIGNALS + URL_SIGNALS
+    if opts.max_pixels is not None:
+        kw["max_pixels"] = opts.max_pixels
+    return HashEngine(HashConfig(**kw))
+
+
+def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepared:
+    """Check everything and open (or reopen) the run. ``snapshots`` lets tests and the demo pass banks directly."""
+    from cleanset.matching.matcher import BankMatcher
+    from cleanset.sources import open_source
+
+    snaps = list(snapshots) if snapshots is not None else open_banks(opts.banks)
+    source = open_source([Path(p) for p in opts.sources], opts.format)
+    engine = build_engine(opts, source)
+    policy = opts.policy
+    allow = frozenset(s.name for s in snaps if s.allow)
+    if allow - policy.allow_banks:
+        policy = Policy(
+            review_above=policy.review_above,
+            bank_actions=policy.bank_actions,
+            allow_banks=policy.allow_banks | allow,
+            score_review=policy.score_review,
+        )
+    cfg = engine.config
+    config = {
+        "sources": [str(Path(p).resolve()) for p in opts.sources],
+        "format": source.name,
+        "banks": [bank_record(s) for s in snaps],
+        "signals": list(cfg.signals),
+        "probes": {"dihedral": bool(cfg.dihedral), "regions": bool(cfg.regions)},
+        "quality_gate": opts.quality_gate,
+        "max_pixels": getattr(cfg, "max_pixels", None),
+        "policy": policy.to_dict(),
+    }
+    run = RunDir(Path(opts.out))
+    run.check(config)  # refuse a different scan before any costly step
+    shards = source.shards()
+    ids = [s.id for s in shards]
+    if len(set(ids)) != len(ids):
+        raise UserError("the source lists two shards with the same id; pass each shard once")
+    matcher = BankMatcher.build(snaps, quality_gate=opts.quality_gate)
+    manifest, resumed = run.open_for_scan(config)  # written only once everything above held
+    done = {k: v for k, v in committed(run).items() if k in set(ids)}
+    ctx = ScanContext(source=source, engine=engine, matcher=matcher, policy=policy, snapshots=snaps)
+    return Prepared(ctx, run, manifest, resumed, len(shards), [s for s in shards if s.id not in done], done)
+
+
+@contextlib.contextmanager
+def run_lock(run: RunDir) -> Iterator[None]:
+    """One scan at a time per RUN: two would commit the same shards twice over."""
+    fd = os.open(run.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{run.path} is being written by another scan") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def warm_up(ctx: ScanContext) -> None:
+    """Compile and page in everything once in the parent, so forked workers inherit it instead of each paying."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 60, 30)).save(buf, "JPEG")
+    outcome = ctx.engine.hash_bytes(buf.getvalue())
+    probes = list(outcome.probes)
+    with contextlib.suppress(Exception):
+        probes += ctx.engine.hash_url("https://example.org/a.jpg").probes
+    ctx.matcher.match_many([probes])
+    from cleanset.pipeline import urlscan
+
+    if urlscan.applies(ctx.source):
+        urlscan.plan_for(ctx)
+
+
+def execute(
+    prep: Prepared,
+    executor: str = "local",
+    workers: int | None = None,
+    on_event: EventFn | None = None,
+    on_start: Callable[[Prepared], None] | None = None,
+) -> dict[str, Any]:
+    """Run the remaining shards and write ``RUN/summary.json``; returns the summary."""
+    started = time.time()
+    ex = get_executor(executor, workers)
+    with run_lock(prep.run):
+        for d in (prep.run.items_dir, prep.run.ledger_dir):
+            for stale in d.glob("*.tmp*"):  # left by a killed scan; never under a final name
+                stale.unlink(missing_ok=True)
+        if on_start is not None:
+            on_start(prep)
+        if prep.todo:
+            warm_up(prep.ctx)
+            ex.run(prep.todo, prep.ctx, prep.run, on_event or (lambda ev: None))
+        entries = committed(prep.run)
+        summary = summarize([prep.run.items_path(s) for s in sorted(entries)])
+        ledger_totals = totals(entries)
+        if any(summary[k] != ledger_totals[k] for k in ledger_totals):
+            raise AssertionError(f"summary {summary} disagrees with ledger totals {ledger_totals}")
+        finished = time.time()
+        summary.update(
+            banks=[{"name": b["name"], "version": b["version"]} for b in prep.manifest["banks"]],
+            shards={"total": prep.shards_total, "committed": len(entries), "resumed": len(prep.done)},
+            started=_iso(started),
+            finished=_iso(finished),
+            elapsed_s=round(finished - started, 3),
+            executor=ex.name,
+            workers=ex.workers,
+        )
+        write_json_atomic(prep.run.path / SUMMARY, summary)
+    return summary
+
+
+def run_scan(
+    opts: ScanOptions,
+    snapshots: Sequence[Any] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> dict[str, Any]:
+    return execute(prepare(opts, snapshots), opts.executor, opts.workers, on_event)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -1,0 +1,233 @@
+"""One shard, start to finish: read, hash, match, decide, and the table of one row per item.
+
+Nothing in here raises for bad data: an unreadable item, an undecodable image, a source that breaks mid-shard, even
+a bug in a hashing hook, becomes a ``failed`` row with its reason, and the counts are checked before anything is
+committed. URL metadata (LAION-style) takes a column-wise path with the same results, see ``urlscan``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from cleanset.pipeline.ledger import ShardCounts
+from cleanset.pipeline.policy import Policy, decide
+from cleanset.records import HashOutcome, ItemResult, Probe, Status
+from cleanset.results.schema import to_table
+from cleanset.sources.base import Shard, Source, SourceItem, marker_key
+
+if TYPE_CHECKING:
+    from cleanset.matching.matcher import BankMatcher
+    from cleanset.signals.engine import HashEngine
+
+# Content hashes that metadata may carry (columns of a LAION-style parquet); they become probes too.
+GIVEN_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256")
+MATCH_BATCH = 512
+
+ProgressFn = Callable[[int, int], None]  # (items done since last call, of which failed)
+
+
+@dataclass
+class ScanContext:
+    """Everything a worker needs; built once per process (or once before forking, shared copy-on-write)."""
+
+    source: Source
+    engine: HashEngine
+    matcher: BankMatcher
+    policy: Policy = field(default_factory=Policy)
+    snapshots: Sequence[Any] = ()  # the banks the matcher was built from (the URL column path's prefilter)
+    url_fast_path: bool = True
+    url_plan: Any = None  # built once by urlscan.plan_for, before workers fork
+
+
+@dataclass
+class Timings:
+    """Where a shard's time went, in CPU seconds of the process that scanned it (wall time would count the
+    waits for other processes on a busy machine): the bench's overhead breakdown, kept in the ledger."""
+
+    read_s: float = 0.0
+    hash_s: float = 0.0
+    match_s: float = 0.0
+    decide_s: float = 0.0  # verdicts and building the table
+    write_s: float = 0.0  # the atomic commit
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(getattr(self, k), 4) for k in ("read_s", "hash_s", "match_s", "decide_s", "write_s")}
+
+
+@dataclass
+class ShardResult:
+    shard: Shard
+    table: pa.Table
+    counts: ShardCounts
+    elapsed_s: float
+    timings: Timings = field(default_factory=Timings)
+
+
+def scan_shard(shard: Shard, ctx: ScanContext, progress: ProgressFn | None = None) -> ShardResult:
+    """Scan one shard; the result's counts are checked (items = kept + removed + review + failed)."""
+    t0 = time.perf_counter()
+    timings = Timings()
+    table: pa.Table | None = None
+    if ctx.url_fast_path:
+        from cleanset.pipeline import urlscan
+
+        if urlscan.applies(ctx.source):
+            table = urlscan.scan_url_shard(shard, ctx, progress, timings)
+    if table is None:
+        results = list(iter_results(shard, ctx, progress, timings))
+        t = time.process_time()
+        table = to_table(results)
+        timings.decide_s += time.process_time() - t
+    counts = ShardCounts.of_table(table)
+    counts.check(f"shard {shard.id}")
+    return ShardResult(shard=shard, table=table, counts=counts, elapsed_s=time.perf_counter() - t0, timings=timings)
+
+
+def iter_results(
+    shard: Shard, ctx: ScanContext, progress: ProgressFn | None = None, timings: Timings | None = None
+) -> Iterator[ItemResult]:
+    """Per-item path, matching in batches (the matcher amortises its index lookups over a batch)."""
+    tm = timings if timings is not None else Timings()
+    batch: list[tuple[SourceItem, HashOutcome, list[str]]] = []
+    clock = time.process_time
+    t = clock()
+    for item in safe_items(ctx.source, shard):
+        t1 = clock()
+        tm.read_s += t1 - t
+        outcome, notes = outcome_of(item, ctx.engine)
+        item.data = None  # hashed: let the allocator reuse the bytes (fresh pages are slow to fault in)
+        batch.append((item, outcome, notes))
+        t = clock()
+        tm.hash_s += t - t1
+        if len(batch) >= MATCH_BATCH:
+            yield from _finish(batch, shard, ctx, progress, tm)
+            batch = []
+            t = clock()
+    tm.read_s += clock() - t
+    if batch:
+        yield from _finish(batch, shard, ctx, progress, tm)
+
+
+def _finish(
+    batch: list[tuple[SourceItem, HashOutcome, list[str]]],
+    shard: Shard,
+    ctx: ScanContext,
+    progress: ProgressFn | None,
+    tm: Timings,
+) -> Iterator[ItemResult]:
+    t0 = time.process_time()
+    matched = ctx.matcher.match_many([o.probes for _, o, _ in batch])
+    t1 = time.process_time()
+    tm.match_s += t1 - t0
+    failed = 0
+    out = []
+    for (item, outcome, own_notes), (matches, notes) in zip(batch, matched, strict=True):
+        r = build_result(item, outcome, shard, matches, [*own_notes, *notes], ctx.policy)
+        failed += r.status is Status.FAILED
+        out.append(r)
+    tm.decide_s += time.process_time() - t1
+    if progress is not None:
+        progress(len(batch), failed)
+    yield from out
+
+
+def build_result(
+    item: SourceItem,
+    outcome: HashOutcome,
+    shard: Shard,
+    matches: Sequence[Any],
+    notes: Sequence[str],
+    policy: Policy,
+) -> ItemResult:
+    return ItemResult(
+        key=item.key,
+        shard=shard.id,
+        status=outcome.status,
+        reason=outcome.reason,
+        verdict=decide(outcome.status, matches, None, policy),
+        hashes=dict(outcome.hashes),
+        pdq_quality=outcome.pdq_quality,
+        width=outcome.width,
+        height=outcome.height,
+        format=outcome.format,
+        url=item.url,
+        probes=list(outcome.probes),
+        matches=list(matches),
+        notes=list(notes),
+    )
+
+
+def safe_items(source: Source, shard: Shard) -> Iterator[SourceItem]:
+    """The source's items; if the reader itself breaks (it should not), the rest of the shard is one failed row
+    rather than a crash or a silent end."""
+    it: Iterator[SourceItem] | None = None
+    while True:
+        try:
+            if it is None:
+                it = iter(source.read(shard))
+            item = next(it)
+        except StopIteration:
+            return
+        except Exception as e:  # fail closed: a reader bug must not lose the rest of the shard silently
+            yield SourceItem(key=marker_key(shard.id, "unread"), error=f"read: reader stopped: {type(e).__name__}: {e}")
+            return
+        yield item
+
+
+def outcome_of(item: SourceItem, engine: HashEngine) -> tuple[HashOutcome, list[str]]:
+    """Hash what the item holds (bytes, URL or both) and add metadata hashes as probes; returns notes too."""
+    if item.error is not None:  # nothing was read: nothing is hashed or matched, the reason is the record
+        return HashOutcome.failed(item.error), []
+    try:
+        outcome = _hash_item(item, engine)
+    except Exception as e:  # the engine never raises for bad data; anything else is still this item's failure
+        outcome = HashOutcome.failed(f"hash: internal error: {type(e).__name__}: {e}")
+    return outcome, add_given_hashes(outcome, item.given_hashes)
+
+
+def _hash_item(item: SourceItem, engine: HashEngine) -> HashOutcome:
+    if item.data is not None:
+        outcome = engine.hash_bytes(item.data)
+        if item.url:
+            u = engine.hash_url(item.url)
+            if u.status is Status.OK:
+                outcome.hashes.update(u.hashes)
+                outcome.probes.extend(u.probes)
+        return outcome
+    if item.url is not None:
+        return engine.hash_url(item.url)
+    if item.given_hashes:  # metadata row with content hashes only: those are its probes
+        return HashOutcome(status=Status.OK)
+    return HashOutcome.failed("read: item holds neither image bytes nor a URL")
+
+
+def add_given_hashes(outcome: HashOutcome, given: dict[str, str]) -> list[str]:
+    """Metadata hashes become probes named by their signal (``md5``), or ``given/md5`` when the content was
+    hashed too and disagrees; a malformed one is noted, never fatal (the item is still checked by the rest)."""
+    notes: list[str] = []
+    if not given:
+        return notes
+    from cleanset.signals import get_signal
+
+    for sig in GIVEN_SIGNALS:
+        raw = given.get(sig)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = get_signal(sig).validate(str(raw))
+        except ValueError as e:
+            notes.append(f"given {sig} ignored: {e}")
+            continue
+        own = outcome.hashes.get(sig)
+        if own is None:
+            outcome.hashes[sig] = value
+            outcome.probes.append(Probe(sig, sig, value))
+        elif own != value:
+            outcome.probes.append(Probe(f"given/{sig}", sig, value))
+            notes.append(f"given {sig} differs from the content's")
+    return notes

@@ -1,0 +1,76 @@
+"""Counting a run's items: the figures of ``RUN/summary.json`` and the scan's closing screen.
+
+One function serves the scan and ``rematch`` alike, so a revision's summary is computed exactly as the original
+one. DuckDB does the grouping over Arrow tables or Parquet files, so a ten-million-row run is summarised without
+loading it into Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+
+def summarize(items: pa.Table | Sequence[Path]) -> dict[str, Any]:
+    """items, kept, removed, review, failed, failures_by_reason, matches_by_bank and matches_by_probe (each
+    counting items, not matches: an item hit by three probes of one bank counts once for that bank)."""
+    con = duckdb.connect()
+    try:
+        if isinstance(items, pa.Table):
+            con.register("items_arrow", items)
+            con.execute("CREATE VIEW items AS SELECT * FROM items_arrow")
+        elif not items:
+            return _empty()
+        else:
+            files = ", ".join(_quote(str(p)) for p in items)
+            con.execute(f"CREATE VIEW items AS SELECT * FROM read_parquet([{files}])")
+        row = con.execute(
+            """SELECT count(*),
+                      count(*) FILTER (WHERE verdict = 'keep'),
+                      count(*) FILTER (WHERE verdict = 'remove'),
+                      count(*) FILTER (WHERE verdict = 'review'),
+                      count(*) FILTER (WHERE status = 'failed')
+               FROM items"""
+        ).fetchone()
+        assert row is not None
+        out: dict[str, Any] = dict(zip(("items", "kept", "removed", "review", "failed"), map(int, row), strict=True))
+        out["failures_by_reason"] = _pairs(
+            con,
+            "SELECT coalesce(reason, '(none)'), count(*) AS n FROM items WHERE status = 'failed' "
+            "GROUP BY 1 ORDER BY n DESC, 1",
+        )
+        matched = "SELECT DISTINCT key, shard, m.{col} AS v FROM (SELECT key, shard, unnest(matches) AS m FROM items)"
+        out["matches_by_bank"] = _pairs(
+            con, f"SELECT v, count(*) AS n FROM ({matched.format(col='bank')}) GROUP BY v ORDER BY n DESC, v"
+        )
+        out["matches_by_probe"] = _pairs(
+            con, f"SELECT v, count(*) AS n FROM ({matched.format(col='probe')}) GROUP BY v ORDER BY n DESC, v"
+        )
+        return out
+    finally:
+        con.close()
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "items": 0,
+        "kept": 0,
+        "removed": 0,
+        "review": 0,
+        "failed": 0,
+        "failures_by_reason": {},
+        "matches_by_bank": {},
+        "matches_by_probe": {},
+    }
+
+
+def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, int]:
+    return {str(k): int(n) for k, n in con.execute(sql).fetchall()}
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"

@@ -1,0 +1,192 @@
+"""The hashing engine: one read, one decode, every signal and every probe of an item.
+
+Why one engine and not one call per signal: decoding a photo costs more than hashing it, and PDQ, pHash and the
+region probes all start from the same pixels, so the engine decodes once and shares the result. pHash's greyscale
+block averages are even gathered in the same pass over the pixels as PDQ's samples (see ``signals/phash.py``).
+
+Probes (what the matcher compares against banks):
+
+- ``md5``, ``sha1``, ``sha256``, ``phash``: the item's own value;
+- ``pdq/<dihedral>``: the PDQ hash of each of the eight rotations/flips (only ``pdq/original`` when dihedral
+  probes are off), all with the PDQ quality;
+- ``pdq512/<dihedral>``: the C++ tool's dialect, matched against the same ``pdq`` bank entries; left out when the
+  image is at most 512x512 (the dialects then agree) and ``pdq`` is computed too;
+- ``<region>/<dihedral>``: PDQ of each region ``cleanset.imaging.regions.find_regions`` proposes (trimmed borders,
+  collage cells), when regions are on.
+
+Bad data never raises: an undecodable item gives ``HashOutcome(status=FAILED, reason="decode: ...")`` with no
+hashes. Configuration errors (an unknown signal name) raise ``UserError`` when the engine is built, before the first
+item is read. When only byte signals are asked for, nothing is decoded, so a non-image still gets its digests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cleanset.errors import UserError
+from cleanset.imaging.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from cleanset.imaging.regions import find_regions
+from cleanset.records import DIHEDRAL_NAMES, HashOutcome, Probe, Status
+from cleanset.signals import get_signal, signal_names
+from cleanset.signals.base import BytesSignal, PixelSignal, UrlSignal
+from cleanset.signals.pdq import (
+    ZERO_RESULT,
+    PdqResult,
+    needs_resize_512,
+    pdq512_rgb,
+    pdq_rgb,
+    result_from_samples,
+    scan,
+    too_small,
+)
+from cleanset.signals.phash import exact_grey, grey_plan, phash_from_blocks, phash_from_grey
+
+IMAGE_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "pdq512", "phash")
+URL_SIGNALS: tuple[str, ...] = ("url_md5", "url_sha1")
+
+
+@dataclass(frozen=True)
+class HashConfig:
+    """What to compute. ``signals`` may mix image and URL signals; each entry point uses the ones it can."""
+
+    signals: tuple[str, ...] = IMAGE_SIGNALS
+    dihedral: bool = True
+    regions: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        known = set(signal_names())
+        unknown = [s for s in self.signals if s not in known]
+        if unknown:
+            raise UserError(f"unknown signal(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        if not self.signals:
+            raise UserError("no signals selected")
+        if len(set(self.signals)) != len(self.signals):
+            raise UserError(f"signal listed twice in {', '.join(self.signals)}")
+        if self.max_pixels <= 0:
+            raise UserError(f"max_pixels must be positive, got {self.max_pixels}")
+
+
+class HashEngine:
+    """Computes a ``HashOutcome`` per item; safe to share across threads (no mutable state)."""
+
+    def __init__(self, config: HashConfig | None = None) -> None:
+        self.config = config or HashConfig()
+        kinds = {name: get_signal(name) for name in self.config.signals}
+        self._bytes = [n for n, s in kinds.items() if issubclass(s, BytesSignal)]
+        self._pixels = [n for n, s in kinds.items() if issubclass(s, PixelSignal)]
+        self._urls = [n for n, s in kinds.items() if issubclass(s, UrlSignal)]
+        self._names = DIHEDRAL_NAMES if self.config.dihedral else DIHEDRAL_NAMES[:1]
+
+    # -- entry points -------------------------------------------------------------------------------------------
+
+    def hash_bytes(self, data: bytes) -> HashOutcome:
+        """All configured byte and pixel signals of one stored file."""
+        out = HashOutcome(status=Status.OK)
+        if self._pixels:
+            try:
+                decoded = decode_image(data, self.config.max_pixels)
+            except DecodeError as e:
+                return HashOutcome.failed(f"decode: {e.reason}")
+            except MemoryError:
+                return HashOutcome.failed("decode: out of memory")
+            out.width, out.height, out.format = decoded.width, decoded.height, decoded.format
+        for name in self._bytes:
+            value = get_signal(name).compute_bytes(data)  # type: ignore[attr-defined]
+            out.hashes[name] = value
+            out.probes.append(Probe(name, name, value))
+        if self._pixels:
+            try:
+                self._add_pixels(decoded.rgb, out)
+            except MemoryError:
+                return HashOutcome.failed("hash: out of memory", width=out.width, height=out.height)
+        return out
+
+    def hash_rgb(self, rgb: np.ndarray) -> HashOutcome:
+        """Pixel signals of already-decoded RGB pixels (HxWx3 uint8)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            return HashOutcome.failed(f"hash: expected HxWx3 uint8 pixels, got {rgb.shape} {rgb.dtype}")
+        out = HashOutcome(status=Status.OK, height=int(rgb.shape[0]), width=int(rgb.shape[1]))
+        if not self._pixels:
+            return HashOutcome.failed("hash: no pixel signal configured")
+        self._add_pixels(np.ascontiguousarray(rgb), out)
+        return out
+
+    def hash_url(self, url: str) -> HashOutcome:
+        """URL signals of an item's URL (the configured ones, or url_md5 and url_sha1 when none is configured)."""
+        names = self._urls or list(URL_SIGNALS)
+        if not url or not url.strip():
+            return HashOutcome.failed("url: empty URL")
+        out = HashOutcome(status=Status.OK)
+        for name in names:
+            try:
+                value = get_signal(name).compute_url(url)  # type: ignore[attr-defined]
+            except ValueError as e:
+                return HashOutcome.failed(f"url: cannot parse: {e}")
+            out.hashes[name] = value
+            out.probes.append(Probe(name, name, value))
+        return out
+
+    # -- pixels -------------------------------------------------------------------------------------------------
+
+    def _pdq_probes(self, prefix: str, res: PdqResult) -> list[Probe]:
+        return [
+            Probe(f"{prefix}/{dname}", "pdq", value, res.quality)
+            for dname, value in zip(self._names, res.dihedral, strict=False)
+        ]
+
+    def _add_pixels(self, rgb: np.ndarray, out: HashOutcome) -> None:
+        want = set(self._pixels)
+        pdq_res: PdqResult | None = None
+        phash_value: str | None = None
+        need_scan = "pdq" in want or ("pdq512" in want and not needs_resize_512(rgb))
+        plan = grey_plan(rgb.shape[0], rgb.shape[1]) if "phash" in want else None
+        if too_small(rgb):
+            pdq_res = ZERO_RESULT
+        elif need_scan or plan is not None:
+            # One pass: PDQ samples and, when pHash is wanted, its greyscale block sums.
+            if plan is not None:
+                samples = scan(rgb, plan.block_rows, plan.block_cols, plan.sums)
+                phash_value = phash_from_blocks(plan.means())
+            else:
+                samples = scan(rgb)
+            pdq_res = result_from_samples(samples)
+        if "pdq" in want and pdq_res is not None:
+            out.hashes["pdq"] = pdq_res.hex
+            out.pdq_quality = pdq_res.quality
+            out.probes.extend(self._pdq_probes("pdq", pdq_res))
+        if "pdq512" in want:
+            big = needs_resize_512(rgb)
+            res512 = pdq512_rgb(rgb) if big else pdq_res
+            assert res512 is not None
+            out.hashes["pdq512"] = res512.hex
+            out.pdq512_quality = res512.quality
+            if big or "pdq" not in want:
+                out.probes.extend(self._pdq_probes("pdq512", res512))
+        if "phash" in want:
+            value = phash_value or phash_from_grey(exact_grey(rgb))
+            out.hashes["phash"] = value
+            out.probes.append(Probe("phash", "phash", value))
+        if self.config.regions and "pdq" in want:
+            for region in find_regions(rgb):
+                crop = rgb[region.y0 : region.y1, region.x0 : region.x1]
+                if crop.shape[0] == 0 or crop.shape[1] == 0:
+                    continue
+                out.probes.extend(self._pdq_probes(region.name, pdq_rgb(np.ascontiguousarray(crop))))
+
+
+def probe_names(config: HashConfig, image_over_512: bool = True) -> Sequence[str]:
+    """Probe names an image item gets under ``config`` (before regions), for manifests and docs."""
+    names: list[str] = []
+    dih = DIHEDRAL_NAMES if config.dihedral else DIHEDRAL_NAMES[:1]
+    for s in config.signals:
+        if s in ("pdq", "pdq512"):
+            if s == "pdq512" and "pdq" in config.signals and not image_over_512:
+                continue
+            names.extend(f"{s}/{d}" for d in dih)
+        elif s not in URL_SIGNALS:
+            names.append(s)
+    return names

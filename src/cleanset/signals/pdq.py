@@ -1,0 +1,200 @@
+"""PDQ, Meta's 256-bit perceptual hash, in the two dialects that hash lists are made with.
+
+- ``pdq``: the full-resolution hash that python-threatexchange and HMA compute (``pdqhash`` bindings to Meta's C++
+  fed with every decoded pixel). Bit-exact with that reference on its published examples; on real photos the
+  fast path agrees bit for bit except when a DCT coefficient lies within float rounding of the median
+  (tests/signals/test_pdq_agreement.py measures it).
+- ``pdq512``: what Meta's own C++ command-line tool hashes (``pdq/cpp/io/pdqio.cpp``): an image wider or taller
+  than 512 px is first resized to exactly 512x512 by CImg's nearest neighbour (source index ``floor(i * n / 512)``
+  along each axis, aspect ratio ignored). Images of at most 512x512 give the same hash in both dialects. The two
+  dialects differ by several bits on most large photos, so an item is matched in both against a bank's ``pdq``
+  entries.
+
+Luma follows ``pdqhash`` (float64 ``0.299 R + 0.587 G + 0.114 B`` rounded to float32) rather than the C++ tool's
+float32 arithmetic: the two differ in the last float32 bit at most, and ``pdqhash`` is the reference the agreement
+tests hold us to. Low-quality hashes (quality < 50) are returned with their quality, never as an empty string; the
+matcher decides what to do with them. Images smaller than 5 px in either dimension get the reference's answer: an
+all-zero hash with quality 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from cleanset.records import DIHEDRAL_NAMES
+from cleanset.signals import SIGNALS
+from cleanset.signals import pdq_kernel as k
+from cleanset.signals.base import Metric, PixelSignal, SignalExample
+from cleanset.signals.examples import example_png
+
+DOWNSAMPLE_DIMS = 512  # the C++ tool's DOWNSAMPLE_DIMS
+ZERO_HEX = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class PdqResult:
+    """A PDQ hash, its quality (0-100), and the hashes of its eight rotations/flips (``DIHEDRAL_NAMES`` order;
+    ``dihedral[0] == hex``)."""
+
+    hex: str
+    quality: int
+    dihedral: tuple[str, ...]
+
+    def by_name(self) -> dict[str, str]:
+        return dict(zip(DIHEDRAL_NAMES, self.dihedral, strict=True))
+
+
+def _words_hex(words: np.ndarray) -> tuple[str, ...]:
+    # The reference prints word 15 first, each as four hex digits (big-endian uint16).
+    be = words[:, ::-1].astype(">u2")
+    return tuple(be[i].tobytes().hex() for i in range(be.shape[0]))
+
+
+def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    return rgb
+
+
+def result_from_samples(samples: np.ndarray) -> PdqResult:
+    """Quality, DCT and the eight hashes from the reference's 64x64 float32 buffer."""
+    quality = int(k.quality_score(samples))
+    dct = k.dct_16x16(samples, k.dct_matrix())
+    hexes = _words_hex(k.dihedral_words(dct))
+    return PdqResult(hex=hexes[0], quality=quality, dihedral=hexes)
+
+
+def too_small(rgb: np.ndarray) -> bool:
+    return rgb.shape[0] < k.MIN_HASHABLE_DIM or rgb.shape[1] < k.MIN_HASHABLE_DIM
+
+
+ZERO_RESULT = PdqResult(hex=ZERO_HEX, quality=0, dihedral=(ZERO_HEX,) * 8)
+
+_NO_GREY_SUM = np.zeros((1, 1), dtype=np.float64)
+
+
+def scan(
+    rgb: np.ndarray,
+    grey_block_rows: int = 0,
+    grey_block_cols: int = 0,
+    grey_sum: np.ndarray | None = None,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The 64x64 PDQ buffer of ``rgb`` (one pass), optionally adding luma block sums into ``grey_sum``.
+
+    With ``size`` (rows, cols), the buffer of the image nearest-neighbour resized to that size, as the C++ tool
+    resizes (source index ``floor(i * n / size)``), without materialising it.
+    """
+    rgb = _as_rgb(rgb)
+    row_index = col_index = None
+    n_rows, n_cols = rgb.shape[:2]
+    if size is not None:
+        n_rows, n_cols = size
+        row_index = _nearest_index(rgb.shape[0], n_rows)
+        col_index = _nearest_index(rgb.shape[1], n_cols)
+    if n_rows == 64 and n_cols == 64:
+        # pdqhash.compute hashes a 64x64 image without blurring it
+        return k.luma_64x64(rgb if size is None else k.gather(rgb, row_index, col_index))
+    row_start, row_w = k.tent_weights(n_rows)
+    col_start, col_w = k.tent_weights(n_cols)
+    return k.scan_image(
+        rgb,
+        k.LUMA_R,
+        k.LUMA_G,
+        k.LUMA_B,
+        row_start,
+        row_w,
+        col_start,
+        col_w,
+        grey_block_rows,
+        grey_block_cols,
+        _NO_GREY_SUM if grey_sum is None else grey_sum,
+        row_index,
+        col_index,
+    )
+
+
+def pdq_rgb(rgb: np.ndarray) -> PdqResult:
+    """PDQ (full-resolution dialect) of decoded RGB pixels, with its dihedral hashes."""
+    rgb = _as_rgb(rgb)
+    if too_small(rgb):
+        return ZERO_RESULT
+    return result_from_samples(scan(rgb))
+
+
+@lru_cache(maxsize=1024)
+def _nearest_index(n: int, size: int = DOWNSAMPLE_DIMS) -> np.ndarray:
+    return (np.arange(size, dtype=np.int64) * n) // size
+
+
+def needs_resize_512(rgb: np.ndarray) -> bool:
+    return rgb.shape[0] > DOWNSAMPLE_DIMS or rgb.shape[1] > DOWNSAMPLE_DIMS
+
+
+def resize_512(rgb: np.ndarray) -> np.ndarray:
+    """The C++ tool's resize: 512x512 by nearest neighbour when either side exceeds 512, else unchanged."""
+    if not needs_resize_512(rgb):
+        return rgb
+    return k.gather(rgb, _nearest_index(rgb.shape[0]), _nearest_index(rgb.shape[1]))
+
+
+def pdq512_rgb(rgb: np.ndarray) -> PdqResult:
+    """PDQ in the C++ tool's dialect (see the module docstring)."""
+    rgb = _as_rgb(rgb)
+    if not needs_resize_512(rgb):
+        return pdq_rgb(rgb)
+    return result_from_samples(scan(rgb, size=(DOWNSAMPLE_DIMS, DOWNSAMPLE_DIMS)))
+
+
+# Expected values below were produced by the reference, ``pdqhash`` 0.2.8 (``compute``), on the pixels of
+# ``example_png(name)``, and for pdq512 on those pixels after the C++ tool's nearest-neighbour resize.
+_PDQ_EXAMPLES = {
+    "waves-96x128": "a57fffd5d400a43f03ff7e40e440e83fc3fe0f803c6dee1f887831c0678511a0",
+    "rings-700x900": "3b1b5564eb651c98d4e4a564189bd4d4d4e41a9b589b58db2b2b2b2b2b3bd4cc",
+    "steps-40x300": "25f5fb555200e6027a82a112cd78ba65adff612f85d7da73502af8ee72a0431e",
+}
+_PDQ512_EXAMPLES = {
+    "waves-96x128": "a57fffd5d400a43f03ff7e40e440e83fc3fe0f803c6dee1f887831c0678511a0",
+    "rings-700x900": "3b1bd564eb651c90d4e4a564589bd4c4d4e41a9b589b58db2b2b2b2b2b3bd4cc",
+}
+
+
+@SIGNALS.register("pdq")
+class PdqSignal(PixelSignal):
+    """256-bit PDQ, full-resolution dialect (python-threatexchange / HMA)."""
+
+    name = "pdq"
+    bits = 256
+    metric = Metric.HAMMING
+    default_threshold = 31
+
+    @classmethod
+    def compute_rgb(cls, rgb: np.ndarray) -> str:
+        return pdq_rgb(rgb).hex
+
+    @classmethod
+    def examples(cls) -> Sequence[SignalExample]:
+        return [SignalExample(example_png(n), v, note=n) for n, v in _PDQ_EXAMPLES.items()]
+
+
+@SIGNALS.register("pdq512")
+class Pdq512Signal(PixelSignal):
+    """256-bit PDQ as Meta's C++ tool computes it (512x512 nearest-neighbour resize first); matched against
+    banks' ``pdq`` entries."""
+
+    name = "pdq512"
+    bits = 256
+    metric = Metric.HAMMING
+    default_threshold = 31
+
+    @classmethod
+    def compute_rgb(cls, rgb: np.ndarray) -> str:
+        return pdq512_rgb(rgb).hex
+
+    @classmethod
+    def examples(cls) -> Sequence[SignalExample]:
+        return [SignalExample(example_png(n), v, note=n) for n, v in _PDQ512_EXAMPLES.items()]

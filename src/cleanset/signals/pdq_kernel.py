@@ -1,0 +1,288 @@
+"""Compiled PDQ core: the 64x64 blurred samples, the quality score, the 16x16 DCT and the eight dihedral hashes.
+
+Why this is not a port of the reference loop. Meta's PDQ blurs the whole luma image with two passes of a box filter
+in each direction (a tent filter, the "Jarosz" filter) and then reads only 64x64 of the blurred pixels. The blur is
+linear and separable, so each of those 64x64 values is a weighted sum of the pixels in a small window:
+
+    sample[r, c] = sum_x H[c, x] * (sum_y V[r, y] * luma[y, x])
+
+where ``V[r]`` and ``H[c]`` are the tent weights (box filter applied to a box filter, with the reference's edge
+normalisation) of sample row ``r`` and sample column ``c``. Windows are about ``dim/128`` wide and samples
+``dim/64`` apart, so every pixel row feeds about one sample row: one pass over the image with one vectorised
+multiply-add per pixel (after luma) replaces four full-image passes, and the horizontal weights are applied to the
+64 resulting rows only. The weights are exact in float64 and the sums
+are accumulated in float64; the reference accumulates running sums in float32, so the two differ by rounding only,
+which moves a hash bit only when a DCT coefficient sits within rounding of the median (measured in
+tests/signals/test_pdq_agreement.py).
+
+Everything after the 64x64 samples (quality, DCT, median, bits, dihedral sign/transposes) is done in float32 in the
+reference's order of operations, so it is bit-exact given the same samples. numba runs without fastmath: fused or
+reordered float operations would break that agreement.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+NUM_SAMPLES = 64
+MIN_HASHABLE_DIM = 5  # the reference returns a zero hash and quality 0 below this
+
+
+# Luma contributions per 8-bit channel value: float64(v) * coefficient, exactly the products pdqhash's NumPy code
+# forms (uint8 array times a Python float is float64), so table lookups give the same sums in the same order.
+LUMA_R = np.arange(256, dtype=np.float64) * 0.299
+LUMA_G = np.arange(256, dtype=np.float64) * 0.587
+LUMA_B = np.arange(256, dtype=np.float64) * 0.114
+
+
+def jarosz_window(dim: int) -> int:
+    """Box window the reference uses along a dimension of ``dim`` pixels (``ceil(dim / 128)``)."""
+    return (dim + 2 * NUM_SAMPLES - 1) // (2 * NUM_SAMPLES)
+
+
+def sample_indices(dim: int) -> np.ndarray:
+    """Pixel index the reference reads for each of the 64 samples: centres, not corners."""
+    return np.array([int(((i + 0.5) * dim) / NUM_SAMPLES) for i in range(NUM_SAMPLES)], dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _tent_rows(dim: int, window: int, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    half = (window + 2) // 2
+    lo = np.empty(dim, dtype=np.int64)
+    hi = np.empty(dim, dtype=np.int64)
+    for kk in range(dim):
+        lo[kk] = max(kk - (window - half), 0)
+        hi[kk] = min(kk + half - 1, dim - 1)
+    width = 0
+    for s in range(samples.shape[0]):
+        c = samples[s]
+        width = max(width, hi[hi[c]] - lo[lo[c]] + 1)
+    width = min(width, dim)
+    starts = np.empty(samples.shape[0], dtype=np.int64)
+    weights = np.zeros((samples.shape[0], width), dtype=np.float64)
+    for s in range(samples.shape[0]):
+        c = samples[s]
+        # keep every row inside the image so the scan never reads past an edge
+        start = min(lo[lo[c]], dim - width)
+        starts[s] = start
+        count_c = hi[c] - lo[c] + 1
+        for kk in range(lo[c], hi[c] + 1):
+            wk = 1.0 / (count_c * (hi[kk] - lo[kk] + 1))
+            for jj in range(lo[kk], hi[kk] + 1):
+                weights[s, jj - start] += wk
+    return starts, weights
+
+
+@lru_cache(maxsize=1024)
+def tent_weights(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start[64], weights[64, L]) of box∘box at the 64 sample positions along a dimension of ``dim`` pixels.
+
+    Row ``s`` of ``weights`` holds the weights of pixels ``start[s] .. start[s] + L - 1`` (zero-padded to a common
+    length L), in float64. The reference's box filter writes output ``k`` as the mean of inputs
+    ``k - (window - half) .. k + half - 1`` with ``half = (window + 2) // 2``, clipped at the edges and divided by
+    the number of inputs actually summed; box∘box at sample ``c`` is the mean over ``k`` in ``c``'s window of
+    those means.
+    """
+    return _tent_rows(dim, jarosz_window(dim), sample_indices(dim))
+
+
+@lru_cache(maxsize=1)
+def dct_matrix() -> np.ndarray:
+    """16x64 DCT-II rows 1..16, built the way the reference builds it (float scale times double cosine)."""
+    scale = np.float32(np.sqrt(2.0 / 64.0))
+    i = np.arange(1, 17, dtype=np.float64)[:, None]
+    j = np.arange(64, dtype=np.float64)[None, :]
+    return (np.float64(scale) * np.cos((np.pi / 2.0 / 64.0) * i * (2.0 * j + 1.0))).astype(np.float32)
+
+
+@njit(cache=True, nogil=True)
+def scan_image(
+    rgb: np.ndarray,
+    lut_r: np.ndarray,
+    lut_g: np.ndarray,
+    lut_b: np.ndarray,
+    row_start: np.ndarray,
+    row_w: np.ndarray,
+    col_start: np.ndarray,
+    col_w: np.ndarray,
+    grey_block_rows: int,
+    grey_block_cols: int,
+    grey_sum: np.ndarray,
+    row_index: np.ndarray | None = None,
+    col_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """One pass over the pixels: the reference's blurred-and-decimated 64x64 luma buffer, evaluated at the samples
+    only, and (when ``grey_block_rows`` > 0) block sums of the same luma into ``grey_sum`` for the 64-bit pHash.
+
+    With ``row_index``/``col_index`` the image scanned is ``rgb[row_index][:, col_index]`` (the C++ tool's
+    nearest-neighbour resize) without building it; numba compiles the plain and the indexed case separately.
+
+    Each pixel row is added, weighted, into the full-width rows of the one or two sample rows whose vertical tent
+    covers it (independent multiply-adds that vectorise); the horizontal tent is applied once at the end, to 64
+    rows instead of to every pixel row.
+    """
+    n_rows = rgb.shape[0] if row_index is None else row_index.shape[0]
+    n_cols = rgb.shape[1] if col_index is None else col_index.shape[0]
+    lv = row_w.shape[1]
+    lh = col_w.shape[1]
+    vert = np.zeros((64, n_cols), dtype=np.float64)
+    luma = np.empty(n_cols, dtype=np.float64)
+    want_grey = grey_block_rows > 0
+    band = np.zeros(n_cols if want_grey else 1, dtype=np.float64)
+    first = 0  # first sample row whose vertical window has not ended yet
+    for y in range(n_rows):
+        while first < 64 and row_start[first] + lv <= y:
+            first += 1
+        in_window = first < 64 and row_start[first] <= y
+        if not in_window and not want_grey:
+            if first == 64:
+                break
+            continue
+        sy = y if row_index is None else row_index[y]
+        if col_index is None:
+            for x in range(n_cols):
+                # pdqhash's NumPy luma: float64 products summed left to right, rounded to float32
+                v = lut_r[rgb[sy, x, 0]] + lut_g[rgb[sy, x, 1]] + lut_b[rgb[sy, x, 2]]
+                luma[x] = np.float32(v)
+        else:
+            for x in range(n_cols):
+                sx = col_index[x]
+                v = lut_r[rgb[sy, sx, 0]] + lut_g[rgb[sy, sx, 1]] + lut_b[rgb[sy, sx, 2]]
+                luma[x] = np.float32(v)
+        if want_grey:
+            for x in range(n_cols):
+                band[x] += luma[x]
+            if (y + 1) % grey_block_rows == 0 or y == n_rows - 1:
+                gy = y // grey_block_rows
+                for bx in range(grey_sum.shape[1]):
+                    t = 0.0
+                    for x in range(bx * grey_block_cols, min((bx + 1) * grey_block_cols, n_cols)):
+                        t += band[x]
+                    grey_sum[gy, bx] = t
+                band[:] = 0.0
+        r = first
+        while r < 64 and row_start[r] <= y:
+            wv = row_w[r, y - row_start[r]]
+            if wv != 0.0:
+                for x in range(n_cols):
+                    vert[r, x] += wv * luma[x]
+            r += 1
+    out = np.empty((64, 64), dtype=np.float32)
+    for i in range(64):
+        for c in range(64):
+            s = 0.0
+            x0 = col_start[c]
+            for k in range(lh):
+                s += col_w[c, k] * vert[i, x0 + k]
+            out[i, c] = np.float32(s)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def luma_64x64(rgb: np.ndarray) -> np.ndarray:
+    """Luma of an image that is already 64x64: the reference hashes it without blurring."""
+    out = np.empty((64, 64), dtype=np.float32)
+    for y in range(64):
+        for x in range(64):
+            v = rgb[y, x, 0] * 0.299 + rgb[y, x, 1] * 0.587 + rgb[y, x, 2] * 0.114
+            out[y, x] = np.float32(v)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def quality_score(a: np.ndarray) -> int:
+    """The reference's heuristic: count of significant gradients in the 64x64 buffer, scaled to 0..100."""
+    total = 0
+    hundred = np.float32(100.0)
+    denom = np.float32(255.0)
+    for i in range(63):
+        for j in range(64):
+            d = int(((a[i, j] - a[i + 1, j]) * hundred) / denom)
+            total += abs(d)
+    for i in range(64):
+        for j in range(63):
+            d = int(((a[i, j] - a[i, j + 1]) * hundred) / denom)
+            total += abs(d)
+    q = total // 90
+    return 100 if q > 100 else q
+
+
+@njit(cache=True, nogil=True)
+def dct_16x16(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """B = D A D^T in float32 with the reference's summation order."""
+    t = np.empty((16, 64), dtype=np.float32)
+    for i in range(16):
+        for j in range(64):
+            s = np.float32(0.0)
+            for k in range(64):
+                s += d[i, k] * a[k, j]
+            t[i, j] = s
+    b = np.empty((16, 16), dtype=np.float32)
+    for i in range(16):
+        for j in range(16):
+            s = np.float32(0.0)
+            for k in range(64):
+                s += t[i, k] * d[j, k]
+            b[i, j] = s
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _bits(b: np.ndarray, words: np.ndarray, which: int) -> None:
+    """Bit (i, j) is set when coefficient (i, j) exceeds the lower median (the reference's Torben median)."""
+    flat = np.sort(b.ravel())
+    median = flat[127]
+    for i in range(16):
+        w = 0
+        for j in range(16):
+            if b[i, j] > median:
+                w |= 1 << j
+        words[which, i] = w
+
+
+@njit(cache=True, nogil=True)
+def dihedral_words(b: np.ndarray) -> np.ndarray:
+    """Hash words (8 x 16 uint16-valued) of the eight rotations/flips, from the one DCT by sign flips/transposes.
+
+    Order: original, rotate90, rotate180, rotate270, flipx, flipy, flipplus1, flipminus1 (the reference's order).
+    """
+    words = np.zeros((8, 16), dtype=np.int64)
+    aux = np.empty((16, 16), dtype=np.float32)
+    _bits(b, words, 0)
+    for t in range(1, 8):
+        for i in range(16):
+            for j in range(16):
+                v = b[i, j]
+                if t == 1:  # rotate90: transpose, negate even columns
+                    aux[j, i] = v if (j & 1) else -v
+                elif t == 2:  # rotate180
+                    aux[i, j] = -v if ((i + j) & 1) else v
+                elif t == 3:  # rotate270: transpose, negate even rows
+                    aux[j, i] = v if (i & 1) else -v
+                elif t == 4:  # flipx
+                    aux[i, j] = v if (i & 1) else -v
+                elif t == 5:  # flipy
+                    aux[i, j] = v if (j & 1) else -v
+                elif t == 6:  # flipplus1: transpose
+                    aux[j, i] = v
+                else:  # flipminus1
+                    aux[j, i] = -v if ((i + j) & 1) else v
+        _bits(aux, words, t)
+    return words
+
+
+@njit(cache=True, nogil=True)
+def gather(rgb: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``rgb[rows][:, cols]`` without copying the full-width rows first (the C++ tool's nearest-neighbour resize)."""
+    out = np.empty((rows.shape[0], cols.shape[0], 3), dtype=np.uint8)
+    for i in range(rows.shape[0]):
+        y = rows[i]
+        for j in range(cols.shape[0]):
+            x = cols[j]
+            out[i, j, 0] = rgb[y, x, 0]
+            out[i, j, 1] = rgb[y, x, 1]
+            out[i, j, 2] = rgb[y, x, 2]
+    return out

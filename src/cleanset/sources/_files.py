@@ -1,0 +1,112 @@
+"""Path handling shared by the sources: brace patterns, shard ids, atomic output files.
+
+Brace patterns are expanded here rather than by the shell because people copy them from img2dataset/webdataset
+docs (``/data/{00000..00127}.tar``) and many shells or job launchers pass them through unexpanded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from cleanset.errors import UserError
+
+_RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+_LIST = re.compile(r"\{([^{}]*,[^{}]*)\}")
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """``a{00..02}b`` -> a00b a01b a02b (zero padding kept), ``{x,y}`` -> both; nested and repeated groups work."""
+    ranges, lists = _RANGE.search(pattern), _LIST.search(pattern)
+    m = min((x for x in (ranges, lists) if x is not None), key=lambda x: x.start(), default=None)
+    if m is None:
+        return [pattern]
+    if m is ranges:
+        lo, hi = m.group(1), m.group(2)
+        width = len(lo) if lo.startswith("0") or len(lo) == len(hi) else 0
+        a, b = int(lo), int(hi)
+        if b < a:
+            raise UserError(f"brace range {m.group(0)} in {pattern!r} counts down")
+        alternatives = [str(i).zfill(width) for i in range(a, b + 1)]
+    else:
+        alternatives = m.group(1).split(",")
+    out: list[str] = []
+    for alt in alternatives:  # left to right, as the shell expands
+        out.extend(expand_braces(pattern[: m.start()] + alt + pattern[m.end() :]))
+    return out
+
+
+def expand_paths(paths: Sequence[Path | str]) -> list[Path]:
+    """The user's paths with brace patterns expanded; every one must exist (fail fast, naming the first missing)."""
+    if not paths:
+        raise UserError("no source path given")
+    out: list[Path] = []
+    for p in paths:
+        for s in expand_braces(str(p)):
+            path = Path(s)
+            if not path.exists():
+                raise UserError(f"source path does not exist: {path}")
+            out.append(path)
+    return out
+
+
+# Files ``cleanset clean`` writes beside a cleaned dataset; a directory listing never takes them for shards.
+RESERVED_NAMES = frozenset({"removed.parquet"})
+
+
+def listed_files(paths: Sequence[Path], suffix: str) -> list[Path]:
+    """Files with ``suffix`` named directly or lying directly in a named directory (not recursive), sorted.
+
+    Inside a directory, hidden files and :data:`RESERVED_NAMES` are skipped (a cleaned dataset's
+    ``removed.parquet`` is not one of its shards); a file named explicitly is always taken.
+    """
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(
+                sorted(
+                    c
+                    for c in p.iterdir()
+                    if c.is_file()
+                    and c.name.lower().endswith(suffix)
+                    and c.name not in RESERVED_NAMES
+                    and not c.name.startswith(".")
+                )
+            )
+        elif p.name.lower().endswith(suffix):
+            out.append(p)
+    return out
+
+
+def common_root(files: Sequence[Path]) -> Path:
+    """The deepest directory holding all files: output keeps each file's path relative to it."""
+    parents = [str(f.resolve().parent) for f in files]
+    return Path(os.path.commonpath(parents)) if parents else Path(".")
+
+
+def shard_id_for(path: Path, root: Path) -> str:
+    """``root/a/00001.tar`` -> ``a__00001``: unique for distinct files under one root, safe as a file name."""
+    rel = path.resolve().relative_to(root)
+    stem = rel.with_suffix("").as_posix()
+    return stem.replace("/", "__")
+
+
+@contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success fsync it and rename over ``final``; on error remove it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,231 @@
+"""A directory tree of image files, as people keep photos or scraped images.
+
+Items are files whose extension is an image extension (``IMAGE_EXTS``) *or* whose first bytes are an image
+signature: a JPEG saved as ``photo.dat`` or without extension is still screened (fail closed). Files that share an
+item's stem in the same directory (``a.txt``, ``a.json`` beside ``a.jpg``) are its sidecars: they travel with it into
+the cleaned output and are dropped with it. Any other file is not an item and is not copied; ``ignored_files``
+lists them so a caller can report them.
+
+Key: the path relative to the root without extension (``cats/001``); when two images share a stem (``a.jpg`` and
+``a.png``) both keep their extension in the key so keys stay unique.
+
+The source is one directory, or image files named one by one (``photos/*.jpg`` expanded by a shell): then the
+root is their deepest common folder and only the named images are items (their sidecars still travel with them).
+
+Shards: each directory's images, sorted, in chunks of ``chunk`` files; id ``<dir>__<n>`` with ``/`` in ``dir``
+written ``__`` and the root called ``_root``, stable while the tree does not change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cleanset.errors import UserError
+from cleanset.sources._files import atomic_output, common_root, expand_paths
+from cleanset.sources.base import IMAGE_EXTS, SOURCES, Shard, Source, SourceItem, check_expected
+
+CHUNK = 1000
+
+# Leading bytes of image formats, for files whose extension does not say so.
+_SIGNATURES: tuple[bytes, ...] = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x00\x00\x00\x0cJXL ",
+    b"\xff\x0a",  # JPEG XL codestream
+)
+
+
+def _sniff_image(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if head[4:8] == b"ftyp":  # AVIF / HEIF family
+        return True
+    return any(head.startswith(s) for s in _SIGNATURES)
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    key: str
+    rel: str  # image path relative to the root (posix)
+    sidecars: tuple[str, ...]  # relative paths of files sharing the stem
+
+
+def _is_image_name(name: str) -> bool:
+    return name.rsplit(".", 1)[-1].lower() in IMAGE_EXTS if "." in name else False
+
+
+def _is_image_file(path: Path) -> bool:
+    return _is_image_name(path.name) or _sniff_image(path)
+
+
+def _owner_stem(name: str, stems: Collection[str]) -> str | None:
+    """The image stem a sidecar belongs to: ``a.b.txt`` and ``a.b.meta.json`` both belong to ``a.b.jpg``."""
+    parts = name.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        stem = ".".join(parts[:n])
+        if stem in stems:
+            return stem
+    return None
+
+
+def _dir_entries(
+    root: Path, rel_dir: str, filenames: Sequence[str], only: set[str] | None, ignored: list[str]
+) -> list[FolderEntry]:
+    """One directory's items (all its images, or those named in ``only``) with their sidecars, sorted by name."""
+    here = root / rel_dir if rel_dir else root
+    images: list[str] = []
+    others: list[str] = []
+    for name in sorted(filenames):
+        if name.startswith(".cleanset"):
+            continue
+        is_image = _is_image_name(name) or _sniff_image(here / name)
+        if is_image and (only is None or name in only):
+            images.append(name)
+        elif not is_image:
+            others.append(name)
+    stems: dict[str, list[str]] = defaultdict(list)
+    for name in images:
+        stems[name.rsplit(".", 1)[0] if "." in name else name].append(name)
+    side: dict[str, list[str]] = defaultdict(list)
+    for name in others:
+        stem = _owner_stem(name, stems)
+        if stem is not None:
+            side[stem].append(name)
+        elif only is None:
+            ignored.append(f"{rel_dir}/{name}" if rel_dir else name)
+    entries: list[FolderEntry] = []
+    for name in images:
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        rel = f"{rel_dir}/{name}" if rel_dir else name
+        key = rel if len(stems[stem]) > 1 else (f"{rel_dir}/{stem}" if rel_dir else stem)
+        sidecars = tuple(f"{rel_dir}/{s}" if rel_dir else s for s in side.get(stem, ()))
+        entries.append(FolderEntry(key=key, rel=rel, sidecars=sidecars))
+    return entries
+
+
+def scan_tree(root: Path) -> tuple[dict[str, list[FolderEntry]], list[str]]:
+    """Walk ``root`` once: image entries grouped by directory (sorted) and the files that are neither."""
+    by_dir: dict[str, list[FolderEntry]] = {}
+    ignored: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir
+        entries = _dir_entries(root, rel_dir, filenames, None, ignored)
+        if entries:
+            by_dir[rel_dir] = entries
+    return by_dir, ignored
+
+
+def scan_files(files: Sequence[Path]) -> tuple[Path, dict[str, list[FolderEntry]]]:
+    """Image files named one by one (``photos/*.jpg`` expanded by the shell): keys relative to their common folder."""
+    resolved = [f.resolve() for f in files]
+    root = common_root(resolved)
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for f in resolved:
+        rel_dir = f.parent.relative_to(root).as_posix()
+        wanted["" if rel_dir == "." else rel_dir].add(f.name)
+    by_dir: dict[str, list[FolderEntry]] = {}
+    for rel_dir, names in sorted(wanted.items()):
+        here = root / rel_dir if rel_dir else root
+        entries = _dir_entries(root, rel_dir, [p.name for p in here.iterdir() if p.is_file()], names, [])
+        if entries:
+            by_dir[rel_dir] = entries
+    return root, by_dir
+
+
+@SOURCES.register("folder")
+class FolderSource(Source):
+    name = "folder"
+
+    def __init__(self, paths: Sequence[Path], chunk: int = CHUNK) -> None:
+        expanded = expand_paths(paths)
+        self.chunk = chunk
+        self.ignored_files: list[str] = []
+        if len(expanded) == 1 and expanded[0].is_dir():
+            self.root = expanded[0].resolve()
+            by_dir, self.ignored_files = scan_tree(self.root)
+        elif all(p.is_file() and _is_image_file(p) for p in expanded):
+            self.root, by_dir = scan_files(expanded)
+        else:
+            raise UserError(
+                f"a folder source is one directory or a list of image files, got: {', '.join(map(str, expanded))}"
+            )
+        self._entries: dict[str, list[FolderEntry]] = {}
+        for rel_dir, entries in sorted(by_dir.items()):
+            base = rel_dir.replace("/", "__") if rel_dir else "_root"
+            for n, start in enumerate(range(0, len(entries), chunk)):
+                self._entries[f"{base}__{n:05d}"] = entries[start : start + chunk]
+
+    @classmethod
+    def detect(cls, paths: Sequence[Path]) -> bool:
+        if paths and all(p.is_file() and _is_image_file(p) for p in paths):
+            return True
+        if len(paths) != 1 or not paths[0].is_dir():
+            return False
+        return any(any(_is_image_name(n) for n in filenames) for _dirpath, _dirnames, filenames in os.walk(paths[0]))
+
+    def shards(self) -> list[Shard]:
+        return [Shard(id=sid, path=str(self.root)) for sid in self._entries]
+
+    def _shard_entries(self, shard: Shard) -> list[FolderEntry]:
+        try:
+            return self._entries[shard.id]
+        except KeyError:
+            raise UserError(f"no shard {shard.id!r} in folder source {self.root}") from None
+
+    def read(self, shard: Shard) -> Iterator[SourceItem]:
+        for e in self._shard_entries(shard):
+            yield self._read_entry(e)
+
+    def _read_entry(self, e: FolderEntry) -> SourceItem:
+        path = self.root / e.rel
+        meta: dict[str, object] = {"path": e.rel}
+        for s in e.sidecars:
+            if s.endswith(".txt"):
+                with contextlib.suppress(OSError):
+                    meta["caption"] = (self.root / s).read_text(errors="replace")
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            return SourceItem(key=e.key, meta=meta, error=f"read: {err.strerror or err} ({e.rel})")
+        if not data:
+            return SourceItem(key=e.key, meta=meta, error=f"empty file (0 bytes): {e.rel}")
+        return SourceItem(key=e.key, data=data, meta=meta)
+
+    def write_clean(self, shard: Shard, keep: set[str], out_dir: Path, expect: Collection[str] | None = None) -> int:
+        """Copy kept images and their sidecars to the same relative paths (hard links when on one filesystem)."""
+        entries = self._shard_entries(shard)
+        for e in entries:
+            check_expected(shard, e.key, expect)
+        written = 0
+        for e in entries:
+            if e.key not in keep:
+                continue
+            for rel in (e.rel, *e.sidecars):
+                src = self.root / rel
+                if not src.exists():  # an unreadable item kept with --keep-failed may be gone
+                    continue
+                with atomic_output(out_dir / rel) as tmp:
+                    try:
+                        os.link(src, tmp)
+                    except OSError:
+                        shutil.copyfile(src, tmp)
+            written += 1
+        return written

@@ -1,0 +1,113 @@
+"""`cleanset match` as a user runs it: a real subprocess against a real bank store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cleanset.banks.base import BankRow
+from cleanset.banks.store import BankStore
+
+PDQ = "f162eb9daab170c0567fe3632d9a5548c5612982dd5e374a7424ebbc8a835c95"
+MD5 = "9e107d9d372bb6826bd81d3542a419d6"
+
+
+def flip_hex(value: str, bits: int) -> str:
+    x = int(value, 16)
+    for b in range(bits):
+        x ^= 1 << (7 * b)
+    return f"{x:0{len(value)}x}"
+
+
+def run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLEANSET_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "cleanset", "match", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture()
+def home(cleanset_home: Path) -> Path:
+    store = BankStore(cleanset_home)
+    store.create_from_rows("hotline", [BankRow("pdq", PDQ, "p-1"), BankRow("md5", MD5, "m-1")])
+    store.create_from_rows("fp", [BankRow("pdq", flip_hex(PDQ, 20), "fp-1")], allow=True, thresholds={"pdq": 8})
+    return cleanset_home
+
+
+def lines(out: str) -> list[dict[str, object]]:
+    return [json.loads(x) for x in out.splitlines()]
+
+
+def test_hashes_on_the_command_line(home: Path) -> None:
+    res = run(home, "--bank", "hotline", flip_hex(PDQ, 9), MD5, flip_hex(PDQ, 32))
+    assert res.returncode == 0, res.stderr
+    out = lines(res.stdout)
+    assert [o["input"] for o in out] == [flip_hex(PDQ, 9), MD5, flip_hex(PDQ, 32)]
+    assert out[0]["matches"] == [
+        {"bank": "hotline", "version": 1, "entry_id": "p-1", "signal": "pdq", "distance": 9, "probe": "pdq"}
+    ]
+    assert [m["entry_id"] for m in out[1]["matches"]] == ["m-1"]
+    assert out[2]["matches"] == []
+    assert PDQ not in res.stdout and PDQ not in res.stderr
+
+
+def test_hash_json_lines_with_quality_gate_and_allow_bank(home: Path, tmp_path: Path) -> None:
+    records = [
+        {"path": "a.jpg", "status": "ok", "hashes": {"pdq": flip_hex(PDQ, 3), "md5": MD5}, "pdq_quality": 30},
+        {"path": "b.jpg", "status": "ok", "hashes": {"pdq": flip_hex(PDQ, 3)}, "pdq_quality": 90},
+        {
+            "path": "c.jpg",
+            "probes": [{"name": "pdq/rotate90", "signal": "pdq", "value": flip_hex(PDQ, 18), "quality": 90}],
+        },
+    ]
+    f = tmp_path / "hashes.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    res = run(home, "-b", "hotline", "-b", "fp", "--file", str(f))
+    assert res.returncode == 0, res.stderr
+    a, b, c = lines(res.stdout)
+    assert [m["signal"] for m in a["matches"]] == ["md5"]
+    assert a["notes"] == ["pdq probe pdq/original below quality gate: matched exactly only"]
+    assert [(m["entry_id"], m["distance"]) for m in b["matches"]] == [("p-1", 3)]
+    assert c["matches"] == [] and c["notes"] == ["probe pdq/rotate90 is in allow bank fp (entry fp-1): not matched"]
+
+
+def test_signal_option_and_ambiguous_lengths(home: Path) -> None:
+    res = run(home, "-b", "hotline", "--signal", "pdq512", flip_hex(PDQ, 2))
+    assert res.returncode == 0, res.stderr
+    (out,) = lines(res.stdout)
+    assert [(m["probe"], m["signal"], m["distance"]) for m in out["matches"]] == [("pdq512", "pdq", 2)]
+    res = run(home, "-b", "hotline", "--signal", "sha256", PDQ)  # same length as pdq, asked as sha256 only
+    assert lines(res.stdout)[0]["matches"] == []
+    res = run(home, "-b", "hotline", "a" * 40)  # sha1 length: the bank holds no sha1
+    assert lines(res.stdout)[0]["notes"] == ["no chosen bank holds sha1 or url_sha1 values"]
+
+
+def test_failed_hash_record_is_reported_and_exit_code_says_so(home: Path) -> None:
+    res = run(
+        home, "-b", "hotline", "-f", "-", stdin=json.dumps({"path": "x", "status": "failed", "reason": "decode: bad"})
+    )
+    assert res.returncode == 1
+    assert lines(res.stdout)[0]["notes"] == ["not matched: hashing failed: decode: bad"]
+
+
+def test_bad_line_is_named(home: Path, tmp_path: Path) -> None:
+    f = tmp_path / "list.txt"
+    f.write_text(f"{MD5}\n\nnot-a-hash\n")
+    res = run(home, "-b", "hotline", "-f", str(f))
+    assert res.returncode == 2
+    assert f"{f}:3:" in res.stderr
+
+
+def test_unknown_bank_is_a_user_error(home: Path) -> None:
+    res = run(home, "-b", "nope", MD5)
+    assert res.returncode == 2 and "no bank named 'nope'" in res.stderr

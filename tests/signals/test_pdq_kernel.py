@@ -1,0 +1,91 @@
+"""The pieces of the fast PDQ path checked against their definitions (not against stored results)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cleanset.signals import pdq_kernel as k
+from cleanset.signals.pdq import resize_512, scan
+
+
+def box_matrix(n: int, window: int) -> np.ndarray:
+    """The reference's 1-D box filter as a dense matrix: output k is the mean of inputs
+    k - (window - half) .. k + half - 1, clipped at the edges, half = (window + 2) // 2."""
+    half = (window + 2) // 2
+    b = np.zeros((n, n))
+    for i in range(n):
+        lo, hi = max(i - (window - half), 0), min(i + half - 1, n - 1)
+        b[i, lo : hi + 1] = 1.0 / (hi - lo + 1)
+    return b
+
+
+@pytest.mark.parametrize("n", [5, 6, 7, 63, 64, 65, 127, 128, 129, 255, 256, 300, 512, 513, 1004, 1600, 2049])
+def test_tent_weights_equal_box_of_box(n: int) -> None:
+    starts, weights = k.tent_weights(n)
+    dense = box_matrix(n, k.jarosz_window(n)) @ box_matrix(n, k.jarosz_window(n))
+    expected = dense[k.sample_indices(n)]
+    got = np.zeros_like(expected)
+    assert starts.min() >= 0 and (starts + weights.shape[1]).max() <= n
+    for s in range(64):
+        got[s, starts[s] : starts[s] + weights.shape[1]] = weights[s]
+    assert np.abs(got - expected).max() < 1e-12
+    assert np.allclose(got.sum(axis=1), 1.0)
+
+
+def test_sample_indices_are_centres() -> None:
+    assert list(k.sample_indices(64)) == list(range(64))
+    assert list(k.sample_indices(128)[:3]) == [1, 3, 5]
+    assert k.jarosz_window(1024) == 8 and k.jarosz_window(1025) == 9
+
+
+def test_scan_equals_dense_filter() -> None:
+    """The sparse scan gives the dense (blur everything, then decimate) result to float32 rounding."""
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, size=(300, 410, 3), dtype=np.uint8)
+    luma = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32).astype(np.float64)
+    rows = box_matrix(300, k.jarosz_window(300))
+    cols = box_matrix(410, k.jarosz_window(410))
+    dense = (rows @ rows @ luma @ (cols @ cols).T)[np.ix_(k.sample_indices(300), k.sample_indices(410))]
+    assert np.abs(scan(rgb) - dense).max() < 1e-4
+
+
+def test_indexed_scan_equals_scan_of_resized() -> None:
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, size=(700, 530, 3), dtype=np.uint8)
+    assert np.array_equal(scan(rgb, size=(512, 512)), scan(resize_512(rgb)))
+
+
+def test_grey_block_sums() -> None:
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, size=(90, 70, 3), dtype=np.uint8)
+    sums = np.zeros((23, 10))
+    scan(rgb, 4, 7, sums)
+    luma = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32).astype(np.float64)
+    expected = np.add.reduceat(np.add.reduceat(luma, np.arange(0, 90, 4), axis=0), np.arange(0, 70, 7), axis=1)
+    assert np.allclose(sums, expected)
+
+
+def test_dihedral_words_are_transforms_of_the_dct() -> None:
+    """Hashing a rotated/flipped image directly lands nearest the matching dihedral hash of the original (not
+    exactly on it: the decimation grid is not symmetric, the reference behaves the same)."""
+    from cleanset.signals.pdq import pdq_rgb
+
+    rng = np.random.default_rng(4)
+    base = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    rgb = np.kron(base, np.ones((32, 32, 1), dtype=np.uint8))  # 512x512, exact under rotation
+    ours = pdq_rgb(rgb)
+    views = [
+        rgb,
+        np.rot90(rgb, 1),
+        np.rot90(rgb, 2),
+        np.rot90(rgb, 3),
+        rgb[::-1],
+        rgb[:, ::-1],
+        np.transpose(rgb, (1, 0, 2)),
+        np.rot90(rgb, 2).transpose(1, 0, 2),
+    ]
+    for i, view in enumerate(views):
+        direct = int(pdq_rgb(np.ascontiguousarray(view)).hex, 16)
+        dists = [(direct ^ int(d, 16)).bit_count() for d in ours.dihedral]
+        assert dists[i] == min(dists) and dists[i] <= 31, (i, dists)
