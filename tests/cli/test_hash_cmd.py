@@ -92,7 +92,11 @@ def test_signals_and_no_dihedral(files: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["--signals", "md5,nosuch"], "nosuch"), (["--signals", "url_sha1"], "url_sha1"), (["--frobnicate"], "frobnicate")],
+    [
+        (["--signals", "md5,nosuch"], "nosuch"),
+        (["--signals", "url_sha1"], "url_sha1"),
+        (["--frobnicate"], "frobnicate"),
+    ],
 )
 def test_usage_errors_exit_2(files: dict[str, Path], args: list[str], needle: str) -> None:
     out = run(*args, str(files["wee"]))

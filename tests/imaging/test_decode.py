@@ -39,7 +39,7 @@ def test_reference_jpegs_decode_to_pillows_pixels(pdq_reference: Path) -> None:
         data = path.read_bytes()
         got = decode_image(data)
         assert np.array_equal(got.rgb, pillow_rgb(data)), path.name
-        assert got.rgb.flags["C_CONTIGUOUS"] and got.rgb.dtype == np.uint8
+        assert got.rgb.dtype == np.uint8 and got.rgb.shape == (got.height, got.width, 3)
         with Image.open(path) as im:
             assert (got.width, got.height, got.format) == (*im.size, "JPEG")
 
@@ -95,6 +95,12 @@ def test_progressive_and_subsampled_jpeg(photo: Image.Image) -> None:
     for kw in ({"progressive": True}, {"subsampling": 2}, {"subsampling": 0, "quality": 97}):
         data = encode(photo, "JPEG", **kw)
         assert np.array_equal(decode_image(data).rgb, pillow_rgb(data)), kw
+
+
+def test_recoverable_jpeg_damage_gives_pillows_pixels(photo: Image.Image) -> None:
+    data = encode(photo, "JPEG")
+    junk_before_eoi = data[:-2] + b"\x00\x01\x02\x03" + data[-2:]
+    assert np.array_equal(decode_image(junk_before_eoi).rgb, pillow_rgb(junk_before_eoi))
 
 
 def test_gif_first_frame(photo: Image.Image) -> None:

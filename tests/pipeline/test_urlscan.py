@@ -156,3 +156,27 @@ def test_interleave_is_row_major() -> None:
     b = pa.array(["b0", "b1", None], pa.string())
     present = np.array([[True, True], [False, True], [True, False]])
     assert interleave([a, b], present).to_pylist() == ["a0", "b0", "b1", "a2"]
+
+
+def test_metadata_joined_with_downloaded_images(tmp_path: Path) -> None:
+    """Rows whose URL was downloaded get their image's hashes and are matched by them too."""
+    from cleanset.signals.engine import HashConfig, HashEngine
+    from cleanset.sources.synth import sample_items, write_laion_rows, write_webdataset
+
+    items = sample_items(12, seed=2)
+    write_webdataset(tmp_path / "dl", items[:8], per_shard=4)  # the last four were never downloaded
+    meta = write_laion_rows(tmp_path / "meta" / "part-0.parquet", items)
+    pdq = HashEngine(HashConfig(signals=("pdq",), dihedral=False, regions=False)).hash_bytes(items[5].data)
+    bank = MemoryBank.from_hex("hot", [("pdq", pdq.hashes["pdq"], "p5"), ("url_sha1", url_sha1(items[10].url), "u10")])
+    opts = ScanOptions(sources=[meta], banks=[], out=tmp_path / "run", executor="inline", images=tmp_path / "dl")
+    s = execute(prepare(opts, [bank]), "inline")
+    rows = sorted(RunStore(tmp_path / "run").items_table().to_pylist(), key=lambda r: int(r["key"].rsplit("/")[1]))
+    assert s["items"] == 12 and s["failed"] == 0
+    assert [r["pdq"] is not None for r in rows] == [True] * 8 + [False] * 4
+    assert all(r["url_sha1"] for r in rows)
+    assert [r["verdict"] for r in rows].count("remove") == 2
+    assert rows[5]["verdict"] == "remove" and rows[5]["matches"][0]["signal"] == "pdq"
+    assert rows[10]["verdict"] == "remove" and rows[10]["matches"][0]["signal"] == "url_sha1"
+    man = RunStore(tmp_path / "run").manifest
+    assert man["source_options"] == {"images": str((tmp_path / "dl").resolve())}
+    assert "pdq" in man["signals"] and "url_sha1" in man["signals"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from reference_hashes import PhotoResult, hash_corpus
 
 

@@ -114,7 +114,10 @@ def test_pixel_limit(big_jpeg: bytes) -> None:
 def test_bytes_only_signals_skip_decoding() -> None:
     out = HashEngine(HashConfig(signals=("md5", "sha256"))).hash_bytes(b"not an image")
     assert out.status is Status.OK
-    assert out.hashes == {"md5": hashlib.md5(b"not an image").hexdigest(), "sha256": hashlib.sha256(b"not an image").hexdigest()}
+    assert out.hashes == {
+        "md5": hashlib.md5(b"not an image").hexdigest(),
+        "sha256": hashlib.sha256(b"not an image").hexdigest(),
+    }
     assert out.width is None
 
 
@@ -124,6 +127,8 @@ def test_hash_rgb() -> None:
     assert out.status is Status.OK and out.hashes["pdq"] == pdq_rgb(rgb).hex
     assert out.hashes["phash"] == phash_rgb(rgb)
     assert HashEngine().hash_rgb(rgb[..., 0]).status is Status.FAILED
+    strided = rgb[::2, ::-1]  # any memory layout gives the hashes of the same pixels
+    assert HashEngine().hash_rgb(strided).hashes == HashEngine().hash_rgb(np.ascontiguousarray(strided)).hashes
 
 
 def test_hash_url() -> None:

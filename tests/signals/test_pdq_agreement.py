@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from reference_hashes import PhotoResult, cimg_nearest_512, hamming, reference_dihedral, reference_pdq
 
 from cleanset.records import Status
 from cleanset.signals.engine import HashConfig, HashEngine
 from cleanset.signals.pdq import ZERO_HEX, pdq512_rgb, pdq_rgb
-from reference_hashes import PhotoResult, cimg_nearest_512, hamming, reference_dihedral, reference_pdq
 
 THREATEXCHANGE = "python-threatexchange"
 
@@ -91,7 +91,9 @@ def test_corpus_pdq_agrees(corpus_results: list[PhotoResult]) -> None:
     assert all(r.ours.status is Status.OK for r in corpus_results)
     identical, worst, _ = summary([(r.ours.hashes["pdq"], r.ref_pdq) for r in corpus_results])
     quality_equal = sum(r.ours.pdq_quality == r.ref_quality for r in corpus_results) / len(corpus_results)
-    print(f"pdq: {len(corpus_results)} photos, identical {identical:.1%}, max {worst} bits, quality {quality_equal:.1%}")
+    print(
+        f"pdq: {len(corpus_results)} photos, identical {identical:.1%}, max {worst} bits, quality {quality_equal:.1%}"
+    )
     assert identical >= 0.99
     assert worst <= 4
     assert quality_equal >= 0.99

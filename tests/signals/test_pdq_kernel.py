@@ -89,3 +89,20 @@ def test_dihedral_words_are_transforms_of_the_dct() -> None:
         direct = int(pdq_rgb(np.ascontiguousarray(view)).hex, 16)
         dists = [(direct ^ int(d, 16)).bit_count() for d in ours.dihedral]
         assert dists[i] == min(dists) and dists[i] <= 31, (i, dists)
+
+
+def test_rgbx_words_path_equals_rgb_path() -> None:
+    """A JPEG decodes to a view of an RGBX buffer; the scan reads it as 32-bit words with the same result."""
+    rng = np.random.default_rng(5)
+    rgbx = rng.integers(0, 256, size=(333, 517, 4), dtype=np.uint8)
+    view = rgbx[:, :, :3]
+    plain = np.ascontiguousarray(view)
+    from cleanset.signals.pdq import _words
+
+    assert _words(view) is not None and _words(plain) is None
+    assert np.array_equal(scan(view), scan(plain))
+    assert np.array_equal(scan(view, size=(512, 512)), scan(plain, size=(512, 512)))
+    s1, s2 = np.zeros((84, 130)), np.zeros((84, 130))
+    scan(view, 4, 4, s1)
+    scan(plain, 4, 4, s2)
+    assert np.array_equal(s1, s2)

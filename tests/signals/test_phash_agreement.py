@@ -12,9 +12,9 @@ import statistics
 import imagehash
 import numpy as np
 from PIL import Image
+from reference_hashes import PhotoResult, hamming
 
 from cleanset.signals.phash import PHashSignal, phash_rgb
-from reference_hashes import PhotoResult, hamming
 
 
 def test_corpus_phash_close_to_imagehash(corpus_results: list[PhotoResult]) -> None:

@@ -70,12 +70,10 @@ def outcome_json(path: Path, outcome: HashOutcome) -> dict[str, Any]:
 
 def hash_files(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
-    signals: Annotated[
-        str, typer.Option("--signals", "-s", help="Comma-separated signals to compute.")
-    ] = ",".join(IMAGE_SIGNALS),
-    no_dihedral: Annotated[
-        bool, typer.Option("--no-dihedral", help="Skip the rotated/flipped PDQ hashes.")
-    ] = False,
+    signals: Annotated[str, typer.Option("--signals", "-s", help="Comma-separated signals to compute.")] = ",".join(
+        IMAGE_SIGNALS
+    ),
+    no_dihedral: Annotated[bool, typer.Option("--no-dihedral", help="Skip the rotated/flipped PDQ hashes.")] = False,
     no_regions: Annotated[bool, typer.Option("--no-regions", help="Skip PDQ of trimmed/collage regions.")] = False,
     max_pixels: Annotated[
         int, typer.Option(help="Refuse images with more pixels than this (decompression bombs).")

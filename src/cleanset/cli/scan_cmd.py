@@ -32,6 +32,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="Run directory for results (resumable).")],
         workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
         format: Annotated[str | None, typer.Option("--format", help="Force the source kind.")] = None,
+        images: Annotated[
+            Path | None, typer.Option(help="img2dataset's download of URL metadata, joined back by URL.")
+        ] = None,
         signals: Annotated[
             list[str] | None, typer.Option("--signals", help="Signals to compute (comma-separated).")
         ] = None,
@@ -56,6 +59,7 @@ def register(app: typer.Typer) -> None:
             banks=bank,
             out=out,
             format=format,
+            images=images,
             signals=_split(signals),
             probes=not no_probes,
             quality_gate=quality_gate,

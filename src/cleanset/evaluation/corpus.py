@@ -2,7 +2,7 @@
 
 Two things keep the "distinct photos" honest. KDE Plasma wallpapers ship one picture in several resolutions (and a
 dark variant); only one file per wallpaper is taken, the largest at most ``max_width`` wide. After loading,
-photos whose PDQ hashes (any rotation/flip) are already within the match threshold of an earlier one are dropped:
+photos whose PDQ hashes (any rotation/flip) are within twice the match threshold of an earlier one are dropped:
 they are the same picture (one wallpaper in two sizes, a light and dark variant), and counting them as a false
 match would measure the corpus, not the matcher. Photos whose PDQ quality is under the gate are dropped too.
 """
@@ -98,13 +98,16 @@ def load_photos(
     *,
     max_side: int = 1024,
     limit: int | None = None,
-    threshold: int = 31,
+    same_within: int = 62,
     min_quality: int = 50,
 ) -> tuple[list[Photo], list[str]]:
     """Load and de-duplicate; returns the photos and the names dropped, each with why.
 
-    Pictures below the PDQ quality gate (flat drawings, gradients) are left out too: the matcher only matches
-    them exactly, by design, so they say nothing about robustness.
+    Two photos within ``same_within`` bits (any rotation/flip; twice the match threshold) are one picture: a
+    wallpaper in two sizes, or its light and dark, warm and cold variants (PDQ sees luma, so a colour variant is
+    the same picture to it); distinct photos lie around 128 bits apart. Pictures below the PDQ quality gate (flat
+    drawings, gradients) are left out too: the matcher only matches them exactly, by design, so they say nothing
+    about robustness.
     """
     from cleanset.signals.pdq import pdq_rgb
 
@@ -123,7 +126,7 @@ def load_photos(
         if kept_bits:
             bank = np.stack(kept_bits)  # (n, 256): originals kept so far
             dist = (bank[:, None, :] != bits[None, :, :]).sum(axis=2)
-            if int(dist.min()) <= threshold:
+            if int(dist.min()) <= same_within:
                 dropped.append(f"{_short(path)} (same picture as a photo already taken)")
                 continue
         kept_bits.append(bits[0])

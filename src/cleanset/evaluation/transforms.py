@@ -50,11 +50,15 @@ def _img(a: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(a, dtype=np.uint8))
 
 
-def jpeg(a: np.ndarray, quality: int) -> np.ndarray:
+def jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
     buf = io.BytesIO()
     _img(a).save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
+    return buf.getvalue()
+
+
+def jpeg(a: np.ndarray, quality: int) -> np.ndarray:
+    """A JPEG round trip (what sharing an image does to it)."""
+    with Image.open(io.BytesIO(jpeg_bytes(a, quality))) as im:
         return np.asarray(im.convert("RGB"))
 
 
@@ -167,8 +171,8 @@ def _frame(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _frame_uneven(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = a.shape[:2]
-    t, b, l, r = (round(s * max(h, w)) for s in rng.uniform(0.01, 0.12, 4))
-    return jpeg(_pad(a, t, b, l, r, _colour(rng)), 90)
+    top, bottom, left, right = (round(s * max(h, w)) for s in rng.uniform(0.01, 0.12, 4))
+    return jpeg(_pad(a, top, bottom, left, right, _colour(rng)), 90)
 
 
 def _letterbox(a: np.ndarray) -> np.ndarray:
@@ -183,8 +187,7 @@ def _letterbox(a: np.ndarray) -> np.ndarray:
 
 def _pillarbox(a: np.ndarray) -> np.ndarray:
     """Black bars left and right, as when a photo is shown on a wider screen."""
-    h, w = a.shape[:2]
-    b = max(2, w // 5)
+    b = max(2, a.shape[1] // 5)
     return jpeg(_pad(a, 0, 0, b, b, (0, 0, 0)), 90)
 
 

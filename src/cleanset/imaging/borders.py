@@ -8,6 +8,9 @@ nothing.
 
 A row (or column) counts as border when nearly all of its pixels lie within ``tol`` of the border colour (the
 median of the outermost row), which tolerates JPEG noise, ringing and a stray logo pixel or two.
+
+``find_inset`` handles what a plain trim cannot: a picture in a window (a screenshot) or a page, where bars with
+buttons and text lie beyond a flat margin.
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ def _depth(view: np.ndarray, step: int, tol: int, fraction: float) -> tuple[int,
             break
     if depth >= n:
         return n, 0.0
-    return depth, 1.0 - _flat_share(view, depth, step, colour, tol)
+    # Measured a couple of rows in: the first one may be only half there (JPEG ringing, chroma blur).
+    return depth, 1.0 - _flat_share(view, min(depth + 2, n - 1), step, colour, tol)
 
 
 def find_trim(
@@ -144,7 +148,7 @@ def _keep(depth: int, edge: float, opposite: int) -> int:
     Letterbox, pillarbox and frames come in pairs; a single flat side with a ragged edge is far more often the
     sky or a flat area of a drawing than padding, and proposing it would cost a hash on ordinary images.
     """
-    if depth == 0 or opposite >= max(2, depth // 4) or edge >= CLEAN_EDGE:
+    if depth == 0 or opposite >= 2 or edge >= CLEAN_EDGE:
         return depth
     return 0
 
@@ -162,3 +166,66 @@ def trim_matters(box: Box, height: int, width: int, *, min_px: int = 2, min_shar
         (width - box.x1, width),
     )
     return any(px >= min_px and px >= min_share * dim for px, dim in sides)
+
+
+@njit(cache=True, nogil=True)
+def _row_colour(view: np.ndarray, r: int, step: int) -> np.ndarray:
+    """Median colour of every ``step``-th pixel of row ``r``."""
+    m = (view.shape[1] + step - 1) // step
+    px = np.empty((m, 3), dtype=np.float64)
+    for j in range(m):
+        for c in range(3):
+            px[j, c] = view[r, j * step, c]
+    out = np.empty(3, dtype=np.int32)
+    for c in range(3):
+        out[c] = np.int32(np.median(px[:, c]))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _edge_from_centre(view: np.ndarray, step: int, colour: np.ndarray, tol: int, fraction: float) -> int:
+    """Walking from the middle row of ``view`` towards row 0: the first row below the margin, i.e. the row after
+    the nearest row that is (nearly) all ``colour``; -1 when no such row lies in the outer 40 %."""
+    n = view.shape[0]
+    r = n // 2
+    while r >= step:
+        r -= step
+        if _flat_share(view, r, step, colour, tol) >= fraction:
+            if r > 0.4 * n:
+                return -1  # a band of the margin's colour inside the picture, not its edge
+            # Rows r+1 .. r+step-1 are unknown: the picture starts at the first that is not margin.
+            for y in range(r + 1, min(r + step, n)):
+                if _flat_share(view, y, 1, colour, tol) < fraction:
+                    return y
+            return min(r + step, n)
+    return -1
+
+
+def find_inset(rgb: np.ndarray, *, tol: int = TOL, min_content: int = MIN_CONTENT) -> Box | None:
+    """The picture inside a window or a page: a flat margin all around it, with anything (title and tool bars,
+    buttons, text) beyond the margin above and below (a screenshot of an image viewer, a photo on a web page).
+
+    Found from the inside out: the left and right margins at mid height give the margin colour, then the nearest
+    rows of that colour above and below the middle bound the picture. An ordinary photo fails the first test.
+    """
+    h, w = rgb.shape[:2]
+    step = stride_for(h, w)
+    mid = rgb[int(0.4 * h) : int(0.6 * h) + 1]
+    if mid.shape[0] < 4:
+        return None
+    left, _ = _depth(mid.transpose(1, 0, 2), step, tol, FLAT_FRACTION)
+    if left < 2:
+        return None
+    right, _ = _depth(mid[:, ::-1].transpose(1, 0, 2), step, tol, FLAT_FRACTION)
+    if right < 2 or w - left - right < min_content:
+        return None
+    c_left = _row_colour(mid.transpose(1, 0, 2), left - 1, step)
+    c_right = _row_colour(mid[:, ::-1].transpose(1, 0, 2), right - 1, step)
+    if int(np.abs(c_left - c_right).max()) > tol:
+        return None
+    span = rgb[:, left : w - right]
+    top = _edge_from_centre(span, step, c_left, tol, FLAT_FRACTION)
+    bottom = _edge_from_centre(span[::-1], step, c_left, tol, FLAT_FRACTION)
+    if top < 0 or bottom < 0 or h - top - bottom < min_content:
+        return None
+    return Box(top, h - bottom, left, w - right)

@@ -7,18 +7,22 @@ What the pixels are, and why:
   DCT and fancy upsampling (``fastdct=False, fastupsample=False``), which gives exactly Pillow's pixels
   (tests/imaging/test_decode.py checks it on the reference JPEGs) at a fraction of the cost. Reduced-scale JPEG
   decoding is never used: it moves PDQ by many bits. CMYK/YCCK JPEGs go through Pillow, whose CMYK->RGB rounding
-  simplejpeg does not reproduce.
+  simplejpeg does not reproduce, and so do JPEGs libjpeg-turbo reports a recoverable error for (extraneous bytes,
+  bad markers): Pillow decodes those as the reference does, and refuses truncated ones.
 - **Every mode becomes RGB the way ``Image.convert("RGB")`` does it** (1, L, LA, P, PA, RGBA, CMYK, YCbCr, I,
   I;16, F, HSV, LAB, ...). Alpha is dropped, not composited: the colour under a transparent pixel is hashed as
   stored. That is what python-threatexchange effectively hashes (pdqhash reads the first three channels), and
-  compositing onto a background colour would move hashes away from the lists'.
+  compositing onto a background colour would move hashes away from the lists'. 16-bit and float images (I;16, I, F)
+  are clipped to 0..255, not rescaled, again as Pillow does: a 16-bit photo that uses its full range hashes as
+  nearly white, with a low PDQ quality that marks it.
 - **No EXIF orientation.** The stored pixel order is hashed, as the reference does; a rotated copy is caught by the
   PDQ dihedral probes instead.
 - **GIF, animated WebP, multi-page TIFF:** the first frame.
 - **Formats:** JPEG (and MPO, the multi-picture JPEG that cameras write), PNG, WebP, GIF, BMP, TIFF. Anything else
   is refused rather than handed to a less-travelled decoder.
 - **Decompression bombs:** the pixel count is read from the header and checked against ``max_pixels`` before any
-  pixel is decoded.
+  pixel is decoded. (For formats Pillow decodes, Pillow's own guard also refuses anything above twice
+  ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP, whatever ``max_pixels`` says; cleanset leaves that global alone.)
 
 A file that cannot be decoded raises ``DecodeError`` with a short reason; the engine turns it into a failed outcome.
 """
@@ -48,7 +52,11 @@ class DecodeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """RGB pixels (HxWx3 uint8, C-contiguous) and what the header said."""
+    """RGB pixels (HxWx3 uint8) and what the header said.
+
+    For JPEG, ``rgb`` is a view of the decoder's HxWx4 RGBX buffer (pixel stride 4), which the PDQ scan reads
+    32 bits at a time; other formats give a C-contiguous array. Use ``np.ascontiguousarray`` where layout matters.
+    """
 
     rgb: np.ndarray
     width: int
@@ -97,11 +105,12 @@ def _decode_jpeg_turbo(data: bytes, max_pixels: int) -> Decoded | None:
     if colorspace in ("CMYK", "YCCK"):
         return None
     try:
-        rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True)
+        # RGBX: the same pixels with a fourth padding byte, so the PDQ scan can load whole 32-bit pixels
+        rgbx = simplejpeg.decode_jpeg(data, colorspace="RGBX", fastdct=False, fastupsample=False, strict=True)
     except ValueError:
         return None
     mode = "L" if colorspace == "GRAY" else "RGB"
-    return Decoded(np.ascontiguousarray(rgb), width, height, "JPEG", mode)
+    return Decoded(np.ascontiguousarray(rgbx)[:, :, :3], width, height, "JPEG", mode)
 
 
 def _decode_pillow(data: bytes, max_pixels: int) -> Decoded:

@@ -21,13 +21,15 @@ from numba import njit
 
 from cleanset.imaging.borders import Box, stride_for
 
-GRID_SIDE = 200  # the strided copy has about this many pixels on its longest side
+GRID_SIDE = 128  # the strided copy has about this many pixels on its longest side
 STEP_TOL = 32  # a luma step at least this large counts as strong
 FLAT_STD = 4.0  # a gutter row's luma varies less than this (JPEG noise included)
 MAX_GUTTER_SHARE = 0.06  # a wider flat band is background, not a gutter
 SEAM_FRACTION = 0.75  # share of a line that must be a strong step, anywhere
 REGULAR_SEAM_FRACTION = 0.42  # the same, at 1/2, 1/3, 2/3 of the way across
 SEAM_PROMINENCE = 0.3  # the line must beat the lines two rows away by this share
+SEAM_FRACTION_LONE = 0.5  # or: at least this share ...
+SEAM_PROMINENCE_LONE = 0.35  # ... beating the lines beside it by this much
 SEAM_MIN_MEAN = 10.0  # at a regular position, a line whose mean luma step is at least this ...
 SEAM_MEAN_RATIO = 5.0  # ... and this many times the typical step of the rows around it is a seam too,
 SEAM_NOISE = 8.0  # provided that a step of at least this much ...
@@ -60,40 +62,84 @@ def _line_stats(rgb: np.ndarray, step: int, step_tol: float) -> tuple[np.ndarray
     nc = (rgb.shape[1] + step - 1) // step
     tol = np.int32(step_tol * 256)
     prev = np.zeros(nc, dtype=np.int32)
+    cur = np.zeros(nc, dtype=np.int32)
     row_s = np.zeros(nr)
     row_q = np.zeros(nr)
     col_s = np.zeros(nc, dtype=np.int64)
     col_q = np.zeros(nc, dtype=np.int64)
     row_step = np.zeros(max(nr - 1, 0))
-    col_step = np.zeros(max(nc - 1, 0))
+    col_step = np.zeros(max(nc - 1, 0), dtype=np.int64)
     for i in range(nr):
         y = i * step
-        last = np.int32(0)
-        rs = np.int64(0)
-        rq = np.int64(0)
-        rstep = 0
         for j in range(nc):
             x = j * step
             # luma x 256 in integers (BT.601 weights), exact enough to tell flat from not
-            v = np.int32(77) * rgb[y, x, 0] + np.int32(150) * rgb[y, x, 1] + np.int32(29) * rgb[y, x, 2]
-            vs = v >> 8
+            cur[j] = np.int32(77) * rgb[y, x, 0] + np.int32(150) * rgb[y, x, 1] + np.int32(29) * rgb[y, x, 2]
+        # Separate simple loops over the luma row: the compiler vectorises these.
+        rs = np.int64(0)
+        rq = np.int64(0)
+        for j in range(nc):
+            vs = np.int64(cur[j] >> 8)
             rs += vs
             rq += vs * vs
             col_s[j] += vs
             col_q[j] += vs * vs
-            if i > 0 and abs(v - prev[j]) >= tol:
-                rstep += 1
-            if j > 0 and abs(v - last) >= tol:
-                col_step[j - 1] += 1.0
-            prev[j] = v
-            last = v
+        for j in range(1, nc):
+            col_step[j - 1] += abs(cur[j] - cur[j - 1]) >= tol
+        if i > 0:
+            rstep = 0
+            for j in range(nc):
+                rstep += abs(cur[j] - prev[j]) >= tol
+            row_step[i - 1] = rstep
         row_s[i] = rs
         row_q[i] = rq
-        if i > 0:
-            row_step[i - 1] = rstep
+        prev, cur = cur, prev
     row_std = np.sqrt(np.maximum(row_q / nc - (row_s / nc) ** 2, 0.0))
     col_std = np.sqrt(np.maximum(col_q / nr - (col_s / nr) ** 2, 0.0))
     return row_std, row_step / nc, col_std, col_step / max(nr, 1)
+
+
+@njit(cache=True, nogil=True)
+def _line_bands(std: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Candidate dividers as rows (start, end) of an (k, 2) array: gutters [i, j) and seams [k, k) (see _lines)."""
+    n = len(std)
+    out = np.empty((2 * n + 2, 2), dtype=np.int64)
+    m = 0
+    # Runs of flat rows that do not touch the edge (a flat run there is margin, which the trim handles), and that
+    # are thin: a wide one is the flat background of a drawing.
+    wide = max(1, int(MAX_GUTTER_SHARE * n))
+    i = 1
+    while i < n:
+        if std[i] <= FLAT_STD and std[i - 1] > FLAT_STD:
+            j = i
+            while j < n and std[j] <= FLAT_STD:
+                j += 1
+            if j < n and j - i <= wide:
+                out[m, 0] = i
+                out[m, 1] = j
+                m += 1
+            i = j
+        i += 1
+    ns = len(s)
+    for k in range(2, ns - 2):
+        v = s[k]
+        if v < s[k - 1] or v < s[k + 1]:
+            continue
+        beside = max(s[k - 2], s[k + 2])
+        pos = (k + 1) / n
+        need = SEAM_FRACTION
+        for r in REGULAR_POSITIONS:
+            if abs(pos - r) <= REGULAR_SLACK:
+                need = REGULAR_SEAM_FRACTION
+        # A seam is a strong step along most of the line that the lines beside it do not have; a weaker one
+        # counts when it stands out all the more (two photos that happen to share colours along part of it).
+        if (v >= need and v - beside >= SEAM_PROMINENCE) or (
+            v >= SEAM_FRACTION_LONE and v - beside >= SEAM_PROMINENCE_LONE
+        ):
+            out[m, 0] = k + 1
+            out[m, 1] = k + 1
+            m += 1
+    return out[:m]
 
 
 def _lines(std: np.ndarray, s: np.ndarray) -> list[tuple[int, int]]:
@@ -104,32 +150,8 @@ def _lines(std: np.ndarray, s: np.ndarray) -> list[tuple[int, int]]:
     n = len(std)
     if n < 8:
         return []
-    bands: list[tuple[int, int]] = []
-    flat = std <= FLAT_STD
-    if flat.any():
-        # Runs of flat rows that do not touch the edge (a flat run there is margin, which the trim handles),
-        # and that are thin: a wide one is the flat background of a drawing.
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], flat.astype(np.int8), [0]])))
-        wide = max(1, int(MAX_GUTTER_SHARE * n))
-        bands.extend(
-            (int(i), int(j))
-            for i, j in zip(edges[::2], edges[1::2], strict=True)
-            if i > 0 and j < n and j - i <= wide
-        )
-    padded = np.concatenate([np.zeros(2), s, np.zeros(2)])
-    beside = np.maximum(padded[:-4], padded[4:])
-    left = np.concatenate([[0.0], s[:-1]])
-    right = np.concatenate([s[1:], [0.0]])
-    pos = (np.arange(len(s)) + 1) / n
-    regular = np.zeros(len(s), dtype=bool)
-    for r in REGULAR_POSITIONS:
-        regular |= np.abs(pos - r) <= REGULAR_SLACK
-    need = np.where(regular, REGULAR_SEAM_FRACTION, SEAM_FRACTION)
-    hit = (s >= need) & (s - beside >= SEAM_PROMINENCE) & (s >= left) & (s >= right)
-    hit[:2] = False
-    hit[-2:] = False
-    bands.extend((int(i) + 1, int(i) + 1) for i in np.flatnonzero(hit))
-    return _merge(sorted(bands), gap=max(2, n // 50))
+    bands = sorted((int(a), int(b)) for a, b in _line_bands(std, s))
+    return _merge(bands, gap=max(2, n // 50))
 
 
 def _merge(bands: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
@@ -317,7 +339,7 @@ def _intervals(edges: list[tuple[int, int]], n: int) -> list[tuple[int, int]] | 
 
 def _cuts(
     rgb: np.ndarray, axis: int, std: np.ndarray, s: np.ndarray, step: int
-) -> tuple[list[tuple[int, int]] | None, list[tuple[int, int]] | None]:
+) -> tuple[list[tuple[int, int]] | None, list[tuple[int, int]] | None, bool]:
     """Cells along axis 0 as full-resolution intervals: (the regular split, the split by every line found).
 
     The regular split uses only the lines at a half or at both thirds, so a picture's own lines (a horizon, a
@@ -328,7 +350,7 @@ def _cuts(
     if not edges or len(edges) > MAX_LINES:
         # Many lines across the whole picture are a pattern (stripes, tiles, planks), not a collage: lines that
         # cross every picture of a real collage are its seams, and there are few of them.
-        return None, None
+        return None, None, False
 
     def near(e: tuple[int, int], pos: float) -> bool:
         return abs((e[0] + e[1]) / 2 - pos * n) <= max(3, REGULAR_SLACK * n)
@@ -340,7 +362,10 @@ def _cuts(
         regular = _intervals([thirds[0], thirds[1]], n)
     elif half is not None:
         regular = _intervals([half], n)
-    return regular, _intervals(edges, n)
+    free = _intervals(edges, n)
+    # Lines at regular positions, gutters, or more than one line: evidence of a collage on its own.
+    sure = regular is not None or (free is not None and (len(free) > 2 or any(a != b for a, b in edges)))
+    return regular, free, sure
 
 
 def _layout(rows: list[tuple[int, int]], cols: list[tuple[int, int]]) -> list[tuple[str, Box]]:
@@ -352,14 +377,15 @@ def _layout(rows: list[tuple[int, int]], cols: list[tuple[int, int]]) -> list[tu
     ]
 
 
-def _split(full: np.ndarray, step: int) -> list[tuple[str, Box]] | None:
+def _split(full: np.ndarray, step: int) -> tuple[list[tuple[str, Box]], bool] | None:
     """One level of splitting: rows by lines across the full width, columns by lines across the full height.
 
-    Gives the regular layout's cells and, when other lines were found, the cells of the layout they make.
+    Gives the regular layout's cells and, when other lines were found, the cells of the layout they make; and
+    whether the split is sure (see ``_cuts``) or rests on a single seam anywhere, which may be a horizon.
     """
     row_std, row_step, col_std, col_step = _line_stats(full, step, STEP_TOL)
-    reg_r, free_r = _cuts(full, 0, row_std, row_step, step)
-    reg_c, free_c = _cuts(full, 1, col_std, col_step, step)
+    reg_r, free_r, sure_r = _cuts(full, 0, row_std, row_step, step)
+    reg_c, free_c, sure_c = _cuts(full, 1, col_std, col_step, step)
     whole_r, whole_c = [(0, full.shape[0])], [(0, full.shape[1])]
     out: list[tuple[str, Box]] = []
     seen: set[Box] = set()
@@ -372,7 +398,9 @@ def _split(full: np.ndarray, step: int) -> list[tuple[str, Box]] | None:
                 if any(lb == label for lb, _ in out):
                     label = label.replace(".", "u.", 1)
                 out.append((label, box))
-    return out or None
+    if not out:
+        return None
+    return out, sure_r or sure_c or (free_r is not None and free_c is not None)
 
 
 def find_cells(rgb: np.ndarray, *, depth: int = 2) -> list[Cell]:
@@ -380,13 +408,15 @@ def find_cells(rgb: np.ndarray, *, depth: int = 2) -> list[Cell]:
 
     When the first split makes two cells, each is split again (once) by lines that cross only that cell, which is
     how uneven layouts are built. A cell that splits again is kept as well as its parts: the line inside it may be the
-    picture's own (a horizon), not a seam.
+    picture's own (a horizon), not a seam. A split on one lone seam (not at a half or a third, no gutter, no
+    further split inside) is not proposed.
     """
     h, w = rgb.shape[:2]
     step = stride_for(h, w, GRID_SIDE)
-    top = _split(rgb, step)
-    if top is None:
+    first = _split(rgb, step)
+    if first is None:
         return []
+    top, sure = first
     out: list[Cell] = []
     for label, box in top:
         sub = None
@@ -394,6 +424,9 @@ def find_cells(rgb: np.ndarray, *, depth: int = 2) -> list[Cell]:
             view = rgb[box.y0 : box.y1, box.x0 : box.x1]
             sub = _split(view, stride_for(box.height, box.width, GRID_SIDE))
         out.append(Cell(label, box))
-        if sub is not None and len(top) * len(sub) <= 16:
-            out.extend(Cell(f"{label}.{sl}", sb.offset(box.y0, box.x0)) for sl, sb in sub)
-    return out
+        if sub is not None and len(top) * len(sub[0]) <= 16:
+            sure = True
+            out.extend(Cell(f"{label}.{sl}", sb.offset(box.y0, box.x0)) for sl, sb in sub[0])
+    # A lone seam anywhere that nothing else backs up is more often a horizon or a wall's edge than a collage
+    # of two pictures; proposing it would cost a hash on ordinary photos.
+    return out if sure else []

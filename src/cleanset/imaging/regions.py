@@ -1,4 +1,4 @@
-"""Where in an image extra probes should look: the picture inside uniform borders, and the cells of a collage.
+"""Where in an image extra probes should look: the picture inside borders or a window, and a collage's cells.
 
 Every region costs one more PDQ (its eight dihedral hashes come from the same transform), so regions are only
 proposed when cheap checks on strided copies find a border or a dividing line; an ordinary photo gets none.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cleanset.imaging.borders import Box, find_trim, trim_matters
+from cleanset.imaging.borders import Box, find_inset, find_trim, trim_matters
 from cleanset.imaging.grid import MIN_CELL, find_cells
 
 THIN_MARGIN = 0.03  # a cell trim up to this share of a side is leftover gutter
@@ -27,6 +27,10 @@ class Region:
     y1: int
     x0: int
     x1: int
+
+
+def _same(a: Box, b: Box, px: int = 3) -> bool:
+    return max(abs(a.y0 - b.y0), abs(a.y1 - b.y1), abs(a.x0 - b.x0), abs(a.x1 - b.x1)) <= px
 
 
 def _cell_boxes(rgb: np.ndarray, box: Box) -> list[tuple[str, Box]]:
@@ -53,8 +57,10 @@ def _cell_boxes(rgb: np.ndarray, box: Box) -> list[tuple[str, Box]]:
 def find_regions(rgb: np.ndarray) -> list[Region]:
     """Regions worth hashing besides the whole image; cheap when there are none.
 
-    ``rgb`` is the decoded image (h, w, 3) uint8; regions are in its coordinates. Names are ``trim`` and
-    ``grid{R}x{C}.{i}`` (row-major cell index; a cell split again adds ``.{r}x{c}.{j}``).
+    ``rgb`` is the decoded image (h, w, 3) uint8; regions are in its coordinates. Names are ``trim`` (uniform
+    borders removed), ``inset`` (the picture inside a window or page: a screenshot), and ``grid{R}x{C}.{i}``
+    (row-major cell index; a cell split again adds ``.{r}x{c}.{j}``, a deeply trimmed cell also comes as
+    ``<cell>.trim``).
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_CELL:
@@ -65,6 +71,14 @@ def find_regions(rgb: np.ndarray) -> list[Region]:
     if trim is not None and trim_matters(trim, h, w) and min(trim.height, trim.width) >= MIN_CELL:
         regions.append(Region("trim", trim.y0, trim.y1, trim.x0, trim.x1))
         content = trim
+    inset = find_inset(rgb)
+    if (
+        inset is not None
+        and trim_matters(inset, h, w)
+        and min(inset.height, inset.width) >= MIN_CELL
+        and not _same(inset, content)
+    ):
+        regions.append(Region("inset", inset.y0, inset.y1, inset.x0, inset.x1))
     view = rgb[content.y0 : content.y1, content.x0 : content.x1]
     for cell in find_cells(view):
         for suffix, box in _cell_boxes(rgb, cell.box.offset(content.y0, content.x0)):

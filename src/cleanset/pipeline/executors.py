@@ -8,9 +8,10 @@ a decoder, OOM kill) is tried once more. If the second attempt fails too, the sh
 it holds marked ``failed`` with the reason (fail closed: its items are accounted for and the cleaned dataset leaves
 them out); when even listing its items fails, one failed row ``<shard>#unread`` stands for the shard.
 
-``local``: one forked process per shard attempt, up to ``workers`` at a time. The parent has built the hash engine
-and the matcher (and warmed them up) before forking, so the bank indexes are shared copy-on-write and never rebuilt;
-a crash takes down only its own shard. Children die with the parent (PR_SET_PDEATHSIG), so a ``kill -9`` of the
+``local``: ``workers`` processes (all cores by default), each forked once and fed one shard at a time. The parent
+has built the hash engine and the matcher (and warmed them up) before forking, so the bank indexes are shared
+copy-on-write and never rebuilt; the parent knows which shard each worker holds, so a crash costs only that shard's
+attempt and the worker is replaced. Children die with the parent (PR_SET_PDEATHSIG), so a ``kill -9`` of the
 scan leaves no writer behind. ``inline``: the same, in this process, for tests and debugging.
 """
 
@@ -172,28 +173,31 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def _child_scan(shard: Shard, q: Any) -> None:
+def _worker_main(tasks: Any, results: Any) -> None:
+    """A worker process: forked once, it scans (or gives up on) one shard at a time until told to stop."""
     _die_with_parent()
     ctx: ScanContext = _CHILD["ctx"]
     run: RunDir = _CHILD["run"]
+    while True:
+        task = tasks.get()
+        if task is None:
+            break
+        kind, shard, reason = task
 
-    def forward(ev: Event) -> None:
-        q.put((ev.kind, ev.shard, ev.items, ev.failed))
+        def forward(ev: Event, sid: str = shard.id) -> None:
+            if ev.kind == "progress":
+                results.put(("progress", sid, ev.items, ev.failed))
 
-    try:
-        process_shard(shard, ctx, run, forward)
-    except BaseException as e:
-        q.put(("error", shard.id, 0, 0, f"internal: {type(e).__name__}: {e}"))
-        q.close()
-        q.join_thread()
-        os._exit(1)
-    q.close()
-    q.join_thread()
-
-
-def _child_give_up(shard: Shard, reason: str) -> None:
-    _die_with_parent()
-    give_up(shard, _CHILD["ctx"], _CHILD["run"], reason)
+        try:
+            if kind == "scan":
+                process_shard(shard, ctx, run, forward)
+            else:
+                give_up(shard, ctx, run, reason)
+            results.put(("done", shard.id, 0, 0))
+        except Exception as e:
+            results.put(("error", shard.id, 0, 0, f"internal: {type(e).__name__}: {e}"))
+    results.close()
+    results.join_thread()
 
 
 def _exit_reason(code: int | None) -> str:
@@ -206,104 +210,140 @@ def _exit_reason(code: int | None) -> str:
     return f"worker process exited with code {code}"
 
 
+@dataclass
+class _Worker:
+    process: Any
+    tasks: Any
+    busy: tuple[str, Shard] | None = None  # (kind, shard) being worked on
+
+
 @EXECUTORS.register("local")
 class LocalExecutor(Executor):
+    """Worker processes forked once each and fed one shard at a time; see the module docstring."""
+
     name = "local"
 
     def run(self, shards: Sequence[Shard], ctx: ScanContext, run: RunDir, on_event: EventFn) -> list[dict[str, Any]]:
-        mpc = mp.get_context("fork")
-        q = mpc.Queue()
+        if not shards:
+            return []
+        self._mpc = mp.get_context("fork")
+        self._results = self._mpc.Queue()
         _CHILD.update(ctx=ctx, run=run, parent_pid=os.getpid())
         gc.freeze()  # children never traverse (or dirty, copy-on-write) the parent's objects: banks, indexes
-        pending = list(reversed(shards))
+        pending: list[tuple[str, Shard, str]] = [("scan", s, "") for s in reversed(shards)]
         attempts: dict[str, int] = {}
         last_error: dict[str, str] = {}
-        shown: dict[str, list[int]] = {}  # progress shown per shard, taken back on retry
-        running: dict[str, tuple[Any, Shard, bool]] = {}  # shard id -> (process, shard, is_give_up)
+        shown: dict[str, list[int]] = {}  # progress shown per shard, taken back when an attempt fails
         entries: dict[str, dict[str, Any]] = {}
-        try:
-            while pending or running:
-                while pending and len(running) < self.workers:
-                    shard = pending.pop()
-                    n = attempts.get(shard.id, 0)
-                    if n < ATTEMPTS:
-                        attempts[shard.id] = n + 1
-                        p = mpc.Process(target=_child_scan, args=(shard, q), daemon=True)
-                        running[shard.id] = (p, shard, False)
-                    else:
-                        reason = f"{last_error.get(shard.id, 'failed')} (after {ATTEMPTS} attempts)"
-                        on_event(Event("gave_up", shard.id, reason=reason))
-                        p = mpc.Process(target=_child_give_up, args=(shard, reason), daemon=True)
-                        running[shard.id] = (p, shard, True)
-                    p.start()
-                self._drain(q, on_event, shown, last_error, timeout=0.1)
-                for sid, (p, shard, was_give_up) in list(running.items()):
-                    if p.is_alive():
-                        continue
-                    p.join()
-                    self._drain(q, on_event, shown, last_error, timeout=0)
-                    del running[sid]
-                    entry = self._committed(run, shard)
-                    if entry is not None:
-                        if was_give_up:
-                            on_event(Event("progress", sid, items=entry["items"], failed=entry["failed"]))
-                        entries[sid] = entry
-                        shown.pop(sid, None)
-                        on_event(Event("shard", sid, entry=entry))
-                        continue
-                    if p.exitcode != 1 or sid not in last_error:
-                        last_error[sid] = _exit_reason(p.exitcode)
-                    items, failed = shown.pop(sid, [0, 0])
-                    if items or failed:
-                        on_event(Event("progress", sid, items=-items, failed=-failed))
-                    if was_give_up:  # even listing the items killed the worker: one row stands for the shard
-                        entry = commit_shard(
-                            run,
-                            shard,
-                            to_table([_failed_row(marker_key(sid, "unread"), shard, last_error[sid], None)]),
-                            0.0,
-                        )
-                        on_event(Event("progress", sid, items=1, failed=1))
-                        entries[sid] = entry
-                        on_event(Event("shard", sid, entry=entry))
-                    else:
-                        if attempts[sid] < ATTEMPTS:
-                            on_event(Event("retry", sid, reason=last_error[sid]))
-                        pending.append(shard)
-        finally:
-            for p, _, _ in running.values():
-                if p.is_alive():
-                    p.kill()
-                p.join()
-            _CHILD.clear()
-            gc.unfreeze()
-            q.close()
-        return [entries[s.id] for s in shards]
+        workers = [self._spawn() for _ in range(min(self.workers, len(shards)))]
 
-    @staticmethod
-    def _committed(run: RunDir, shard: Shard) -> dict[str, Any] | None:
-        path = run.ledger_path(shard.id)
-        if path.is_file() and run.items_path(shard.id).is_file():
-            entry: dict[str, Any] = read_json(path)
-            return entry
-        return None
-
-    @staticmethod
-    def _drain(
-        q: Any, on_event: EventFn, shown: dict[str, list[int]], last_error: dict[str, str], timeout: float
-    ) -> None:
-        block = timeout > 0
-        while True:
-            try:
-                msg = q.get(block, timeout) if block else q.get_nowait()
-            except queue.Empty:
-                return
-            block = False
+        def handle(msg: tuple[Any, ...]) -> None:
             kind, sid = msg[0], msg[1]
+            owner = next((w for w in workers if w.busy is not None and w.busy[1].id == sid), None)
+            if owner is None:  # a settled task's straggler: nothing to add
+                return
             if kind == "progress":
                 s = shown.setdefault(sid, [0, 0])
                 s[0] += msg[2]
                 s[1] += msg[3]
                 on_event(Event("progress", sid, items=msg[2], failed=msg[3]))
-            elif kind == "error":
-                last_error[sid] = msg[4]
+            else:  # done or error: the ledger on disk says which
+                if kind == "error":
+                    last_error[sid] = msg[4]
+                pending.extend(self._finished(owner, run, on_event, shown, last_error, attempts, entries))
+
+        try:
+            while pending or any(w.busy for w in workers):
+                for w in workers:
+                    if w.busy is None and pending:
+                        kind, shard, reason = pending.pop()
+                        if kind == "scan":
+                            attempts[shard.id] = attempts.get(shard.id, 0) + 1
+                        w.busy = (kind, shard)
+                        w.tasks.put((kind, shard, reason))
+
+                for msg in self._drain(0.1):
+                    handle(msg)
+                for i, w in enumerate(workers):
+                    if w.process.is_alive():
+                        continue
+                    w.process.join()
+                    for msg in self._drain(0):  # what it said before dying
+                        handle(msg)
+                    if w.busy is not None:
+                        sid = w.busy[1].id
+                        if w.process.exitcode != 0 or sid not in last_error:
+                            last_error[sid] = _exit_reason(w.process.exitcode)
+                        pending.extend(self._finished(w, run, on_event, shown, last_error, attempts, entries))
+                    if pending or any(x.busy for x in workers):
+                        workers[i] = self._spawn()
+        finally:
+            for w in workers:
+                if w.process.is_alive():
+                    w.tasks.put(None)
+            for w in workers:
+                w.process.join(timeout=5)
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join()
+            _CHILD.clear()
+            gc.unfreeze()
+            self._results.close()
+        return [entries[s.id] for s in shards]
+
+    def _spawn(self) -> _Worker:
+        tasks = self._mpc.SimpleQueue()
+        p = self._mpc.Process(target=_worker_main, args=(tasks, self._results), daemon=True)
+        p.start()
+        return _Worker(p, tasks)
+
+    def _drain(self, timeout: float) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        block = timeout > 0
+        while True:
+            try:
+                out.append(self._results.get(block, timeout) if block else self._results.get_nowait())
+            except queue.Empty:
+                return out
+            block = False
+
+    @staticmethod
+    def _finished(
+        w: _Worker,
+        run: RunDir,
+        on_event: EventFn,
+        shown: dict[str, list[int]],
+        last_error: dict[str, str],
+        attempts: dict[str, int],
+        entries: dict[str, dict[str, Any]],
+    ) -> list[tuple[str, Shard, str]]:
+        """Settle the worker's task by what is on disk; returns the follow-up task, if any, to queue."""
+        assert w.busy is not None
+        kind, shard = w.busy
+        w.busy = None
+        sid = shard.id
+        path = run.ledger_path(sid)
+        if path.is_file() and run.items_path(sid).is_file():
+            entry: dict[str, Any] = read_json(path)
+            if kind == "give_up":
+                on_event(Event("progress", sid, items=entry["items"], failed=entry["failed"]))
+            shown.pop(sid, None)
+            entries[sid] = entry
+            on_event(Event("shard", sid, entry=entry))
+            return []
+        items, failed = shown.pop(sid, [0, 0])
+        if items or failed:
+            on_event(Event("progress", sid, items=-items, failed=-failed))
+        reason = last_error.get(sid, "failed")
+        if kind == "give_up":  # even listing its items failed: one row stands for the shard
+            entry = commit_shard(run, shard, to_table([_failed_row(marker_key(sid, "unread"), shard, reason, None)]), 0)
+            on_event(Event("progress", sid, items=1, failed=1))
+            entries[sid] = entry
+            on_event(Event("shard", sid, entry=entry))
+            return []
+        if attempts[sid] < ATTEMPTS:
+            on_event(Event("retry", sid, reason=reason))
+            return [("scan", shard, "")]
+        full = f"{reason} (after {ATTEMPTS} attempts)"
+        on_event(Event("gave_up", sid, reason=full))
+        return [("give_up", shard, full)]

@@ -24,7 +24,17 @@ ITEMS_DIR = "items"
 LEDGER_DIR = "ledger"
 
 # Keys of the manifest that define the scan; everything else (version, timestamps) is informational.
-FINGERPRINT_KEYS = ("sources", "format", "banks", "signals", "probes", "quality_gate", "max_pixels", "policy")
+FINGERPRINT_KEYS = (
+    "sources",
+    "format",
+    "source_options",
+    "banks",
+    "signals",
+    "probes",
+    "quality_gate",
+    "max_pixels",
+    "policy",
+)
 
 
 def canonical_json(obj: Any) -> bytes:

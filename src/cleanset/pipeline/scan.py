@@ -33,6 +33,7 @@ class ScanOptions:
     banks: Sequence[str]
     out: Path
     format: str | None = None
+    images: Path | None = None  # img2dataset's download of URL metadata, joined back by URL (laion)
     signals: Sequence[str] | None = None  # None: the engine's defaults
     probes: bool = True  # dihedral + region probes
     quality_gate: int = DEFAULT_QUALITY_GATE
@@ -106,7 +107,8 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     from cleanset.sources import open_source
 
     snaps = list(snapshots) if snapshots is not None else open_banks(opts.banks)
-    source = open_source([Path(p) for p in opts.sources], opts.format)
+    options = {"images": Path(opts.images)} if opts.images is not None else {}
+    source = open_source([Path(p) for p in opts.sources], opts.format, **options)
     engine = build_engine(opts, source)
     policy = opts.policy
     allow = frozenset(s.name for s in snaps if s.allow)
@@ -121,6 +123,7 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     config = {
         "sources": [str(Path(p).resolve()) for p in opts.sources],
         "format": source.name,
+        "source_options": {k: str(Path(v).resolve()) for k, v in options.items()},
         "banks": [bank_record(s) for s in snaps],
         "signals": list(cfg.signals),
         "probes": {"dihedral": bool(cfg.dihedral), "regions": bool(cfg.regions)},

@@ -112,7 +112,7 @@ class HashEngine:
         out = HashOutcome(status=Status.OK, height=int(rgb.shape[0]), width=int(rgb.shape[1]))
         if not self._pixels:
             return HashOutcome.failed("hash: no pixel signal configured")
-        self._add_pixels(np.ascontiguousarray(rgb), out)
+        self._add_pixels(rgb, out)  # any layout: the kernels read strided arrays (and RGBX views fastest)
         return out
 
     def hash_url(self, url: str) -> HashOutcome:

@@ -86,6 +86,9 @@ def scan(
 ) -> np.ndarray:
     """The 64x64 PDQ buffer of ``rgb`` (one pass), optionally adding luma block sums into ``grey_sum``.
 
+    When ``rgb`` is the first three channels of an HxWx4 buffer (what ``imaging.decode`` returns for JPEG), the
+    scan reads whole 32-bit pixels from that buffer, which is faster and gives the same values.
+
     With ``size`` (rows, cols), the buffer of the image nearest-neighbour resized to that size, as the C++ tool
     resizes (source index ``floor(i * n / size)``), without materialising it.
     """
@@ -98,7 +101,9 @@ def scan(
         col_index = _nearest_index(rgb.shape[1], n_cols)
     if n_rows == 64 and n_cols == 64:
         # pdqhash.compute hashes a 64x64 image without blurring it
-        return k.luma_64x64(rgb if size is None else k.gather(rgb, row_index, col_index))
+        if row_index is not None and col_index is not None:
+            rgb = k.gather(rgb, row_index, col_index)
+        return k.luma_64x64(rgb)
     row_start, row_w = k.tent_weights(n_rows)
     col_start, col_w = k.tent_weights(n_cols)
     return k.scan_image(
@@ -115,7 +120,23 @@ def scan(
         _NO_GREY_SUM if grey_sum is None else grey_sum,
         row_index,
         col_index,
+        _words(rgb),
     )
+
+
+def _words(rgb: np.ndarray) -> np.ndarray | None:
+    """``rgb``'s pixels as little-endian RGBX words, when ``rgb`` is a view of a C-contiguous HxWx4 buffer."""
+    base = rgb.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.dtype == np.uint8
+        and base.shape == (*rgb.shape[:2], 4)
+        and base.flags["C_CONTIGUOUS"]
+        and rgb.strides == base.strides
+        and rgb.__array_interface__["data"][0] == base.__array_interface__["data"][0]
+    ):
+        return base.view("<u4").reshape(rgb.shape[:2])
+    return None
 
 
 def pdq_rgb(rgb: np.ndarray) -> PdqResult:

@@ -48,10 +48,8 @@ def normalize_url(url: str) -> str:
     elif ":" in hostport:
         host, _, port = hostport.rpartition(":")
     host = host.lower()
-    if port == "" or (port.isdigit() and DEFAULT_PORTS.get(scheme) == int(port)):
-        hostport = host
-    else:
-        hostport = f"{host}:{port}"
+    default_port = port == "" or (port.isdigit() and DEFAULT_PORTS.get(scheme) == int(port))
+    hostport = host if default_port else f"{host}:{port}"
     netloc = f"{userinfo}@{hostport}" if userinfo or "@" in netloc else hostport
     path = parts.path if parts.path or not netloc else "/"
     return urlunsplit((scheme, netloc, path, parts.query, ""))
