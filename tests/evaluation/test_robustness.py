@@ -87,9 +87,11 @@ def test_corpus_takes_one_plasma_size_and_drops_duplicates(tmp_path: Path) -> No
     Image.fromarray(a).save(tmp_path / "a.png")
     Image.fromarray(a[:, ::-1]).save(tmp_path / "a-mirror.png")
     Image.fromarray(skimage.data.coffee()).save(tmp_path / "c.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     kept, dropped = load_photos(sorted(tmp_path.glob("*.png")))
     assert [p.name.split("/")[-1] for p in kept] == ["a-mirror.png", "c.png"]
-    assert len(dropped) == 1 and "a.png" in dropped[0]
+    assert len(dropped) == 2
+    assert "a.png (same picture" in dropped[0] and "broken.png (cannot decode" in dropped[1]
 
 
 def test_cli_runs_end_to_end(tmp_path: Path) -> None:
@@ -131,3 +133,13 @@ def test_cli_runs_end_to_end(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+def test_cost_is_measured_on_pixels_and_files(photos: list[Photo]) -> None:
+    from cleanset.evaluation.robustness import measure_cost
+    from cleanset.imaging.regions import find_regions
+
+    c = measure_cost(photos, rounds=1)
+    assert c.photos == len(photos)
+    assert c.plain_s > 0 and c.probes_s > 0 and c.plain_file_s > c.plain_s  # files add the decode
+    assert c.with_regions == sum(1 for p in photos if find_regions(p.rgb))

@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from cleanset.imaging.borders import Box, find_trim, trim_matters
+from cleanset.imaging.borders import Box, find_inset, find_trim, trim_matters
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -84,3 +84,36 @@ def test_all_border_is_no_picture() -> None:
 def test_trim_matters_ignores_a_pixel_line() -> None:
     assert not trim_matters(Box(1, 500, 0, 600), 500, 600)
     assert trim_matters(Box(6, 494, 0, 600), 500, 600)
+
+
+def screenshot(a: np.ndarray) -> tuple[np.ndarray, Box]:
+    """A viewer window: a title bar with buttons and a title, a toolbar, a dark margin, a status bar."""
+    from PIL import ImageDraw
+
+    h, w = a.shape[:2]
+    bar, margin = 20, 14
+    im = Image.new("RGB", (w + 2 * margin, h + 2 * margin + 3 * bar), (46, 46, 46))
+    d = ImageDraw.Draw(im)
+    d.rectangle((0, 0, im.width, bar), fill=(222, 222, 222))
+    for k in range(3):
+        d.ellipse((6 + k * 20, 5, 16 + k * 20, 15), fill=(230, 90, 80))
+    d.text((im.width // 3, 4), "IMG_0042.jpg - Photos", fill=(30, 30, 30))
+    d.rectangle((0, bar, im.width, 2 * bar), fill=(236, 236, 236))
+    for k in range(6):
+        d.rectangle((margin + 40 * k, bar + 4, margin + 40 * k + 24, 2 * bar - 4), fill=(190, 190, 190))
+    d.rectangle((0, im.height - bar, im.width, im.height), fill=(222, 222, 222))
+    d.text((margin, im.height - bar + 4), f"{w} x {h}", fill=(30, 30, 30))
+    im.paste(Image.fromarray(a), (margin, 2 * bar + margin))
+    return np.asarray(im), Box(2 * bar + margin, 2 * bar + margin + h, margin, margin + w)
+
+
+@pytest.mark.parametrize("name", ("astronaut", "coffee", "chelsea", "rocket"))
+def test_inset_finds_the_picture_in_a_window(name: str) -> None:
+    shot, truth = screenshot(photo(name))
+    assert find_trim(jpeg(shot, 90)) is None or not close(find_trim(jpeg(shot, 90)), truth)
+    assert close(find_inset(jpeg(shot, 90)), truth)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_plain_photos_have_no_inset(name: str) -> None:
+    assert find_inset(photo(name)) is None

@@ -97,3 +97,28 @@ def test_probe_of_a_bordered_photo_matches_the_original() -> None:
 
 def test_tiny_images_get_no_regions() -> None:
     assert find_regions(np.zeros((40, 300, 3), np.uint8)) == []
+
+
+def test_probe_of_a_screenshot_matches_the_original() -> None:
+    from cleanset.evaluation.transforms import TRANSFORMS
+
+    target = skimage.data.coffee()
+    original = pdq_rgb(target).hex
+    shot = TRANSFORMS.get("screenshot").apply(target, seed=0, index=0)
+    assert distance(pdq_rgb(shot).hex, original) > 31
+    name, d = best_probe(shot, original)
+    assert (name, d <= 31) == ("inset/original", True)
+
+
+def test_letterbox_on_a_picture_with_flat_sides_keeps_the_sides() -> None:
+    # A drawing-like picture: a photo on a plain light background band left and right.
+    pic = np.full((400, 800, 3), 200, np.uint8)
+    pic[:, 100:700] = skimage.data.coffee()
+    img = np.zeros((800, 800, 3), np.uint8)
+    img[200:600] = pic
+    regions = {r.name: r for r in find_regions(jpeg(img, 90))}
+    trim, rows = regions["trim"], regions["trim.rows"]
+    assert trim.x0 >= 99 and trim.x1 <= 701  # the plain trim also ate the picture's own flat sides ...
+    assert (abs(rows.y0 - 200) <= 2, abs(rows.y1 - 600) <= 2, rows.x0, rows.x1) == (True, True, 0, 800)
+    name, d = best_probe(jpeg(img, 90), pdq_rgb(pic).hex)
+    assert name == "trim.rows/original" and d <= 31

@@ -81,12 +81,12 @@ def skimage_files() -> list[Path]:
 
 def load_rgb(path: Path, max_side: int) -> np.ndarray:
     """Decode to RGB (transparency composited on white) and shrink so the longest side is at most ``max_side``."""
-    with Image.open(path) as im:
-        im.draft("RGB", (max_side, max_side))
+    with Image.open(path) as src:
+        src.draft("RGB", (max_side, max_side))
+        im: Image.Image = src
         if im.mode in ("RGBA", "LA", "P"):
-            im = im.convert("RGBA")
-            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(bg, im)
+            rgba = im.convert("RGBA")
+            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         im = im.convert("RGB")
         if max(im.size) > max_side:
             im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
@@ -101,7 +101,8 @@ def load_photos(
     same_within: int = 62,
     min_quality: int = 50,
 ) -> tuple[list[Photo], list[str]]:
-    """Load and de-duplicate; returns the photos and the names dropped, each with why.
+    """Load and de-duplicate; returns the photos and the names dropped, each with why (a file that cannot be
+    decoded is one of them, never a crash).
 
     Two photos within ``same_within`` bits (any rotation/flip; twice the match threshold) are one picture: a
     wallpaper in two sizes, or its light and dark, warm and cold variants (PDQ sees luma, so a colour variant is
@@ -117,7 +118,11 @@ def load_photos(
     for path in files:
         if limit is not None and len(photos) >= limit:
             break
-        rgb = load_rgb(path, max_side)
+        try:
+            rgb = load_rgb(path, max_side)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            dropped.append(f"{_short(path)} (cannot decode: {e})")
+            continue
         res = pdq_rgb(rgb)
         if res.quality < min_quality:
             dropped.append(f"{_short(path)} (PDQ quality {res.quality})")

@@ -100,14 +100,19 @@ def plot(result: RobustnessResult, path: Path) -> None:
     ax.set_xticklabels(names, rotation=70, ha="right", fontsize=8)
     ax.set_ylabel(f"recall at threshold (%), PDQ <= {result.threshold}")
     ax.set_ylim(0, 105)
-    ax.legend(loc="lower left", fontsize=8)
-    ax.set_title(f"cleanset robustness: {result.banked} banked of {result.photos} photos")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    ax.set_title(f"cleanset robustness: {result.banked} banked of {result.photos} photos", pad=22)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
 def as_json(result: RobustnessResult) -> dict[str, object]:
+    """Everything in the table, as plain JSON (no NaN: a figure without data is null)."""
     return {
         "photos": result.photos,
         "banked": result.banked,
@@ -122,9 +127,9 @@ def as_json(result: RobustnessResult) -> dict[str, object]:
                 "matched_by": r.matched_by,
                 **{
                     m: {
-                        "recall": r.stats[m].recall,
-                        "median": r.stats[m].quantile(0.5),
-                        "p95": r.stats[m].quantile(0.95),
+                        "recall": _finite(r.stats[m].recall),
+                        "median": _finite(r.stats[m].quantile(0.5)),
+                        "p95": _finite(r.stats[m].quantile(0.95)),
                         "false_matches": r.stats[m].false_matches,
                     }
                     for m in METHODS
@@ -141,7 +146,7 @@ def as_json(result: RobustnessResult) -> dict[str, object]:
             "overhead": result.cost.overhead,
             "plain_file_s": result.cost.plain_file_s,
             "probes_file_s": result.cost.probes_file_s,
-            "file_overhead": result.cost.file_overhead,
+            "file_overhead": _finite(result.cost.file_overhead),
             "with_regions": result.cost.with_regions,
         },
     }
@@ -159,5 +164,5 @@ def write_report(result: RobustnessResult, out: Path) -> dict[str, Path]:
     paths["markdown"].write_text(markdown(result))
     paths["html"].write_text(html_page(result))
     plot(result, paths["plot"])
-    paths["json"].write_text(json.dumps(as_json(result), indent=2, allow_nan=True) + "\n")
+    paths["json"].write_text(json.dumps(as_json(result), indent=2, allow_nan=False) + "\n")
     return paths

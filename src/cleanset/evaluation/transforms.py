@@ -75,15 +75,18 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 # -- compression and scale -------------------------------------------------------------------------------------
-for _q in (30, 50, 70, 90):
-    _add(f"jpeg{_q}", "jpeg", lambda a, r, f, q=_q: jpeg(a, q))
+def _jpeg_at(q: int) -> Fn:
+    return lambda a, r, f: jpeg(a, q)
 
+
+def _scale_by(s: float) -> Fn:
+    return lambda a, r, f: _resize(a, round(a.shape[0] * s), round(a.shape[1] * s))
+
+
+for _q in (30, 50, 70, 90):
+    _add(f"jpeg{_q}", "jpeg", _jpeg_at(_q))
 for _s in (0.25, 0.5, 0.75, 1.5, 2.0):
-    _add(
-        f"resize{_s:g}x",
-        "resize",
-        lambda a, r, f, s=_s: _resize(a, round(a.shape[0] * s), round(a.shape[1] * s)),
-    )
+    _add(f"resize{_s:g}x", "resize", _scale_by(_s))
 
 
 def _crop(a: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
@@ -94,8 +97,12 @@ def _crop(a: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
     return a[top : h - (dy - top), left : w - (dx - left)]
 
 
+def _crop_by(c: int) -> Fn:
+    return lambda a, r, f: _crop(a, r, c / 100)
+
+
 for _c in (2, 5, 10, 20):
-    _add(f"crop{_c}%", "crop", lambda a, r, f, c=_c: _crop(a, r, c / 100))
+    _add(f"crop{_c}%", "crop", _crop_by(_c))
 
 # -- geometry ----------------------------------------------------------------------------------------------------
 _add("flip-h", "flip", lambda a, r, f: a[:, ::-1])
@@ -103,12 +110,15 @@ _add("flip-v", "flip", lambda a, r, f: a[::-1])
 _add("rotate90", "rotate", lambda a, r, f: np.rot90(a, 1))
 _add("rotate180", "rotate", lambda a, r, f: np.rot90(a, 2))
 _add("rotate270", "rotate", lambda a, r, f: np.rot90(a, 3))
+
+
+def _turn_by(d: int) -> Fn:
+    """A small rotation within the frame (corners filled black), as a tilted scan or a straightened photo."""
+    return lambda a, r, f: np.asarray(_img(a).rotate(d, Image.Resampling.BICUBIC, expand=False))
+
+
 for _d in (1, 3, 5):
-    _add(
-        f"rotate{_d}deg",
-        "rotate-small",
-        lambda a, r, f, d=_d: np.asarray(_img(a).rotate(d, Image.Resampling.BICUBIC, expand=False)),
-    )
+    _add(f"rotate{_d}deg", "rotate-small", _turn_by(_d))
 
 # -- colour, blur, noise -----------------------------------------------------------------------------------------
 _add("greyscale", "colour", lambda a, r, f: np.asarray(_img(a).convert("L").convert("RGB")))

@@ -7,7 +7,7 @@ rows around the coarse edge checked. An ordinary photo fails the first test on i
 nothing.
 
 A row (or column) counts as border when nearly all of its pixels lie within ``tol`` of the border colour (the
-median of the outermost row), which tolerates JPEG noise, ringing and a stray logo pixel or two.
+mean of the outermost row), which tolerates JPEG noise, ringing and a stray logo pixel or two.
 
 ``find_inset`` handles what a plain trim cannot: a picture in a window (a screenshot) or a page, where bars with
 buttons and text lie beyond a flat margin.
@@ -88,13 +88,15 @@ def _depth(view: np.ndarray, step: int, tol: int, fraction: float) -> tuple[int,
     if n == 0 or w == 0:
         return 0, 0.0
     m = (w + step - 1) // step
-    first = np.empty((m, 3), dtype=np.int32)
+    # The outermost row's mean colour: a border row is all one colour (give or take noise and a few stray
+    # pixels, which move the mean far less than ``tol``); any other row fails the flat test whatever we pick.
+    acc = np.zeros(3)
     for j in range(m):
         for c in range(3):
-            first[j, c] = view[0, j * step, c]
+            acc[c] += view[0, j * step, c]
     colour = np.empty(3, dtype=np.int32)
     for c in range(3):
-        colour[c] = np.int32(np.median(first[:, c].astype(np.float64)))
+        colour[c] = np.int32(acc[c] / m + 0.5)
     if _flat_share(view, 0, step, colour, tol) < fraction:
         return 0, 0.0
     r = step

@@ -1,12 +1,20 @@
 """Find the cells of a grid or collage: dividing gutters, seams between pictures, and the regular layouts.
 
 A collage is split by lines that cross the whole picture (or the whole cell being split): either a gutter, a band
-of rows that are one flat colour, or a seam, a straight step where nearly every pixel differs from the one across
-the line. Both are read off a strided copy of a few hundred pixels a side, so an ordinary photo costs a few
-vectorised passes over ~100k pixels. A seam has to stand out: most of the line must be a strong step while the
-rows just beside it are not (a textured photo has strong steps everywhere, a horizon is not a step over its whole
-length). At the positions of the regular layouts (halves and thirds) a weaker seam is accepted, since that is
-where collage makers put them.
+of lines that are one flat colour, or a seam, a straight step where most pixels differ from the one across the
+line. Both are read off one compiled pass over a strided copy (~160 samples a side), so an ordinary photo costs a
+small fraction of its PDQ. A seam has to stand out: most of the line must be a strong step while the lines just
+beside it are not (a textured photo has strong steps everywhere).
+
+Collage makers put their lines at halves and thirds, and a thin gutter can fall between the strided samples, so
+at those positions (when the strided copy hints at a step there) every full-resolution line is read: a flat run
+is a gutter, and a line whose mean step jumps far above its neighbours' along the whole length is a seam even
+where the two pictures share colours along part of it.
+
+Pictures have lines of their own (horizons, stripes, planks). So: many lines across the whole picture are a
+pattern, not a collage; the regular layout is proposed from the lines at halves/thirds alone, so a picture's own
+line inside a cell does not cut it; and a lone seam anywhere else, with no gutter and nothing else backing it up,
+is not proposed at all.
 
 Uneven layouts (one big picture beside two stacked ones) are split the way they were made: first by the lines
 that cross the whole image, then each cell again by the lines that cross that cell.
@@ -21,7 +29,7 @@ from numba import njit
 
 from cleanset.imaging.borders import Box, stride_for
 
-GRID_SIDE = 128  # the strided copy has about this many pixels on its longest side
+GRID_SIDE = 160  # the strided copy has about this many pixels on its longest side
 STEP_TOL = 32  # a luma step at least this large counts as strong
 FLAT_STD = 4.0  # a gutter row's luma varies less than this (JPEG noise included)
 MAX_GUTTER_SHARE = 0.06  # a wider flat band is background, not a gutter
@@ -182,11 +190,11 @@ def _refine_seam(
 @njit(cache=True, nogil=True)
 def _window_stats(
     rgb: np.ndarray, axis: int, r0: int, r1: int, cstep: int, step_tol: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every full-resolution line r0..r1-1 across ``axis`` (rows for 0, columns for 1), sampled every ``cstep``
     pixels along the line: luma spread, the share of samples where the line differs strongly from the line two
     before it (two, so a seam blurred over one line still counts), the mean luma difference from that line, and
-    the share of samples where it differs at all (beyond noise).
+    the share of samples where it differs at all (beyond noise); and the sampled luma (x 256) itself.
 
     Pixels are read in memory order whichever the axis, so a column window costs what a row window costs.
     """
@@ -232,7 +240,7 @@ def _window_stats(
             share[i] = hit / nc
             mean[i] = total / nc / 256.0
             some[i] = seen / nc
-    return std, share, mean, some
+    return std, share, mean, some, lum
 
 
 @njit(cache=True, nogil=True)
@@ -271,6 +279,40 @@ def _window_verdict(
     return -1, -1
 
 
+@njit(cache=True, nogil=True)
+def _regular_scan(rgb: np.ndarray, axis: int, step: int, hint: np.ndarray) -> np.ndarray:
+    """Gutters and seams at the regular positions as rows (end before, start after) of a (k, 2) array."""
+    n = rgb.shape[axis]
+    cstep = 2 * step  # along the line, every other strided sample is plenty
+    slack = max(3, int(REGULAR_SLACK * n))
+    wide = max(2, int(MAX_GUTTER_SHARE * n))
+    out = np.empty((len(REGULAR_POSITIONS), 2), dtype=np.int64)
+    m = 0
+    for pos in REGULAR_POSITIONS:
+        c = int(pos * n + 0.5)
+        r0, r1 = max(0, c - slack - 4), min(n, c + slack + 4)
+        if r1 - r0 < 12:
+            continue
+        # hint[k - 1] belongs to the boundary between strided lines k-1 and k
+        lo, hi = max(0, r0 // step - 1), min(len(hint), r1 // step + 1)
+        if lo >= hi or hint[lo:hi].max() < HINT_SHARE:
+            continue
+        std, share, mean, some, lum = _window_stats(rgb, axis, r0, r1, cstep, STEP_TOL)
+        i, j = _window_verdict(std, share, mean, some, wide)
+        if i < 0:
+            continue
+        if i == j:
+            # The two-apart step at i spans lines i-2..i: the seam is before i or before i-1, whichever
+            # one-line step is larger.
+            a_step = np.abs(lum[i] - lum[i - 1]).mean()
+            b_step = np.abs(lum[i - 1] - lum[i - 2]).mean()
+            i = j = i if a_step >= b_step else i - 1
+        out[m, 0] = r0 + i
+        out[m, 1] = r0 + j
+        m += 1
+    return out[:m]
+
+
 def _regular_edges(rgb: np.ndarray, axis: int, step: int, hint: np.ndarray) -> list[tuple[int, int]]:
     """Gutters and seams at the regular positions (halves, thirds), checked on every full-resolution line there.
 
@@ -278,29 +320,7 @@ def _regular_edges(rgb: np.ndarray, axis: int, step: int, hint: np.ndarray) -> l
     so these few lines are worth reading exactly: when the strided copy shows at least a hint of a step there
     (``hint``: step shares per strided line), which an ordinary photo mostly does not.
     """
-    n = rgb.shape[axis]
-    cstep = 2 * step  # along the line, every other strided sample is plenty
-    slack = max(3, int(REGULAR_SLACK * n))
-    wide = max(2, int(MAX_GUTTER_SHARE * n))
-    out: list[tuple[int, int]] = []
-    for pos in REGULAR_POSITIONS:
-        c = round(pos * n)
-        r0, r1 = max(0, c - slack - 4), min(n, c + slack + 4)
-        if r1 - r0 < 12:
-            continue
-        near = hint[max(0, r0 // step - 1) : r1 // step + 1]  # hint[k - 1]: between strided lines k-1 and k
-        if not len(near) or near.max() < HINT_SHARE:
-            continue
-        i, j = _window_verdict(*_window_stats(rgb, axis, r0, r1, cstep, STEP_TOL), wide)
-        if i < 0:
-            continue
-        if i < j:
-            out.append((r0 + i, r0 + j))
-        else:
-            full = rgb if axis == 0 else rgb.transpose(1, 0, 2)
-            r = _refine_seam(full, 0, 1, lo=r0 + i - 1, hi=r0 + i + 1, cstep=cstep)
-            out.append((r, r))
-    return out
+    return [(int(a), int(b)) for a, b in _regular_scan(rgb, axis, step, hint)]
 
 
 def _edges(rgb: np.ndarray, axis: int, std: np.ndarray, s: np.ndarray, step: int) -> list[tuple[int, int]]:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cleanset.imaging.borders import Box, find_inset, find_trim, trim_matters
+from cleanset.imaging.borders import TOL, Box, find_inset, find_trim, trim_matters
 from cleanset.imaging.grid import MIN_CELL, find_cells
 
+INSET_AFTER_TRIM = 0.9  # look for a window inset only if the trim kept at least this share of the image
 THIN_MARGIN = 0.03  # a cell trim up to this share of a side is leftover gutter
 MAX_REGIONS = 25  # the trim, the cells and their parts; beyond that the cost is not worth it
 
@@ -27,6 +28,26 @@ class Region:
     y1: int
     x0: int
     x1: int
+
+
+def _axis_trims(rgb: np.ndarray, box: Box) -> list[tuple[str, Box]]:
+    """Trims of one axis only, when the bars on the two axes have different colours.
+
+    Black bars added above and below a picture whose own left and right edges are flat (a drawing on a plain
+    background) are trimmed together with those edges; the picture as it was is the box with only the bars
+    of one colour removed.
+    """
+    h, w = rgb.shape[:2]
+    if not ((box.y0 or box.y1 < h) and (box.x0 or box.x1 < w)):
+        return []
+    row = box.y0 - 1 if box.y0 else box.y1
+    col = box.x0 - 1 if box.x0 else box.x1
+    rows_colour = rgb[row, box.x0 : box.x1].reshape(-1, 3).mean(axis=0)
+    cols_colour = rgb[box.y0 : box.y1, col].reshape(-1, 3).mean(axis=0)
+    if np.abs(rows_colour - cols_colour).max() <= TOL:
+        return []
+    out = [("trim.rows", Box(box.y0, box.y1, 0, w)), ("trim.cols", Box(0, h, box.x0, box.x1))]
+    return [(n, b) for n, b in out if trim_matters(b, h, w)]
 
 
 def _same(a: Box, b: Box, px: int = 3) -> bool:
@@ -57,10 +78,13 @@ def _cell_boxes(rgb: np.ndarray, box: Box) -> list[tuple[str, Box]]:
 def find_regions(rgb: np.ndarray) -> list[Region]:
     """Regions worth hashing besides the whole image; cheap when there are none.
 
-    ``rgb`` is the decoded image (h, w, 3) uint8; regions are in its coordinates. Names are ``trim`` (uniform
-    borders removed), ``inset`` (the picture inside a window or page: a screenshot), and ``grid{R}x{C}.{i}``
-    (row-major cell index; a cell split again adds ``.{r}x{c}.{j}``, a deeply trimmed cell also comes as
-    ``<cell>.trim``).
+    ``rgb`` is the decoded image (h, w, 3) uint8; regions are in its coordinates. Names:
+
+    - ``trim``: uniform borders removed; also ``trim.rows`` / ``trim.cols`` when the bars on the two axes differ
+      in colour (bars added to a picture whose own edges are flat);
+    - ``inset``: the picture inside a window or page (a screenshot);
+    - ``grid{R}x{C}.{i}``: collage cells, row-major; a cell split again adds ``.{r}x{c}.{j}``, a deeply trimmed
+      cell also comes as ``<cell>.trim``.
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_CELL:
@@ -71,7 +95,11 @@ def find_regions(rgb: np.ndarray) -> list[Region]:
     if trim is not None and trim_matters(trim, h, w) and min(trim.height, trim.width) >= MIN_CELL:
         regions.append(Region("trim", trim.y0, trim.y1, trim.x0, trim.x1))
         content = trim
-    inset = find_inset(rgb)
+        for name, box in _axis_trims(rgb, trim):
+            regions.append(Region(name, box.y0, box.y1, box.x0, box.x1))
+    # A screenshot's bars defeat the plain trim (it stops at the first button or title), leaving a thin trim at
+    # most; a deep trim already found the picture, and a second box beside it is mostly a flat drawing's.
+    inset = find_inset(rgb) if content.area >= INSET_AFTER_TRIM * h * w else None
     if (
         inset is not None
         and trim_matters(inset, h, w)

@@ -7,7 +7,7 @@ did: one pure function, one policy record that is stored in the run's manifest a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cleanset.errors import UserError
@@ -49,6 +49,11 @@ class Policy:
             "allow_banks": sorted(self.allow_banks),
             "score_review": dict(sorted(self.score_review.items())),
         }
+
+    def with_allow_banks(self, names: Iterable[str]) -> Policy:
+        """This policy with ``names`` counted as allow banks too (banks marked --allow in the store)."""
+        extra = frozenset(names) - self.allow_banks
+        return replace(self, allow_banks=self.allow_banks | extra) if extra else self
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Policy:

@@ -110,15 +110,7 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     options = {"images": Path(opts.images)} if opts.images is not None else {}
     source = open_source([Path(p) for p in opts.sources], opts.format, **options)
     engine = build_engine(opts, source)
-    policy = opts.policy
-    allow = frozenset(s.name for s in snaps if s.allow)
-    if allow - policy.allow_banks:
-        policy = Policy(
-            review_above=policy.review_above,
-            bank_actions=policy.bank_actions,
-            allow_banks=policy.allow_banks | allow,
-            score_review=policy.score_review,
-        )
+    policy = opts.policy.with_allow_banks(s.name for s in snaps if s.allow)
     cfg = engine.config
     config = {
         "sources": [str(Path(p).resolve()) for p in opts.sources],

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from cleanset.pipeline import urlhash
 from cleanset.pipeline.urlhash import digest_column, hex_prefixes, interleave, normal_form_mask
 from cleanset.records import Probe, Status
-from cleanset.results.schema import HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE
+from cleanset.results.schema import HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE, match_row
 from cleanset.sources.base import Shard, SourceItem, marker_key
 
 if TYPE_CHECKING:
@@ -278,17 +278,7 @@ def scan_batch(batch: pa.RecordBatch, shard: Shard, ctx: ScanContext, plan: UrlP
             vs[row] = None if r.verdict is None else str(r.verdict)
             match_counts[row] = len(r.matches)
             note_counts[row] = len(r.notes)
-            match_rows += [
-                {
-                    "bank": m.bank,
-                    "version": m.version,
-                    "entry_id": m.entry_id,
-                    "signal": m.signal,
-                    "distance": m.distance,
-                    "probe": m.probe,
-                }
-                for m in r.matches
-            ]
+            match_rows += [match_row(m) for m in r.matches]
             note_rows += r.notes
         verdict = pa.array(vs, pa.string())
     t2 = time.process_time()

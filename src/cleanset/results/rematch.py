@@ -30,9 +30,10 @@ import pyarrow.parquet as pq
 
 from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
+from cleanset.pipeline.ledger import write_parquet_atomic
 from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Match, Probe, Status
-from cleanset.results.schema import ITEM_SCHEMA, MATCH_TYPE
+from cleanset.results.schema import ITEM_SCHEMA, MATCH_TYPE, match_row
 from cleanset.results.store import REVISIONS_DIR, RunStore
 
 CHANGES_SCHEMA = pa.schema(
@@ -47,6 +48,8 @@ CHANGES_SCHEMA = pa.schema(
     ]
 )
 CHANGE_KINDS = ("newly_matched", "no_longer_matched", "verdict_changed")
+# What the incremental path reads of each shard (hash columns, sizes and notes are carried over untouched).
+DELTA_COLUMNS = ["key", "shard", "status", "verdict", "probes", "matches", "scores"]
 
 
 @dataclass
@@ -124,16 +127,7 @@ def open_old(manifest: dict[str, Any], name: str) -> Any | None:
 
 
 def _policy(manifest: dict[str, Any], snaps: Sequence[Any]) -> Policy:
-    policy = Policy.from_dict(manifest.get("policy") or {})
-    allow = frozenset(s.name for s in snaps if s.allow)
-    if allow - policy.allow_banks:
-        policy = Policy(
-            review_above=policy.review_above,
-            bank_actions=policy.bank_actions,
-            allow_banks=policy.allow_banks | allow,
-            score_review=policy.score_review,
-        )
-    return policy
+    return Policy.from_dict(manifest.get("policy") or {}).with_allow_banks(s.name for s in snaps if s.allow)
 
 
 def _sort_key(m: Match) -> tuple[str, str, str, int, str]:
@@ -162,17 +156,7 @@ def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Tab
     for i, (matches, match_notes) in zip(ok_rows, results, strict=True):
         ms = sorted(matches, key=_sort_key)
         verdict = decide(Status.OK, ms, dict(scores[i] or []) or None, policy)
-        new_matches[i] = [
-            {
-                "bank": m.bank,
-                "version": m.version,
-                "entry_id": m.entry_id,
-                "signal": m.signal,
-                "distance": m.distance,
-                "probe": m.probe,
-            }
-            for m in ms
-        ]
+        new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
         # The matcher's allow-bank notes are re-derived; the scan's own notes (e.g. metadata hashes) stay.
         kept_notes = [n for n in new_notes[i] if " is in allow bank " not in n]
@@ -261,12 +245,23 @@ def rematch(
         result.entries_removed = sum(d.removed for d in deltas)
 
     def one_shard(f: Path) -> tuple[int, int, list[dict[str, Any]]]:
-        table = pq.read_table(f, schema=ITEM_SCHEMA)
+        target = tmp / "items" / f.name
         if mode == "full":
+            table = pq.read_table(f, schema=ITEM_SCHEMA)
             new, changes = rematch_table(table, matcher, policy)
         else:
-            new, changes = rematch_table_delta(table, deltas, allow_indexes, requery_indexes, policy, gate)
-        pq.write_table(new, tmp / "items" / f.name, compression="zstd")
+            # Only the columns matching needs; a shard nothing changed in is linked, not rewritten, so a list
+            # update that touches a few items costs a read of the probes, not a copy of the run.
+            table = pq.read_table(f, columns=DELTA_COLUMNS)
+            part, changes = rematch_table_delta(table, deltas, allow_indexes, requery_indexes, policy, gate)
+            if part is table:
+                _link_or_copy(f, target)
+            else:
+                rest = pq.read_table(f, columns=[c for c in ITEM_SCHEMA.names if c not in DELTA_COLUMNS])
+                cols = {c: part.column(c) for c in DELTA_COLUMNS} | {c: rest.column(c) for c in rest.column_names}
+                new = pa.Table.from_arrays([cols[c] for c in ITEM_SCHEMA.names], schema=ITEM_SCHEMA)
+        if mode == "full" or part is not table:
+            write_parquet_atomic(target, new)
         ok = int(pc.sum(pc.equal(table.column("status"), str(Status.OK))).as_py() or 0)
         return table.num_rows, ok, changes
 
@@ -328,6 +323,14 @@ def rematch(
 # then earliest probe; gated PDQ probes only at distance 0; probes inside an allow bank match nothing), so the
 # result is what a full match gives; tests compare the two, and with a fresh scan.
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A revision's unchanged shard: a hard link to the base file (never edited in place), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 @dataclass
@@ -535,17 +538,7 @@ def rematch_table_delta(
                 best[k] = cand
         ms = sorted((t[2] for t in best.values()), key=_sort_key)
         verdict = decide(Status.OK, ms, dict(scores[i].as_py() or []) or None, policy)
-        new_matches[i] = [
-            {
-                "bank": m.bank,
-                "version": m.version,
-                "entry_id": m.entry_id,
-                "signal": m.signal,
-                "distance": m.distance,
-                "probe": m.probe,
-            }
-            for m in ms
-        ]
+        new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
         before = {(m["bank"], m["entry_id"]) for m in old_matches[i] or []}
         after = {(m.bank, m.entry_id) for m in ms}

@@ -57,6 +57,18 @@ ITEM_SCHEMA = pa.schema(
 )
 
 
+def match_row(m: Match) -> dict[str, Any]:
+    """One match as a MATCH_TYPE struct value."""
+    return {
+        "bank": m.bank,
+        "version": m.version,
+        "entry_id": m.entry_id,
+        "signal": m.signal,
+        "distance": m.distance,
+        "probe": m.probe,
+    }
+
+
 def to_table(results: Sequence[ItemResult]) -> pa.Table:
     """Column-wise conversion; one shard's results become one table."""
     cols: dict[str, list[Any]] = {f.name: [] for f in ITEM_SCHEMA}
@@ -76,19 +88,7 @@ def to_table(results: Sequence[ItemResult]) -> pa.Table:
         cols["probes"].append(
             [{"name": p.name, "signal": p.signal, "value": p.value, "quality": p.quality} for p in r.probes]
         )
-        cols["matches"].append(
-            [
-                {
-                    "bank": m.bank,
-                    "version": m.version,
-                    "entry_id": m.entry_id,
-                    "signal": m.signal,
-                    "distance": m.distance,
-                    "probe": m.probe,
-                }
-                for m in r.matches
-            ]
-        )
+        cols["matches"].append([match_row(m) for m in r.matches])
         cols["scores"].append(list(r.scores.items()))
         cols["notes"].append(list(r.notes))
     return pa.Table.from_pydict(cols, schema=ITEM_SCHEMA)
