@@ -52,3 +52,14 @@ def test_unknown_transform_is_a_clear_error() -> None:
 
     with pytest.raises(UserError, match="unknown transform"):
         TRANSFORMS.get("sepia")
+
+
+def test_graphics_are_told_apart_from_photographs() -> None:
+    from pathlib import Path
+
+    from cleanset.evaluation.corpus import is_photograph
+
+    assert not is_photograph(Path("/usr/share/backgrounds/gnome/wood-l.webp"))
+    assert not is_photograph(Path("/usr/share/wallpapers/Altai/contents/images/1080x1920.png"))
+    assert is_photograph(Path("/usr/share/wallpapers/BytheWater/contents/images/2560x1600.jpg"))
+    assert is_photograph(Path("/usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg"))

@@ -35,6 +35,9 @@ def robustness(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the transforms' randomness.")] = 0,
     cost: Annotated[bool, typer.Option("--cost/--no-cost", help="Also time probes against plain hashing.")] = True,
+    photographs_only: Annotated[
+        bool, typer.Option("--photographs-only", help="Leave out wallpapers that are renders, drawings or patterns.")
+    ] = False,
 ) -> None:
     """Recall per transform for plain PDQ, cleanset's probes and pHash; false matches; the cost of probing."""
     from cleanset.evaluation.report import markdown
@@ -54,6 +57,7 @@ def robustness(
         transforms=transform,
         seed=seed,
         cost=cost,
+        photographs_only=photographs_only,
     )
     typer.echo(markdown(result), nl=False)
     if out is not None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
-from cleanset.evaluation.corpus import Photo, collect_files, load_photos, skimage_files
+from cleanset.evaluation.corpus import Photo, collect_files, is_photograph, load_photos, skimage_files
 from cleanset.evaluation.transforms import TRANSFORMS, jpeg_bytes, transform_names
 from cleanset.imaging.regions import find_regions
 from cleanset.records import HashOutcome
@@ -271,11 +271,16 @@ def run(
     transforms: Sequence[str] | None = None,
     seed: int = 0,
     cost: bool = True,
+    photographs_only: bool = False,
 ) -> RobustnessResult:
-    """Load benign photos from ``paths`` (plus scikit-image's), run the benchmark, write the table/plot to ``out``."""
+    """Load benign photos from ``paths`` (plus scikit-image's), run the benchmark, write the table/plot to ``out``.
+
+    ``photographs_only`` leaves out the wallpapers that are renders, drawings or patterns (corpus.GRAPHICS)."""
     files = collect_files(paths)
     if include_skimage:
         files += skimage_files()
+    if photographs_only:
+        files = [f for f in files if is_photograph(f)]
     photos, dropped = load_photos(files, max_side=max_side, limit=limit, same_within=2 * threshold)
     result = run_photos(photos, threshold=threshold, transforms=transforms, seed=seed, cost=cost, dropped=dropped)
     if out is not None:
