@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
         No image is read. Failed items stay failed. Other banks of the run keep the version the run used.
         """
-        from cleanset.results.rematch import CHANGE_KINDS
+        from cleanset.results.changes import CHANGE_KINDS
         from cleanset.results.rematch import rematch as do_rematch
 
         res = do_rematch(run, bank, max_examples=show, full=full)
