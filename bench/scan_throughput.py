@@ -241,6 +241,9 @@ def bench_laion(args: argparse.Namespace, tmp: Path) -> bool:
 
 
 def main() -> None:
+    from cleanset.threads import limit_blas_threads
+
+    limit_blas_threads()  # as the scan does, so the single-core baseline is measured the same way
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="400 photos, 2M rows, 200k-entry banks")
     ap.add_argument("--part", choices=("a", "b", "both"), default="both")

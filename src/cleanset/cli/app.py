@@ -51,6 +51,9 @@ for _mod in COMMAND_MODULES:
 
 def main() -> None:
     """Entry point: Click handles usage errors (exit 2); cleanset's own errors become one line and their code."""
+    from cleanset.threads import limit_blas_threads
+
+    limit_blas_threads()
     try:
         app()
     except CleansetError as e:

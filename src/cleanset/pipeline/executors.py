@@ -37,6 +37,7 @@ from cleanset.records import ItemResult, Status
 from cleanset.registry import Registry
 from cleanset.results.schema import to_table
 from cleanset.sources.base import Shard, marker_key
+from cleanset.threads import limit_blas_threads
 
 ATTEMPTS = 2  # first try + one retry
 
@@ -176,6 +177,7 @@ def _die_with_parent() -> None:
 def _worker_main(tasks: Any, results: Any) -> None:
     """A worker process: forked once, it scans (or gives up on) one shard at a time until told to stop."""
     _die_with_parent()
+    limit_blas_threads()
     ctx: ScanContext = _CHILD["ctx"]
     run: RunDir = _CHILD["run"]
     while True:

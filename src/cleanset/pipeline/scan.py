@@ -105,7 +105,9 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     """Check everything and open (or reopen) the run. ``snapshots`` lets tests and the demo pass banks directly."""
     from cleanset.matching.matcher import BankMatcher
     from cleanset.sources import open_source
+    from cleanset.threads import limit_blas_threads
 
+    limit_blas_threads()  # before the engine warms up and the workers fork
     snaps = list(snapshots) if snapshots is not None else open_banks(opts.banks)
     options = {"images": Path(opts.images)} if opts.images is not None else {}
     source = open_source([Path(p) for p in opts.sources], opts.format, **options)
