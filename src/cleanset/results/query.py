@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from cleanset.errors import UserError
-from cleanset.results.schema import ITEM_SCHEMA
+from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA
 from cleanset.results.store import RunStore
 
 LEDGER_SCHEMA = pa.schema(
@@ -47,10 +47,15 @@ def connect(run: Path | str, revision: int | None = None) -> duckdb.DuckDBPyConn
            SELECT key, shard, verdict, m.bank, m.version, m.entry_id, m.signal, m.distance, m.probe
            FROM (SELECT key, shard, verdict, unnest(matches) AS m FROM items)"""
     )
+    # Probes a hash column holds are stored only there (results.schema.COLUMN_PROBES); the view shows them all.
+    from_columns = "".join(
+        f" UNION ALL SELECT key, shard, '{c}', '{c}', {c}, CAST(NULL AS SMALLINT) FROM items WHERE {c} IS NOT NULL"
+        for c in COLUMN_PROBES
+    )
     con.execute(
-        """CREATE VIEW probes AS
+        f"""CREATE VIEW probes AS
            SELECT key, shard, p.name AS probe, p.signal, p.value, p.quality
-           FROM (SELECT key, shard, unnest(probes) AS p FROM items)"""
+           FROM (SELECT key, shard, unnest(probes) AS p FROM items){from_columns}"""
     )
     rows = [{f.name: e.get(f.name) for f in LEDGER_SCHEMA} for e in store.ledger()]
     con.register("ledger_arrow", pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA))

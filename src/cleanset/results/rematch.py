@@ -34,7 +34,7 @@ from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Probe, Status
 from cleanset.results.changes import CHANGE_KINDS, CHANGES_SCHEMA, change_rows, match_sort_key
 from cleanset.results.rematch_delta import DELTA_COLUMNS, bank_delta, indexes_for, rematch_table_delta
-from cleanset.results.schema import ITEM_SCHEMA, MATCH_TYPE, match_row
+from cleanset.results.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 from cleanset.results.store import REVISIONS_DIR, RunStore
 
 
@@ -126,7 +126,7 @@ def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Tab
     keys = table.column("key").to_pylist()
     shards = table.column("shard").to_pylist()
     ok_rows = [i for i, s in enumerate(status) if s == Status.OK]
-    probes_col = table.column("probes").to_pylist()
+    probes_col = with_full_probes(table).column("probes").to_pylist()
     probe_lists = [
         [Probe(p["name"], p["signal"], p["value"], p["quality"]) for p in probes_col[i] or []] for i in ok_rows
     ]

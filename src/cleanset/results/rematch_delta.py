@@ -21,10 +21,10 @@ from cleanset.errors import UserError
 from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Match, Status
 from cleanset.results.changes import change_rows, match_sort_key
-from cleanset.results.schema import ITEM_SCHEMA, MATCH_TYPE, match_row
+from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 
 # What the incremental path reads of each shard (hash columns, sizes and notes are carried over untouched).
-DELTA_COLUMNS = ["key", "shard", "status", "verdict", "probes", "matches", "scores"]
+DELTA_COLUMNS = ["key", "shard", "status", "verdict", "probes", "matches", "scores", *COLUMN_PROBES]
 
 
 @dataclass
@@ -126,7 +126,7 @@ class FlatProbes:
     def of(cls, table: pa.Table, quality_gate: int) -> FlatProbes:
         from cleanset.matching.matcher import QUALITY_GATED_SIGNALS
 
-        lists = table.column("probes").combine_chunks()
+        lists = with_full_probes(table).column("probes").combine_chunks()
         flat = lists.flatten()
         item = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
         offsets = lists.offsets.to_numpy(zero_copy_only=False).astype(np.int64)

@@ -6,15 +6,21 @@ image again. Probe values are the item's own hashes; bank values never appear he
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
 
 # Primary hash columns, one string (hex) column each; null when not computed or the item failed.
 HASH_COLUMNS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "pdq512", "phash", "url_md5", "url_sha1")
+# Probes that are exactly a hash column (name == signal == column, same value, no quality) are not written to the
+# ``probes`` column again: on a URL metadata scan they were half of every results file. Readers put them back with
+# ``with_full_probes`` (Arrow) or ``from_rows`` (Python), in this order, before the stored probes.
+COLUMN_PROBES: tuple[str, ...] = ("md5", "sha1", "sha256", "url_md5", "url_sha1", "phash")
 
 PROBE_TYPE = pa.struct(
     [
@@ -69,6 +75,47 @@ def match_row(m: Match) -> dict[str, Any]:
     }
 
 
+def stored_probes(hashes: Mapping[str, str], probes: Sequence[Probe]) -> list[Probe]:
+    """The probes a results row keeps in its ``probes`` column: all but those a hash column already holds."""
+    return [
+        p
+        for p in probes
+        if not (p.name in COLUMN_PROBES and p.signal == p.name and p.quality is None and hashes.get(p.name) == p.value)
+    ]
+
+
+def with_full_probes(table: pa.Table) -> pa.Table:
+    """``table`` with every item's complete probe list: the hash-column probes put back in front of the stored ones."""
+    cols = [c for c in COLUMN_PROBES if c in table.column_names]
+    stored = table.column("probes").combine_chunks()
+    values: list[pa.Array] = []
+    parents: list[np.ndarray] = []
+    order: list[np.ndarray] = []
+    for k, c in enumerate(cols):
+        col = table.column(c).combine_chunks()
+        rows = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        if len(rows):
+            name = pa.array(np.full(len(rows), c, dtype=object), pa.string())
+            vals = col.take(pa.array(rows)).cast(pa.string())
+            values.append(
+                pa.StructArray.from_arrays([name, name, vals, pa.nulls(len(rows), pa.int16())], fields=list(PROBE_TYPE))
+            )
+            parents.append(rows)
+            order.append(np.full(len(rows), k, dtype=np.int64))
+    if not values:
+        return table
+    flat = stored.flatten()
+    values.append(flat)
+    parents.append(pc.list_parent_indices(stored).to_numpy(zero_copy_only=False).astype(np.int64))
+    order.append(len(cols) + np.arange(len(flat), dtype=np.int64))  # stored probes keep their order, after
+    parent = np.concatenate(parents)
+    idx = np.lexsort((np.concatenate(order), parent))
+    merged = pa.concat_arrays([v.cast(PROBE_TYPE) for v in values]).take(pa.array(idx))
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(parent, minlength=table.num_rows))]).astype(np.int32)
+    probes = pa.ListArray.from_arrays(pa.array(offsets), merged, type=pa.list_(PROBE_TYPE))
+    return table.set_column(table.schema.get_field_index("probes"), ITEM_SCHEMA.field("probes"), probes)
+
+
 def to_table(results: Sequence[ItemResult]) -> pa.Table:
     """Column-wise conversion; one shard's results become one table."""
     cols: dict[str, list[Any]] = {f.name: [] for f in ITEM_SCHEMA}
@@ -86,7 +133,10 @@ def to_table(results: Sequence[ItemResult]) -> pa.Table:
         cols["format"].append(r.format)
         cols["url"].append(r.url)
         cols["probes"].append(
-            [{"name": p.name, "signal": p.signal, "value": p.value, "quality": p.quality} for p in r.probes]
+            [
+                {"name": p.name, "signal": p.signal, "value": p.value, "quality": p.quality}
+                for p in stored_probes(r.hashes, r.probes)
+            ]
         )
         cols["matches"].append([match_row(m) for m in r.matches])
         cols["scores"].append(list(r.scores.items()))
@@ -112,7 +162,8 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> list[ItemResult]:
                 height=row["height"],
                 format=row["format"],
                 url=row["url"],
-                probes=[Probe(**p) for p in row["probes"] or []],
+                probes=[Probe(c, c, row[c]) for c in COLUMN_PROBES if row.get(c) is not None]
+                + [Probe(**p) for p in row["probes"] or []],
                 matches=[Match(**m) for m in row["matches"] or []],
                 scores=dict(scores),
                 notes=list(row["notes"] or []),
