@@ -7,7 +7,6 @@ and a shard without one is simply redone; a ``kill -9`` at any moment loses at m
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cleanset.pipeline.runs import RunDir, fsync_dir, read_json, write_json_atomic
+from cleanset.atomic import atomic_output
+from cleanset.pipeline.runs import RunDir, read_json, write_json_atomic
 from cleanset.results.schema import HASH_COLUMNS
 from cleanset.sources.base import Shard
 
@@ -93,21 +93,15 @@ def _compression(table: pa.Table) -> dict[str, str]:
 
 
 def write_parquet_atomic(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    pq.write_table(
-        table,
-        tmp,
-        compression=_compression(table),
-        use_dictionary=list(DICTIONARY_COLUMNS),
-        write_statistics=["key", "shard"],
-    )
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """A results file as the scan writes it (see PLAIN_COLUMNS), committed atomically."""
+    with atomic_output(path) as tmp:
+        pq.write_table(
+            table,
+            tmp,
+            compression=_compression(table),
+            use_dictionary=list(DICTIONARY_COLUMNS),
+            write_statistics=["key", "shard"],
+        )
 
 
 def commit_shard(

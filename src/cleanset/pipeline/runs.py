@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cleanset.atomic import atomic_output
 from cleanset.errors import InputFormatError, UserError
 
 MANIFEST = "manifest.json"
@@ -48,22 +48,8 @@ def fingerprint(config: Mapping[str, Any]) -> str:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Temp file, fsync, rename, fsync directory: the file is either the old one or the complete new one."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    data = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
 
 
 def read_json(path: Path) -> Any:

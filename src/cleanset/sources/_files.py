@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
+from cleanset.atomic import atomic_output
 from cleanset.errors import UserError
+
+__all__ = ["atomic_output"]
 
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 _LIST = re.compile(r"\{([^{}]*,[^{}]*)\}")
@@ -92,21 +94,3 @@ def shard_id_for(path: Path, root: Path) -> str:
     rel = path.resolve().relative_to(root)
     stem = rel.with_suffix("").as_posix()
     return stem.replace("/", "__")
-
-
-@contextmanager
-def atomic_output(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; on success fsync it and rename over ``final``; on error remove it."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
