@@ -138,7 +138,7 @@ def run_demo(out: Path, n_images: int = 120, log: Callable[[str], None] = lambda
     attest(
         manifest=rs.manifest_of(rev),
         summary=rs.summary_of(rev),
-        items=rs.items_table(rev, columns=["key", "status", "verdict", "sha256"]),
+        items=rs.items_table(rev, columns=["shard", "key", "status", "verdict", "sha256"]),
         revision=rev,
         clean=clean_rec,
         dataset=[cleaned],

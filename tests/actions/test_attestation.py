@@ -12,16 +12,26 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from proof_runs import bank, item, write_run
 
 from cleanset.actions import dsse
-from cleanset.actions.attestation import PREDICATE_TYPE, attest, leaves_path_for
+from cleanset.actions.attestation import (
+    PAYLOAD_TYPE,
+    PREDICATE_TYPE,
+    attest,
+    check_dataset_against_run,
+    leaves_path_for,
+)
+from cleanset.actions.merkle import DatasetDigest, item_digest
 from cleanset.actions.verify import verify
 from cleanset.errors import UserError, VerificationError
 from cleanset.records import Match, Verdict
+from cleanset.results.schema import to_table
 from cleanset.results.store import RunStore
 from cleanset.sources.synth import sample_items, write_folder
 
@@ -225,3 +235,102 @@ def test_new_shard_is_named(signed: dict[str, Path]) -> None:
         "shard 'd02__00000' added",
         "added item 'd02/stowaway' in shard 'd02__00000'",
     ]
+
+
+def resign(signed: dict[str, Path], out: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the attestation whose statement ``edit`` changed, validly signed again with the same key."""
+    st = json.loads(base64.b64decode(json.loads(signed["att"].read_text())["payload"]))
+    edit(st)
+    payload = json.dumps(st, sort_keys=True).encode()
+    out.write_text(json.dumps(dsse.sign_envelope(payload, PAYLOAD_TYPE, dsse.load_private_key(signed["key"]))))
+    return out
+
+
+def test_signed_root_must_be_what_the_shard_roots_add_up_to(signed: dict[str, Path], tmp_path: Path) -> None:
+    """Right shard list, wrong subject root: every shard root matches the data, but the signed root does not."""
+
+    def wrong_root(st: dict[str, Any]) -> None:
+        st["subject"][0]["digest"]["sha256"] = st["predicate"]["merkle"]["root"] = "0" * 64
+
+    att = resign(signed, tmp_path / "a.intoto.json", wrong_root)
+    shutil.copy(leaves_path_for(signed["att"]), leaves_path_for(att))
+    with pytest.raises(VerificationError, match="do not add up to its signed root"):
+        verify([signed["ds"]], att, dsse.load_public_key(signed["pub"]))
+    proc = cli("verify", str(signed["ds"]), str(att), "--pubkey", str(signed["pub"]))
+    assert proc.returncode == 1 and "do not add up" in proc.stderr
+
+
+def test_recorded_leaves_name_is_only_a_file_name(signed: dict[str, Path], tmp_path: Path) -> None:
+    ds = copy(signed, "leafname")
+    victim = sorted((ds / "d00").iterdir())[0]
+    victim.unlink()
+    pub = dsse.load_public_key(signed["pub"])
+
+    def name(value: str) -> Callable[[dict[str, Any]], None]:
+        def edit(st: dict[str, Any]) -> None:
+            st["predicate"]["merkle"]["leaves"]["name"] = value
+
+        return edit
+
+    # A name with folders is looked up beside the attestation by its last part.
+    att = resign(signed, tmp_path / "b.intoto.json", name("../../elsewhere/attested.parquet"))
+    shutil.copy(leaves_path_for(signed["att"]), tmp_path / "attested.parquet")
+    res = verify([ds], att, pub)
+    assert [(d.kind, d.key) for d in res.differences] == [("removed", f"d00/{victim.stem}")]
+    for bad in ("", "/", ".."):
+        att = resign(signed, tmp_path / "c.intoto.json", name(bad))
+        with pytest.raises(VerificationError, match="no usable leaves file"):
+            verify([ds], att, pub)
+
+
+def _digest(leaves: dict[str, list[str]], data: bytes = b"img") -> DatasetDigest:
+    return DatasetDigest(
+        leaves={sid: [(k, item_digest(data)) for k in keys] for sid, keys in leaves.items()}, unreadable=[]
+    )
+
+
+def test_run_items_are_keyed_by_shard_and_key() -> None:
+    """Tar and parquet keys repeat across shards: the run removed k in shard a and kept k in shard b."""
+    sha = item_digest(b"img")
+    items = to_table([item("k", "a", Verdict.REMOVE, sha256=sha), item("k", "b", Verdict.KEEP, sha256=sha)])
+    with pytest.raises(UserError, match="'k' \\(shard a\\) was remove"):
+        check_dataset_against_run(_digest({"a": ["k"]}), items)
+    check_dataset_against_run(_digest({"b": ["k"]}), items)
+    # Under a shard id the run does not know, a key it holds twice cannot be told apart.
+    with pytest.raises(UserError, match="is in 2 shards of the run"):
+        check_dataset_against_run(_digest({"c": ["k"]}), items)
+    # A key the run holds once is found under another shard id (a cleaned folder's chunks shift).
+    check_dataset_against_run(_digest({"c": ["only"]}), to_table([item("only", "a", Verdict.KEEP, sha256=sha)]))
+
+
+def test_review_items_are_attested_only_when_clean_kept_review() -> None:
+    sha = item_digest(b"img")
+    items = to_table([item("r", "a", Verdict.REVIEW, sha256=sha), item("f", "a", None, reason="decode: bad")])
+    with pytest.raises(UserError, match="'r' \\(shard a\\) was review"):
+        check_dataset_against_run(_digest({"a": ["r"]}), items)
+    check_dataset_against_run(_digest({"a": ["r"]}), items, keep_review=True)
+    with pytest.raises(UserError, match="'f' \\(shard a\\) was failed"):
+        check_dataset_against_run(_digest({"a": ["f"]}), items, keep_review=True)
+    check_dataset_against_run(_digest({"a": ["f"]}), items, keep_failed=True)
+
+
+def test_attest_takes_keep_review_from_clean_json(signed: dict[str, Path], tmp_path: Path) -> None:
+    ds = tmp_path / "ds"
+    [sample] = sample_items(1, seed=11)
+    write_folder(ds, [sample], subdirs=0, captions=False)
+    run = tmp_path / "run"
+    write_run(run, [item(sample.key, "s0", Verdict.REVIEW, sha256=hashlib.sha256(sample.data).hexdigest())])
+    store = RunStore(run)
+    kw: dict[str, Any] = dict(
+        manifest=store.manifest,
+        summary=store.summary,
+        items=store.items_table(),
+        revision=0,
+        dataset=[ds],
+        key=dsse.load_private_key(signed["key"]),
+        out=tmp_path / "x.json",
+    )
+    with pytest.raises(UserError, match="was review in the run"):
+        attest(clean={"keep_review": False}, **kw)
+    attest(clean={"keep_review": True}, **kw)
+    assert (tmp_path / "x.json").is_file()

@@ -101,3 +101,17 @@ def test_cli_list_info_remove_and_errors(cleanset_home: Path, tmp_path: Path) ->
     r = cli("bank", "remove", "plainbank", "--yes")
     assert r.returncode == 0 and "removed bank plainbank" in r.stdout
     assert not (cleanset_home / "banks" / "plainbank").exists()
+
+
+def test_outside_text_is_not_read_as_markup(
+    cleanset_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notes and source file names are the user's text: rich markup in them is printed, not interpreted."""
+    monkeypatch.setenv("COLUMNS", "400")  # one line per table row, so the text can be found whole
+    path = write(tmp_path / "list[b]s.csv", f"signal_type,signal_value,id\nmd5,{MD5[0]},m0\n")
+    imported = cli("bank", "import", "hot", str(path), "--note", "fix [/x]")
+    assert imported.returncode == 0, imported.stderr
+    info = cli("bank", "info", "hot")
+    assert info.returncode == 0, info.stderr
+    assert "fix [/x]" in info.stdout and "list[b]s.csv" in info.stdout
+    assert cli("bank", "list").returncode == 0

@@ -111,3 +111,57 @@ def test_bad_line_is_named(home: Path, tmp_path: Path) -> None:
 def test_unknown_bank_is_a_user_error(home: Path) -> None:
     res = run(home, "-b", "nope", MD5)
     assert res.returncode == 2 and "no bank named 'nope'" in res.stderr
+
+
+def test_cleanset_hash_output_is_matched(cleanset_home: Path, tmp_path: Path) -> None:
+    """`cleanset hash FILE > h.jsonl; cleanset match -f h.jsonl`: the layout hash writes (hashes as top-level
+    fields, extra PDQ probes as a {name: value} object) is read back and matched."""
+    import hashlib
+
+    from cleanset.sources.synth import sample_items
+
+    img = tmp_path / "cat.jpg"
+    img.write_bytes(sample_items(1, seed=5)[0].data)
+    env = {**os.environ, "CLEANSET_HOME": str(cleanset_home)}
+    hashed = subprocess.run(
+        [sys.executable, "-m", "cleanset", "hash", str(img)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert hashed.returncode == 0, hashed.stderr
+    record = json.loads(hashed.stdout)
+    assert "hashes" not in record and isinstance(record["probes"], dict)  # the layout under test
+    out = tmp_path / "h.jsonl"
+    out.write_text(hashed.stdout)
+    md5 = hashlib.md5(img.read_bytes()).hexdigest()
+    BankStore(cleanset_home).create_from_rows("mine", [BankRow("md5", md5, "m-9")])
+    res = run(cleanset_home, "-b", "mine", "-f", str(out))
+    assert res.returncode == 0, res.stderr
+    [line] = lines(res.stdout)
+    assert line["input"] == str(img)
+    assert [(m["entry_id"], m["probe"]) for m in line["matches"]] == [("m-9", "md5")]
+
+
+def test_hash_layout_probes_get_their_signal_and_quality() -> None:
+    from cleanset.cli.match_cmd import _from_hash_json
+
+    other = flip_hex(PDQ, 30)
+    rec = {
+        "path": "a.jpg",
+        "status": "ok",
+        "md5": MD5,
+        "pdq": PDQ,
+        "pdq512": other,
+        "pdq_quality": 80,
+        "pdq512_quality": 70,
+        "probes": {"pdq/rotate90": PDQ, "pdq512/flipx": other, "trim/original": PDQ},
+    }
+    got = {(p.name, p.signal, p.quality) for p in _from_hash_json(json.dumps(rec))["probes"]}
+    assert got == {
+        ("md5", "md5", None),
+        ("pdq/original", "pdq", 80),
+        ("pdq512/original", "pdq", 70),
+        ("pdq/rotate90", "pdq", 80),
+        ("pdq512/flipx", "pdq", 70),
+        ("trim/original", "pdq", 80),
+    }
+    with pytest.raises(ValueError, match="needs hash fields"):
+        _from_hash_json(json.dumps({"path": "a.jpg", "status": "ok", "width": 3}))

@@ -230,3 +230,29 @@ def test_unreadable_parquet_row_group_fails_its_rows_only(tmp_path: Path) -> Non
     failed = [r for r in rows if r["status"] == "failed"]
     assert s["items"] == 12 and len(failed) == 4 and s["kept"] == 8
     assert all("row group 1" in r["reason"] and r["verdict"] is None for r in failed), failed[0]["reason"]
+
+
+def test_scan_ends_when_workers_messages_never_arrive(dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed while holding the shared queue's lock silences every worker's "done": the parent settles
+    committed shards from disk instead of waiting forever."""
+    import threading
+
+    from cleanset.pipeline import executors
+
+    def silent_worker(tasks: object, results: object) -> None:
+        ctx, run = executors._CHILD["ctx"], executors._CHILD["run"]
+        while (task := tasks.get()) is not None:  # type: ignore[attr-defined]
+            executors.process_shard(task[1], ctx, run, lambda ev: None)
+
+    monkeypatch.setattr(executors, "_worker_main", silent_worker)
+    monkeypatch.setattr(executors, "QUEUE_SILENCE_S", 0.2)
+    paths, images = dataset
+    bank, _ = planted_bank(images, ["000000001"])
+    done: list[dict] = []
+    t = threading.Thread(target=lambda: done.append(scan(paths, tmp_path / "run", bank, executor="local", workers=2)))
+    t.daemon = True
+    t.start()
+    t.join(timeout=120)
+    assert done, "the scan did not end"
+    assert done[0]["items"] == len(images) and done[0]["removed"] == 1
+    check_counts(tmp_path / "run")

@@ -118,3 +118,7 @@ def test_query_views(setup, tmp_path: Path) -> None:
     assert out.returncode == 0 and "000010002" in out.stdout
     bad = cli("query", str(run), "SELECT nope FROM items")
     assert bad.returncode == 2 and "query failed" in bad.stderr
+    # Cells and column names are data, not rich markup: a key like "a[/x]" must print as itself, not crash.
+    out = cli("query", str(run), """SELECT '[/x]' || key AS "[/c]", '[b]k' AS b FROM items ORDER BY key LIMIT 1""")
+    assert out.returncode == 0, out.stderr
+    assert "[/x]000000000" in out.stdout and "[/c]" in out.stdout and "[b]k" in out.stdout

@@ -94,11 +94,17 @@ def test_region_probes(big_jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image", b"\xff\xd8\xff" + b"\x00" * 100])
-def test_bad_bytes_fail_without_hashes(data: bytes) -> None:
+def test_bad_bytes_fail_with_file_digests_only(data: bytes) -> None:
+    """An undecodable file gets no perceptual hash, but keeps its file digests so a list can still name it."""
+    import hashlib
+
     out = HashEngine().hash_bytes(data)
     assert out.status is Status.FAILED
     assert out.reason and out.reason.startswith("decode: ")
-    assert out.hashes == {} and out.probes == [] and out.pdq_quality is None
+    want = {name: hashlib.new(name, data).hexdigest() for name in ("md5", "sha1", "sha256")}
+    assert out.hashes == want
+    assert [(p.name, p.value) for p in out.probes] == list(want.items())
+    assert out.pdq_quality is None and "pdq" not in out.hashes
 
 
 def test_truncated_jpeg_fails(big_jpeg: bytes) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
 from source_samples import items
 
+from cleanset.errors import UserError
 from cleanset.sources import FolderSource, open_source
 from cleanset.sources.synth import image_ext, write_folder
 
@@ -33,7 +38,7 @@ def test_chunks_are_stable_and_cover_every_file(tmp_path: Path) -> None:
     write_folder(tmp_path / "ds", items()[:13], captions=False)
     a = FolderSource([tmp_path / "ds"], chunk=5)
     b = FolderSource([tmp_path / "ds"], chunk=5)
-    assert [s.id for s in a.shards()] == ["_root__00000", "_root__00001", "_root__00002"]
+    assert [s.id for s in a.shards()] == ["%root__00000", "%root__00001", "%root__00002"]
     assert a.shards() == b.shards()
     keys = [it.key for sh in a.shards() for it in a.read(sh)]
     assert len(keys) == len(set(keys)) == 13
@@ -96,3 +101,106 @@ def test_image_files_named_one_by_one(tmp_path: Path) -> None:
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == sorted(
         p.relative_to(tmp_path / "ds").as_posix() for p in chosen
     )
+
+
+def test_shard_ids_of_distinct_directories_never_collide(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    jpg = items()[0].data
+    for rel in ("a/b/1.jpg", "a__b/2.jpg", "_root/3.jpg", "4.jpg", "a%2Fb/5.jpg", "a%b/6.jpg"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(jpg)
+    src = FolderSource([root])
+    ids = [s.id for s in src.shards()]
+    assert len(ids) == len(set(ids)) == 6
+    assert "%root__00000" in ids
+    assert set(_all(src)) == {"a/b/1", "a__b/2", "_root/3", "4", "a%2Fb/5", "a%b/6"}
+
+
+def test_keys_stay_unique_when_a_stem_holds_an_extension(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    its = items()
+    (root / "a.jpg").write_bytes(its[0].data)
+    (root / "a.png").write_bytes(its[1].data)
+    (root / "a.jpg.png").write_bytes(its[2].data)
+    (root / "b.jpg").write_bytes(its[3].data)
+    src = FolderSource([root])
+    keys = [it.key for sh in src.shards() for it in src.read(sh)]
+    assert sorted(keys) == ["a.jpg", "a.jpg.png", "a.png", "b"]
+    got = _all(src)
+    assert got["a.jpg"].data == its[0].data and got["a.jpg.png"].data == its[2].data  # type: ignore[attr-defined]
+    out = tmp_path / "out"
+    assert src.write_clean(src.shards()[0], set(keys), out, expect=keys) == 4
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.jpg.png", "a.png", "b.jpg"]
+
+
+def test_undecodable_file_names_become_printable_keys(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    sub = root / os.fsdecode(b"d\xff")
+    sub.mkdir(parents=True)
+    jpg = items()[0].data
+    (sub / os.fsdecode(b"caf\xe9.jpg")).write_bytes(jpg)
+    src = FolderSource([root])
+    got = list(_all(src).values())
+    assert [it.key for it in got] == ["d\\xff/caf\\xe9"]  # type: ignore[attr-defined]
+    assert got[0].data == jpg and got[0].error is None  # type: ignore[attr-defined]
+    pa.array([it.key for it in got] + [it.meta["path"] for it in got])  # type: ignore[attr-defined]
+    pa.array([s.id for s in src.shards()])
+    out = tmp_path / "out"
+    assert src.write_clean(src.shards()[0], {got[0].key}, out) == 1  # type: ignore[attr-defined]
+    assert (out / os.fsdecode(b"d\xff") / os.fsdecode(b"caf\xe9.jpg")).read_bytes() == jpg
+
+
+def test_unlistable_subdirectory_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "ds"
+    (root / "locked").mkdir(parents=True)
+    (root / "locked" / "x.jpg").write_bytes(items()[0].data)
+    (root / "y.jpg").write_bytes(items()[1].data)
+    real = os.scandir
+
+    def scandir(path: str = ".") -> object:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(UserError, match="locked"):
+        FolderSource([root])
+
+
+def _unblock_readers(fifos: list[Path], stop: threading.Event) -> None:
+    """Lets a reader stuck on a fifo go (end of file), so a regression fails the test instead of hanging it."""
+    while not stop.wait(0.5):
+        for f in fifos:
+            with contextlib.suppress(OSError):  # nobody is reading it: as it should be
+                os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_fifo_is_never_opened(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "ok.jpg").write_bytes(items()[0].data)
+    os.mkfifo(root / "pipe")  # no image name: sniffing must not open it (that would block)
+    os.mkfifo(root / "pipe.jpg")  # an image name: a failed item, never read
+    stop = threading.Event()
+    guard = threading.Thread(target=_unblock_readers, args=([root / "pipe", root / "pipe.jpg"], stop), daemon=True)
+    guard.start()
+    try:
+        src = FolderSource([root])
+        got = _all(src)
+    finally:
+        stop.set()
+    assert set(got) == {"ok", "pipe"}
+    assert "not a regular file" in got["pipe"].error  # type: ignore[attr-defined]
+    assert src.ignored_files == ["pipe"]
+
+
+def test_write_clean_counts_only_images_written(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(items()[0].data)
+    (root / "a.txt").write_text("caption")
+    (root / "b.jpg").write_bytes(items()[1].data)
+    src = FolderSource([root])
+    (root / "a.jpg").unlink()  # gone since the scan (kept with --keep-failed)
+    assert src.write_clean(src.shards()[0], {"a", "b"}, tmp_path / "out") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from source_samples import items
@@ -82,3 +83,10 @@ def test_write_clean_same_schema_kept_rows(tmp_path: Path, style: str) -> None:
         assert new.to_pylist() == [r for i, r in enumerate(orig.to_pylist()) if i % 3 == 1]
     if style == "img2dataset":  # keys live in a column, so the cleaned files re-read with the same keys
         assert {it.key for it in _all(ParquetImageSource([out]))} == keep
+
+
+def test_renamed_repeat_never_takes_an_existing_key(tmp_path: Path) -> None:
+    jpg = items()[0].data
+    pq.write_table(pa.table({"key": ["x", "x", "x#2"], "jpg": [jpg, jpg, jpg]}), tmp_path / "a.parquet")
+    keys = [it.key for it in _all(ParquetImageSource([tmp_path / "a.parquet"]))]
+    assert keys == ["x", "x#2", "x#2#2"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cleanset.errors import UserError
-from cleanset.sources._files import expand_braces, expand_paths, shard_id_for
+from cleanset.sources._files import UniqueKeys, expand_braces, expand_paths, printable_key, shard_id_for
 
 
 def test_brace_range_keeps_zero_padding() -> None:
@@ -39,3 +39,15 @@ def test_shard_ids_keep_subfolders_apart(tmp_path: Path) -> None:
         p.parent.mkdir()
         p.write_bytes(b"")
     assert {shard_id_for(a, tmp_path), shard_id_for(b, tmp_path)} == {"a__00000", "b__00000"}
+
+
+def test_unique_keys_skip_every_key_given_out() -> None:
+    u = UniqueKeys()
+    assert [u(k) for k in ["x", "x", "x#2", "x", "x#3", "y"]] == ["x", "x#2", "x#2#2", "x#3", "x#3#2", "y"]
+
+
+def test_printable_key_writes_undecodable_bytes_out() -> None:
+    name = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")
+    assert printable_key(name) == "caf\\xe9.jpg"
+    assert printable_key(name).encode("utf-8")
+    assert printable_key("café") == "café"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from source_samples import items
@@ -161,3 +163,90 @@ def test_write_clean_refuses_unrecorded_items(wds: Path, tmp_path: Path) -> None
         src.write_clean(shard, expect, tmp_path / "out", expect=expect)
     assert not (tmp_path / "out" / "00000.tar").exists()
     assert not list((tmp_path / "out").iterdir())
+
+
+def _only_shard(path: Path) -> list:
+    src = WebDatasetSource([path])
+    return list(src.read(src.shards()[0]))
+
+
+def test_repeated_group_never_takes_an_existing_key(tmp_path: Path) -> None:
+    jpg = items()[0].data
+    _write_tar(tmp_path / "x.tar", [("x.jpg", jpg), ("y.jpg", jpg), ("x.jpg", jpg), ("x#2.jpg", jpg)])
+    keys = [it.key for it in _only_shard(tmp_path / "x.tar")]
+    assert keys == ["x", "y", "x#2", "x#2#2"]
+
+
+def test_link_members_with_image_names_are_failed_not_dropped(tmp_path: Path) -> None:
+    jpg = items()[0].data
+    with tarfile.open(tmp_path / "x.tar", "w") as tf:
+        ti = tarfile.TarInfo("a.jpg")
+        ti.size = len(jpg)
+        tf.addfile(ti, io.BytesIO(jpg))
+        for name, kind in (("b.jpg", tarfile.SYMTYPE), ("c.png", tarfile.LNKTYPE), ("d.txt", tarfile.SYMTYPE)):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = kind, "a.jpg"
+            tf.addfile(link)
+        sub = tarfile.TarInfo("sub.jpg")  # a directory is no item, whatever its name
+        sub.type = tarfile.DIRTYPE
+        tf.addfile(sub)
+    got = {it.key: it for it in _only_shard(tmp_path / "x.tar")}
+    assert set(got) == {"a", "b", "c"}
+    assert got["a"].data == jpg and got["a"].error is None
+    for k in ("b", "c"):
+        assert got[k].data is None and "not a regular file member (link)" in got[k].error
+    out = tmp_path / "out"
+    src = WebDatasetSource([tmp_path / "x.tar"])
+    assert src.write_clean(src.shards()[0], {"a", "b", "c"}, out) == 1
+    with tarfile.open(out / "x.tar") as tf:
+        assert tf.getnames() == ["a.jpg"]
+
+
+def _sparse_member(name: str, stored: bytes, real_size: int) -> bytes:
+    """A GNU sparse header (type 'S') whose one stored chunk expands to ``real_size`` bytes, then its data."""
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.type = len(stored), tarfile.GNUTYPE_SPARSE
+    buf = bytearray(ti.tobuf(tarfile.GNU_FORMAT))
+    buf[386:398] = b"%011o\0" % (real_size - len(stored))  # chunk offset
+    buf[398:410] = b"%011o\0" % len(stored)  # chunk size
+    buf[483:495] = b"%011o\0" % real_size  # size once expanded
+    buf[148:156] = b" " * 8
+    buf[148:156] = b"%06o\0 " % (sum(buf[:512]))
+    pad = (-len(stored)) % 512
+    return bytes(buf) + stored + b"\0" * pad
+
+
+def test_sparse_member_is_refused_unread(tmp_path: Path) -> None:
+    jpg = items()[0].data
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        ti = tarfile.TarInfo("a.jpg")
+        ti.size = len(jpg)
+        tf.addfile(ti, io.BytesIO(jpg))
+    body = plain.getvalue()
+    end = body.index(b"\0" * 1024, 512 + len(jpg))  # where the end-of-archive blocks start
+    end += (-end) % 512
+    data = body[:end] + _sparse_member("s.jpg", b"x" * 10, 50 << 20) + b"\0" * 10240
+    (tmp_path / "x.tar").write_bytes(data)
+    got = {it.key: it for it in _only_shard(tmp_path / "x.tar")}
+    assert set(got) == {"a", "s"}
+    assert got["a"].data == jpg
+    assert got["s"].data is None and "sparse member refused" in got["s"].error
+
+
+def test_undecodable_member_names_become_printable_keys(tmp_path: Path) -> None:
+    jpg = items()[0].data
+    name = os.fsdecode(b"caf\xe9.jpg")
+    with tarfile.open(tmp_path / "x.tar", "w", format=tarfile.GNU_FORMAT) as tf:
+        for n in (name, os.fsdecode(b"caf\xe9.txt"), "caf\\xe9.jpg"):
+            ti = tarfile.TarInfo(n)
+            ti.size = len(jpg)
+            tf.addfile(ti, io.BytesIO(jpg))
+    got = _only_shard(tmp_path / "x.tar")
+    assert [it.key for it in got] == ["caf\\xe9", "caf\\xe9#2"]
+    pa.array([it.key for it in got] + [m for it in got for m in it.meta["members"]])
+    src = WebDatasetSource([tmp_path / "x.tar"])
+    out = tmp_path / "out"
+    assert src.write_clean(src.shards()[0], {"caf\\xe9"}, out) == 1
+    with tarfile.open(out / "x.tar") as tf:
+        assert tf.getnames() == [name, os.fsdecode(b"caf\xe9.txt")]

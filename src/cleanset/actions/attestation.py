@@ -180,23 +180,47 @@ def build_statement(
     }
 
 
-def check_dataset_against_run(digest: DatasetDigest, items: pa.Table, keep_failed: bool = False) -> None:
+def check_dataset_against_run(
+    digest: DatasetDigest, items: pa.Table, keep_failed: bool = False, keep_review: bool = False
+) -> None:
     """Refuse to attest a dataset that is not what the run kept: an attestation must never vouch for an item the
-    scan removed, failed or never saw, nor for bytes other than the ones it hashed."""
+    scan removed, failed (unless cleaned with keep_failed), sent to review (unless cleaned with keep_review) or never
+    saw, nor for bytes other than the ones it hashed.
+
+    Keys repeat across shards (tar and parquet sources), so the run is keyed by ``(shard, key)``. A cleaned dataset
+    may not keep the run's shard ids (a folder's chunks shift when files are dropped), so an item whose
+    ``(shard, key)`` is not in the run falls back to its key only where that key is in exactly one run shard; a key
+    the run holds in several shards must be found under its own shard."""
     if digest.unreadable:
         sid, key, reason = digest.unreadable[0]
         raise UserError(f"cleaned dataset item {key!r} (shard {sid}) cannot be read: {reason}")
-    cols = items.select(["key", "status", "verdict", "sha256"]).to_pydict()
-    run = {
-        k: (st, v, sha)
-        for k, st, v, sha in zip(cols["key"], cols["status"], cols["verdict"], cols["sha256"], strict=True)
-    }
+    cols = items.select(["shard", "key", "status", "verdict", "sha256"]).to_pydict()
+    run: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+    by_key: dict[str, list[tuple[str, str | None, str | None]]] = {}
+    for shard, k, st, v, sha in zip(
+        cols["shard"], cols["key"], cols["status"], cols["verdict"], cols["sha256"], strict=True
+    ):
+        run[(shard, k)] = (st, v, sha)
+        by_key.setdefault(k, []).append((st, v, sha))
     for sid, entries in digest.leaves.items():
         for key, sha in entries:
-            if key not in run:
+            if (sid, key) in run:
+                status, verdict, run_sha = run[(sid, key)]
+            elif len(by_key.get(key, ())) == 1:
+                status, verdict, run_sha = by_key[key][0]
+            elif key in by_key:
+                raise UserError(
+                    f"cleaned dataset item {key!r} (shard {sid}) is in {len(by_key[key])} shards of the run "
+                    "and in none of them under this shard id; cannot tell which the run kept"
+                )
+            else:
                 raise UserError(f"cleaned dataset item {key!r} (shard {sid}) is not in the run")
-            status, verdict, run_sha = run[key]
-            if verdict == "remove" or (status != "ok" and not keep_failed):
+            allowed = (
+                (status == "failed" and keep_failed)
+                or (status == "ok" and verdict == "keep")
+                or (status == "ok" and verdict == "review" and keep_review)
+            )
+            if not allowed:
                 raise UserError(
                     f"cleaned dataset item {key!r} (shard {sid}) was {verdict or status} in the run; "
                     "clean the dataset again before attesting"
@@ -222,7 +246,12 @@ def attest(
     from cleanset.actions.dataset_digest import digest_dataset
 
     digest, fmt = digest_dataset(dataset, format)
-    check_dataset_against_run(digest, items, keep_failed=bool((clean or {}).get("keep_failed")))
+    check_dataset_against_run(
+        digest,
+        items,
+        keep_failed=bool((clean or {}).get("keep_failed")),
+        keep_review=bool((clean or {}).get("keep_review")),
+    )
     leaves = leaves_path_for(out)
     leaves_sha = write_leaves(leaves, digest)
     statement = build_statement(

@@ -90,8 +90,8 @@ def _shard_rows(items_dir: Path, shard: Shard) -> pa.Table:
     path = items_dir / f"{shard.id}.parquet"
     if not path.is_file():  # nothing recorded: every item the source holds will be unaccounted for
         return pa.table({c: pa.array([], pa.string()) for c in _RUN_COLUMNS[:5]})
-    table = pq.read_table(path)
-    return table.select([c for c in _RUN_COLUMNS if c in table.column_names])
+    present = set(pq.read_schema(path).names)
+    return pq.read_table(path, columns=[c for c in _RUN_COLUMNS if c in present])
 
 
 def clean(
@@ -173,7 +173,10 @@ def _decide(rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanR
     if keep_review:
         keep_mask = pc.or_(keep_mask, is_review)
     if keep_failed:
-        keep_mask = pc.or_(keep_mask, failed)
+        # a failed item whose file digest is listed is dropped all the same: it is known, not merely unreadable
+        lengths = pc.fill_null(pc.list_value_length(rows["matches"]), 0) if "matches" in rows.column_names else None
+        unmatched = pc.equal(lengths, 0) if lengths is not None else pa.array([True] * n)
+        keep_mask = pc.or_(keep_mask, pc.and_(failed, unmatched))
 
     def count(mask: pa.ChunkedArray | pa.Array) -> int:
         return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)
@@ -183,8 +186,9 @@ def _decide(rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanR
     report.removed += count(is_removed)
     report.review_kept += n_review if keep_review else 0
     report.review_dropped += 0 if keep_review else n_review
-    report.failed_kept += n_failed if keep_failed else 0
-    report.failed_dropped += 0 if keep_failed else n_failed
+    n_failed_kept = count(pc.and_(failed, keep_mask))
+    report.failed_kept += n_failed_kept
+    report.failed_dropped += n_failed - n_failed_kept
     keep = set(rows.filter(keep_mask)["key"].to_pylist())
     drop = rows.filter(pc.invert(keep_mask))
     dropped_as = pc.if_else(

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cleanset.actions import dsse
 from cleanset.actions.attestation import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, leaves_path_for, read_leaves
-from cleanset.actions.merkle import SPEC
+from cleanset.actions.merkle import SPEC, dataset_root
 from cleanset.errors import VerificationError
 
 MAX_NAMED = 20
@@ -116,24 +116,27 @@ def verify(
     want_root = (st["subject"][0].get("digest") or {}).get("sha256")
     if want_root != merkle.get("root"):
         raise VerificationError("attestation subject digest and predicate merkle root disagree")
+    attested_roots = _attested_shard_roots(merkle.get("shards"))
+    # The per-shard roots are only evidence once they are bound to the signed root; otherwise a statement whose
+    # shard list matches the data but whose subject does not would verify.
+    if dataset_root(attested_roots) != want_root:
+        raise VerificationError("attestation shard roots do not add up to its signed root")
     if digest.root == want_root and not result.differences:
         return result
-    attested_roots = {s["id"]: s["root"] for s in merkle.get("shards") or []}
     actual_roots = digest.shard_roots
     changed = [
         s for s in sorted(attested_roots.keys() | actual_roots.keys()) if attested_roots.get(s) != actual_roots.get(s)
     ]
     if not changed:
+        if digest.root != want_root:  # cannot happen once the shard roots add up; fail closed all the same
+            result.differences.append(Difference("altered", "*", None, "dataset root differs from the attested root"))
         return result
     # The name recorded at signing, beside the attestation; or <attestation>.leaves.parquet if it was renamed.
-    candidates = (
-        [leaves]
-        if leaves
-        else [attestation.with_name(str((merkle.get("leaves") or {}).get("name", ""))), leaves_path_for(attestation)]
-    )
+    candidates = [leaves] if leaves else [*_recorded_leaves(attestation, merkle), leaves_path_for(attestation)]
     leaves_file = next((p for p in candidates if p.is_file()), candidates[0])
     try:
-        attested = read_leaves(leaves_file, str((merkle.get("leaves") or {}).get("sha256")))
+        section = merkle.get("leaves")
+        attested = read_leaves(leaves_file, str(section.get("sha256") if isinstance(section, dict) else None))
     except VerificationError as e:
         for s in changed:
             result.differences.append(Difference("altered", s, None, f"shard root differs; {e}"))
@@ -148,6 +151,39 @@ def verify(
         else:
             result.differences += _diff_shard(s, attested.get(s, []), digest.leaves[s])
     return result
+
+
+def _attested_shard_roots(shards: Any) -> dict[str, str]:
+    """``{shard id: root}`` from the signed shard list; a malformed or repeated entry is a bad statement."""
+    if shards is None:
+        shards = []
+    if not isinstance(shards, list):
+        raise VerificationError("attestation merkle shards is not a list")
+    out: dict[str, str] = {}
+    for i, s in enumerate(shards):
+        sid = s.get("id") if isinstance(s, dict) else None
+        root = s.get("root") if isinstance(s, dict) else None
+        if not isinstance(sid, str) or not isinstance(root, str) or len(root) != 64:
+            raise VerificationError(f"attestation merkle shards[{i}] needs a string id and a 64-digit hex root")
+        try:
+            bytes.fromhex(root)
+        except ValueError:
+            raise VerificationError(f"attestation merkle shards[{i}] root is not hex") from None
+        if sid in out:
+            raise VerificationError(f"attestation merkle shards name {sid!r} twice")
+        out[sid] = root
+    return out
+
+
+def _recorded_leaves(attestation: Path, merkle: dict[str, Any]) -> list[Path]:
+    """The leaves file named in the statement, beside the attestation: only its last path part is used (the name
+    is the signer's, but a path must not steer the verifier elsewhere)."""
+    section = merkle.get("leaves")
+    recorded = section.get("name", "") if isinstance(section, dict) else ""
+    name = Path(str(recorded)).name
+    if not name or name in (".", ".."):
+        raise VerificationError(f"attestation names no usable leaves file ({str(recorded)!r})")
+    return [attestation.with_name(name)]
 
 
 def describe_failure(result: VerifyResult) -> str:

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         st = do_attest(
             manifest=store.manifest_of(rev),
             summary=store.summary_of(rev),
-            items=store.items_table(rev, columns=["key", "status", "verdict", "sha256"]),
+            items=store.items_table(rev, columns=["shard", "key", "status", "verdict", "sha256"]),
             revision=rev,
             clean=clean,
             dataset=dataset,

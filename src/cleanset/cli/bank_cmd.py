@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 bank_app = typer.Typer(
@@ -85,10 +86,10 @@ def import_cmd(
     if as_json:
         _echo_json(report.to_json())
         return
-    table = Table(title=f"bank {report.name} version {report.version}", show_header=False)
+    table = Table(title=f"bank {escape(report.name)} version {report.version}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    table.add_row("format", report.format)
+    table.add_row("format", escape(report.format))
     table.add_row("kind", "allow" if report.allow else "block")
     table.add_row("entries", f"{report.entry_count:,} ({_counts(report.counts)})")
     table.add_row("added / removed", f"{report.added:,} / {report.removed:,}")
@@ -129,12 +130,12 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
         table.add_column(col, no_wrap=col in ("name", "digest"))
     for m in manifests:
         table.add_row(
-            m.name,
+            escape(m.name),
             str(m.version),
             "allow" if m.allow else "block",
             f"{m.entry_count:,}",
             _counts(m.counts),
-            m.created,
+            escape(str(m.created)),
             m.digest.removeprefix("sha256:")[:16],
         )
     Console().print(table)
@@ -152,7 +153,7 @@ def info_cmd(
         return
     latest = info["latest"]
     console = Console()
-    head = Table(title=f"bank {name}", show_header=False)
+    head = Table(title=f"bank {escape(name)}", show_header=False)
     head.add_column("field", style="bold")
     head.add_column("value")
     head.add_row("latest version", str(latest["version"]))
@@ -169,14 +170,14 @@ def info_cmd(
         src = v["source"]
         hist.add_row(
             str(v["version"]),
-            v["created"],
-            v["format"],
+            escape(str(v["created"])),
+            escape(str(v["format"])),
             f"{v['entry_count']:,}",
             f"{v['added']:,}",
             f"{v['removed']:,}",
             f"{v['skipped']:,}",
-            f"{src['file']} {(src['sha256'] or '').removeprefix('sha256:')[:12]}".strip(),
-            v["note"],
+            escape(f"{src['file']} {(src['sha256'] or '').removeprefix('sha256:')[:12]}".strip()),
+            escape(str(v["note"] or "")),
         )
     console.print(hist)
 

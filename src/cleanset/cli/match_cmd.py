@@ -163,7 +163,8 @@ def _from_file(path: Path, signal: str | None, held: set[str]) -> Iterator[dict[
 
 
 def _from_hash_json(text: str) -> dict[str, Any]:
-    """One `cleanset hash` record: its probes if it lists them, else one probe per primary hash it holds."""
+    """One hash record: a list of probe objects, a ``hashes`` object, or the layout `cleanset hash` writes (hashes as
+    top-level fields, extra PDQ probes as a ``probes`` object)."""
     from cleanset.signals import get_signal
 
     try:
@@ -194,8 +195,44 @@ def _from_hash_json(text: str) -> dict[str, Any]:
             quality = _quality(rec.get(quality_field), quality_field) if quality_field else None
             probes.append(Probe(probe_name, sig, _valid(get_signal(sig), value, f"hashes.{field}"), quality))
     else:
-        raise ValueError("a JSON line needs 'probes' or 'hashes'")
+        probes = _from_hash_lines(rec)
+        if not probes:
+            raise ValueError("a JSON line needs hash fields (md5, pdq, ...), 'probes' or 'hashes'")
     return {"input": name, "probes": probes, "notes": []}
+
+
+def _from_hash_lines(rec: dict[str, Any]) -> list[Probe]:
+    """Probes of the layout `cleanset hash` writes: each signal's value as a top-level field (``"md5": ...``,
+    ``"pdq": ...``) with ``pdq_quality`` / ``pdq512_quality``, and the other PDQ probes (dihedral, regions) as a
+    ``"probes"`` object of ``{probe name: value}``, all matched against ``pdq`` banks."""
+    from cleanset.signals import get_signal
+
+    probes: list[Probe] = []
+    qualities: dict[str, int | None] = {}
+    for field in ("pdq_quality", "pdq512_quality"):
+        qualities[field] = _quality(rec.get(field), field)
+    for field, (probe_name, sig, quality_field) in HASH_FIELDS.items():
+        value = rec.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{field} must be a string")
+        if field == "pdq512" and value.strip().lower() == str(rec.get("pdq", "")).strip().lower():
+            continue  # the same pixels as pdq (image within 512 px): the scan does not probe it twice
+        quality = qualities[quality_field] if quality_field else None
+        probes.append(Probe(probe_name, sig, _valid(get_signal(sig), value, field), quality))
+    extra = rec.get("probes")
+    if extra is None or extra == []:
+        return probes
+    if not isinstance(extra, dict):
+        raise ValueError("probes must be a list of probe objects or an object of {name: pdq value}")
+    for probe_name, value in extra.items():
+        if not isinstance(value, str):
+            raise ValueError(f"probes[{probe_name!r}] must be a string")
+        field = "pdq512_quality" if probe_name.startswith("pdq512/") else "pdq_quality"
+        where = f"probes[{probe_name!r}]"
+        probes.append(Probe(probe_name, "pdq", _valid(get_signal("pdq"), value, where), qualities[field]))
+    return probes
 
 
 def _valid(sig: Any, value: str, where: str) -> str:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cleanset.errors import UserError
@@ -64,8 +65,8 @@ def register(app: typer.Typer) -> None:
                     ]
                 )
         else:
-            t = Table(*table.column_names)
+            t = Table(*[escape(c) for c in table.column_names])  # names and cells are data, not markup
             for r in rows:
-                t.add_row(*["" if v is None else str(_jsonable(v)) for v in r.values()])
+                t.add_row(*["" if v is None else escape(str(_jsonable(v))) for v in r.values()])
             Console().print(t)
             Console(stderr=True).print(f"{len(rows)} rows")

@@ -11,8 +11,9 @@ Rules (each is a decision a reviewer should be able to find in one place):
   its entries (under the same quality gate) produces no match from any other bank, and a note names the allow
   bank and entry. Allow banks never produce matches themselves. The rule is per probe, not per item: another
   probe of the same item (another rotation, a region) is still matched.
-- One ``Match`` per (bank, entry id): the smallest distance wins; on a tie the probe that comes first in the
-  item's probe order. Matches are ordered by (distance, bank, entry id).
+- One ``Match`` per (bank, entry id): the smallest distance wins; on a tie the smallest probe name (a rule that
+  does not depend on probe order, so a rematch from stored probes agrees). Matches are ordered by (distance, bank,
+  entry id).
 - Each (bank, signal) index is built once, in ``build``; ``match_many`` answers a whole shard with one batch
   query per index and gives exactly what ``match`` gives item by item.
 
@@ -52,6 +53,20 @@ class BankIndex:
     threshold: int
     index: Index
     entry_ids: Sequence[str]
+
+
+def match_order(m: Match) -> tuple[int, str, str]:
+    """How an item's matches are listed: nearest first."""
+    return (m.distance, m.bank, m.entry_id)
+
+
+def keep_better(best: dict[tuple[str, str], Match], m: Match) -> None:
+    """Keep one match per (bank, entry id): the smallest distance, then the smallest probe name. The tie rule does
+    not depend on the order probes come in, so a rematch from stored probes decides exactly as the scan did."""
+    key = (m.bank, m.entry_id)
+    cur = best.get(key)
+    if cur is None or (m.distance, m.probe) < (cur.distance, cur.probe):
+        best[key] = m
 
 
 class BankMatcher:
@@ -125,17 +140,14 @@ class BankMatcher:
             bank, entry = suppressed[row]
             notes[item].append(f"probe {p.name} is in allow bank {bank} (entry {entry}): not matched")
 
-        best: list[dict[tuple[str, str], tuple[int, int, Match]]] = [{} for _ in probe_lists]
+        best: list[dict[tuple[str, str], Match]] = [{} for _ in probe_lists]
         for row, b, er, dr in hits:
-            item, pos, p = flat[row]
+            item, _pos, p = flat[row]
             entry = b.entry_ids[er]
-            key = (b.bank, entry)
-            old = best[item].get(key)
-            if old is None or (dr, pos) < old[:2]:
-                best[item][key] = (dr, pos, Match(b.bank, b.version, entry, b.signal, dr, p.name))
+            keep_better(best[item], Match(b.bank, b.version, entry, b.signal, dr, p.name))
         out = []
         for item in range(len(probe_lists)):
-            matches = sorted((m for _, _, m in best[item].values()), key=lambda m: (m.distance, m.bank, m.entry_id))
+            matches = sorted(best[item].values(), key=match_order)
             out.append((matches, notes[item]))
         return out
 

@@ -162,6 +162,9 @@ class _Tally:
         self.items = self.failed = 0
 
 
+# A committed shard whose "done" message has not arrived after this long is settled from disk instead.
+QUEUE_SILENCE_S = 5.0
+
 # State handed to forked children: set in the parent just before forking, inherited, never pickled.
 _CHILD: dict[str, Any] = {}
 
@@ -266,6 +269,11 @@ class LocalExecutor(Executor):
 
                 for msg in self._drain(0.1):
                     handle(msg)
+                for w in workers:
+                    if w.busy is not None and self._committed_long_ago(run, w.busy[1].id):
+                        # Its shard is on disk but the message never came: a worker killed while holding the shared
+                        # queue's lock silences the queue for all. Settle from disk so the scan still ends.
+                        pending.extend(self._finished(w, run, on_event, shown, last_error, attempts, entries))
                 for i, w in enumerate(workers):
                     if w.process.is_alive():
                         continue
@@ -292,6 +300,15 @@ class LocalExecutor(Executor):
             gc.unfreeze()
             self._results.close()
         return [entries[s.id] for s in shards]
+
+    @staticmethod
+    def _committed_long_ago(run: RunDir, sid: str) -> bool:
+        """Ledger and items on disk for ``sid`` for longer than a working queue takes to say so."""
+        ledger = run.ledger_path(sid)
+        try:
+            return run.items_path(sid).is_file() and time.time() - ledger.stat().st_mtime > QUEUE_SILENCE_S
+        except FileNotFoundError:
+            return False
 
     def _spawn(self) -> _Worker:
         tasks = self._mpc.SimpleQueue()

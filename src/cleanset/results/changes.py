@@ -27,11 +27,6 @@ CHANGES_SCHEMA = pa.schema(
 CHANGE_KINDS = ("newly_matched", "no_longer_matched", "verdict_changed")
 
 
-def match_sort_key(m: Match) -> tuple[str, str, str, int, str]:
-    """The order matches are stored in after a rematch."""
-    return (m.bank, m.signal, m.probe, m.distance, m.entry_id)
-
-
 def change_rows(
     key: str,
     shard: str,

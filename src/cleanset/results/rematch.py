@@ -8,7 +8,8 @@ as in a fresh scan and the result equals what scanning again with those versions
 
 The outcome is a new revision ``RUN/revisions/<n>/`` (items, summary, manifest with the new bank versions, and
 ``changes.parquet``) written under a temporary name and renamed, so a revision is either complete or absent.
-Failed items stay failed: nothing was hashed for them, so there is nothing to match.
+Failed items stay failed (verdict none), but the file digests a failed item still has are matched again, as a scan
+matches them, so an unreadable file on a new list is known to be listed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from cleanset.errors import UserError
 from cleanset.pipeline.ledger import write_parquet_atomic
 from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Probe, Status
-from cleanset.results.changes import CHANGE_KINDS, CHANGES_SCHEMA, change_rows, match_sort_key
+from cleanset.results.changes import CHANGE_KINDS, CHANGES_SCHEMA, change_rows
 from cleanset.results.rematch_delta import DELTA_COLUMNS, bank_delta, indexes_for, rematch_table_delta
 from cleanset.results.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 from cleanset.results.store import REVISIONS_DIR, RunStore
@@ -113,7 +114,10 @@ def open_old(manifest: dict[str, Any], name: str) -> Any | None:
 
 
 def _policy(manifest: dict[str, Any], snaps: Sequence[Any]) -> Policy:
-    return Policy.from_dict(manifest.get("policy") or {}).with_allow_banks(s.name for s in snaps if s.allow)
+    """The run's policy, with allow banks exactly those of the bank set now in use (a list re-imported as a block
+    list stops being one)."""
+    policy = Policy.from_dict(manifest.get("policy") or {})
+    return replace(policy, allow_banks=frozenset(s.name for s in snaps if s.allow))
 
 
 def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Table, list[dict[str, Any]]]:
@@ -125,8 +129,8 @@ def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Tab
     scores = table.column("scores").to_pylist()
     keys = table.column("key").to_pylist()
     shards = table.column("shard").to_pylist()
-    ok_rows = [i for i, s in enumerate(status) if s == Status.OK]
     probes_col = with_full_probes(table).column("probes").to_pylist()
+    ok_rows = [i for i, s in enumerate(status) if s == Status.OK or probes_col[i]]
     probe_lists = [
         [Probe(p["name"], p["signal"], p["value"], p["quality"]) for p in probes_col[i] or []] for i in ok_rows
     ]
@@ -136,8 +140,8 @@ def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Tab
     new_notes = [list(n or []) for n in notes]
     changes: list[dict[str, Any]] = []
     for i, (matches, match_notes) in zip(ok_rows, results, strict=True):
-        ms = sorted(matches, key=match_sort_key)
-        verdict = decide(Status.OK, ms, dict(scores[i] or []) or None, policy)
+        ms = list(matches)  # the matcher's own order
+        verdict = decide(Status(status[i]), ms, dict(scores[i] or []) or None, policy)
         new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
         # The matcher's allow-bank notes are re-derived; the scan's own notes (e.g. metadata hashes) stay.

@@ -18,9 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleanset.errors import UserError
+from cleanset.matching.matcher import keep_better, match_order
 from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Match, Status
-from cleanset.results.changes import change_rows, match_sort_key
+from cleanset.results.changes import change_rows
 from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 
 # What the incremental path reads of each shard (hash columns, sizes and notes are carried over untouched).
@@ -112,10 +113,10 @@ def hex_rows(values: pa.Array, nbytes: int, what: str) -> np.ndarray:
 
 @dataclass
 class FlatProbes:
-    """The probes of one shard's ok items as columns: row, position within the item, name, signal, value, gate."""
+    """The probes of one shard's items as columns: row, name, signal, value, gate (failed items keep their file
+    digests, which are matched like any other)."""
 
     item: np.ndarray
-    pos: np.ndarray
     signal: np.ndarray  # int32 code per probe into ``signals``
     signals: list[str]
     gated: np.ndarray
@@ -129,12 +130,6 @@ class FlatProbes:
         lists = with_full_probes(table).column("probes").combine_chunks()
         flat = lists.flatten()
         item = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
-        offsets = lists.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-        pos = np.arange(len(flat), dtype=np.int64) + offsets[0] - offsets[item] if len(flat) else item
-        ok = (table.column("status").to_numpy(zero_copy_only=False) == str(Status.OK))[item] if len(flat) else item
-        keep = np.flatnonzero(ok)
-        if len(keep) != len(flat):  # failed items hold no probes, so this is rare
-            flat = flat.take(pa.array(keep))
         # Dictionary codes: a few distinct signal names over millions of probes, compared as integers.
         enc = pc.dictionary_encode(flat.field("signal"))
         enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
@@ -143,7 +138,7 @@ class FlatProbes:
         quality = flat.field("quality").fill_null(32767).to_numpy(zero_copy_only=False)
         gated_codes = [i for i, name in enumerate(signals) if name in QUALITY_GATED_SIGNALS]
         gated = np.isin(signal, gated_codes) & (quality < quality_gate)
-        return cls(item[keep], pos[keep], signal, signals, gated, flat.field("name"), flat.field("value"))
+        return cls(item, signal, signals, gated, flat.field("name"), flat.field("value"))
 
     def hits(self, index: Any, signal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(flat row, entry row, distance) of every probe of ``signal`` within the index's threshold."""
@@ -189,8 +184,8 @@ def rematch_table_delta(
     for b in allow_indexes:
         r, _, _ = probes.hits(b, b.signal)
         suppressed[r] = True
-    # New hits: item -> (bank, id) -> (distance, pos, Match)
-    new_best: dict[int, dict[tuple[str, str], tuple[int, int, Match]]] = {}
+    # New hits: item -> (bank, id) -> best Match
+    new_best: dict[int, dict[tuple[str, str], Match]] = {}
     for bank, idxs in requery_indexes.items():
         for b in idxs:
             r, e, d = probes.hits(b, b.signal)
@@ -200,38 +195,28 @@ def rematch_table_delta(
                 continue
             names = probes.names.take(pa.array(r)).to_pylist()
             for row, er, dist, name in zip(r.tolist(), e.tolist(), d.tolist(), names, strict=True):
-                item, pos = int(probes.item[row]), int(probes.pos[row])
-                eid = b.entry_ids[er]
-                cur = new_best.setdefault(item, {}).get((bank, eid))
-                if cur is None or (dist, pos) < cur[:2]:
-                    new_best[item][(bank, eid)] = (dist, pos, Match(bank, b.version, eid, b.signal, dist, name))
+                found = Match(bank, b.version, b.entry_ids[er], b.signal, dist, name)
+                keep_better(new_best.setdefault(int(probes.item[row]), {}), found)
     old_matches = table.column("matches").to_pylist()
     touched = set(new_best) | {i for i, ms in enumerate(old_matches) if ms and any(m["bank"] in changed for m in ms)}
     status = table.column("status").to_pylist()
-    touched = {i for i in touched if status[i] == Status.OK}
     verdicts = table.column("verdict").to_pylist()
     new_verdicts = list(verdicts)
     new_matches = list(old_matches)
     keys, shards, scores = table.column("key"), table.column("shard"), table.column("scores")
     changes: list[dict[str, Any]] = []
-    lists = table.column("probes")
     for i in sorted(touched):
-        names = [p["name"] for p in lists[i].as_py() or []]
-        pos_of = {n: k for k, n in reversed(list(enumerate(names)))}
-        best: dict[tuple[str, str], tuple[int, int, Match]] = {}
+        best: dict[tuple[str, str], Match] = {}
         for m in old_matches[i] or []:
             delta = changed.get(m["bank"])
             if delta is not None and (delta.dropped_ids is None or m["entry_id"] in delta.dropped_ids):
                 continue
             version = delta.snapshot.version if delta is not None else m["version"]
-            mm = Match(m["bank"], version, m["entry_id"], m["signal"], m["distance"], m["probe"])
-            best[(m["bank"], m["entry_id"])] = (m["distance"], pos_of.get(m["probe"], 1 << 30), mm)
-        for k, cand in new_best.get(i, {}).items():
-            cur = best.get(k)
-            if cur is None or cand[:2] < cur[:2]:
-                best[k] = cand
-        ms = sorted((t[2] for t in best.values()), key=match_sort_key)
-        verdict = decide(Status.OK, ms, dict(scores[i].as_py() or []) or None, policy)
+            keep_better(best, Match(m["bank"], version, m["entry_id"], m["signal"], m["distance"], m["probe"]))
+        for cand in new_best.get(i, {}).values():
+            keep_better(best, cand)
+        ms = sorted(best.values(), key=match_order)
+        verdict = decide(Status(status[i]), ms, dict(scores[i].as_py() or []) or None, policy)
         new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
         changes += change_rows(keys[i].as_py(), shards[i].as_py(), old_matches[i], ms, verdicts[i], new_verdicts[i])

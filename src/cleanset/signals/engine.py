@@ -84,20 +84,23 @@ class HashEngine:
     # -- entry points -------------------------------------------------------------------------------------------
 
     def hash_bytes(self, data: bytes) -> HashOutcome:
-        """All configured byte and pixel signals of one stored file."""
+        """All configured byte and pixel signals of one stored file.
+
+        The file digests come first and survive a failed decode: a file that is listed by its exact hash is found
+        even when it cannot be decoded (a format we do not read, a bomb, a corrupt file)."""
         out = HashOutcome(status=Status.OK)
-        if self._pixels:
-            try:
-                decoded = decode_image(data, self.config.max_pixels)
-            except DecodeError as e:
-                return HashOutcome.failed(f"decode: {e.reason}")
-            except MemoryError:
-                return HashOutcome.failed("decode: out of memory")
-            out.width, out.height, out.format = decoded.width, decoded.height, decoded.format
         for name in self._bytes:
             value = get_signal(name).compute_bytes(data)  # type: ignore[attr-defined]
             out.hashes[name] = value
             out.probes.append(Probe(name, name, value))
+        if self._pixels:
+            try:
+                decoded = decode_image(data, self.config.max_pixels)
+            except DecodeError as e:
+                return HashOutcome.failed(f"decode: {e.reason}", hashes=out.hashes, probes=out.probes)
+            except MemoryError:
+                return HashOutcome.failed("decode: out of memory", hashes=out.hashes, probes=out.probes)
+            out.width, out.height, out.format = decoded.width, decoded.height, decoded.format
         if self._pixels:
             try:
                 self._add_pixels(decoded.rgb, out)

@@ -94,3 +94,40 @@ def shard_id_for(path: Path, root: Path) -> str:
     rel = path.resolve().relative_to(root)
     stem = rel.with_suffix("").as_posix()
     return stem.replace("/", "__")
+
+
+def printable_key(s: str) -> str:
+    """A name that always encodes as UTF-8: undecodable bytes (lone surrogates from ``os`` / ``tarfile``) as ``\\xNN``.
+
+    ``caf\\udce9`` (a Latin-1 ``café`` on disk) -> ``caf\\\\xe9``. Use it for keys, metadata and messages; keep the
+    real name for opening the file. Not injective (a real backslash sequence reads the same), so a source still
+    makes keys unique after it (:class:`UniqueKeys`).
+    """
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class UniqueKeys:
+    """Hands out keys unique within one shard: ``key`` itself, else ``key#2``, ``key#3``... never one given out before.
+
+    A renamed key never equals a key handed out earlier, whether that was an original (``x``, ``x``, ``x#2`` ->
+    ``x``, ``x#2``, ``x#2#2``) or a renamed one.
+    """
+
+    def __init__(self) -> None:
+        self._given: set[str] = set()
+        self._next: dict[str, int] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._given
+
+    def __call__(self, key: str) -> str:
+        if key not in self._given:
+            self._given.add(key)
+            return key
+        n = self._next.get(key, 2)
+        while f"{key}#{n}" in self._given:
+            n += 1
+        self._next[key] = n + 1
+        out = f"{key}#{n}"
+        self._given.add(out)
+        return out

@@ -7,13 +7,22 @@ the cleaned output and are dropped with it. Any other file is not an item and is
 lists them so a caller can report them.
 
 Key: the path relative to the root without extension (``cats/001``); when two images share a stem (``a.jpg`` and
-``a.png``) both keep their extension in the key so keys stay unique.
+``a.png``) both keep their extension in the key, and any key still used twice in a directory (``a.jpg`` beside
+``a.jpg.png``, whose stem is ``a.jpg``) falls back to the path with extension for every image involved, so keys
+stay unique. Undecodable bytes in names appear as ``\\xNN`` in keys, metadata and messages (the file is still
+opened by its real name); should that make two keys equal, the later gets ``#2``.
 
 The source is one directory, or image files named one by one (``photos/*.jpg`` expanded by a shell): then the
 root is their deepest common folder and only the named images are items (their sidecars still travel with them).
 
-Shards: each directory's images, sorted, in chunks of ``chunk`` files; id ``<dir>__<n>`` with ``/`` in ``dir``
-written ``__`` and the root called ``_root``, stable while the tree does not change.
+Shards: each directory's images, sorted, in chunks of ``chunk`` files; id ``<dir>__<n>`` with ``%`` in ``dir``
+written ``%25``, ``/`` written ``%2F``, ``\\`` written ``%5C`` and undecodable bytes ``\\xNN``, and the root called
+``%root`` (an escaped name never holds ``%r``), so distinct directories never share an id; stable while the tree
+does not change.
+
+A subdirectory that cannot be listed is an error when the source is opened (its images would be missed silently).
+Only regular files are sniffed for an image signature; an image name that is not a regular file (a fifo) is a failed
+item and is never opened.
 """
 
 from __future__ import annotations
@@ -21,13 +30,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cleanset.errors import UserError
-from cleanset.sources._files import atomic_output, common_root, expand_paths
+from cleanset.sources._files import UniqueKeys, atomic_output, common_root, expand_paths, printable_key
 from cleanset.sources.base import IMAGE_EXTS, SOURCES, Shard, Source, SourceItem, check_expected
 
 CHUNK = 1000
@@ -48,6 +58,8 @@ _SIGNATURES: tuple[bytes, ...] = (
 
 def _sniff_image(path: Path) -> bool:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a fifo or device is never opened: it could block forever
+            return False
         with open(path, "rb") as f:
             head = f.read(16)
     except OSError:
@@ -108,28 +120,57 @@ def _dir_entries(
         if stem is not None:
             side[stem].append(name)
         elif only is None:
-            ignored.append(f"{rel_dir}/{name}" if rel_dir else name)
-    entries: list[FolderEntry] = []
+            ignored.append(printable_key(f"{rel_dir}/{name}" if rel_dir else name))
+    rels: list[str] = []
+    keys: list[str] = []
     for name in images:
         stem = name.rsplit(".", 1)[0] if "." in name else name
         rel = f"{rel_dir}/{name}" if rel_dir else name
-        key = rel if len(stems[stem]) > 1 else (f"{rel_dir}/{stem}" if rel_dir else stem)
+        rels.append(rel)
+        keys.append(printable_key(rel if len(stems[stem]) > 1 else (f"{rel_dir}/{stem}" if rel_dir else stem)))
+    while True:  # a key used twice falls back to the path with extension for every image involved
+        count: dict[str, int] = defaultdict(int)
+        for k in keys:
+            count[k] += 1
+        changed = False
+        for i, k in enumerate(keys):
+            full = printable_key(rels[i])
+            if count[k] > 1 and k != full:
+                keys[i], changed = full, True
+        if not changed:
+            break
+    unique = UniqueKeys()  # paths themselves can only meet once undecodable bytes are written out
+    entries: list[FolderEntry] = []
+    for name, rel, key in zip(images, rels, keys, strict=True):
+        stem = name.rsplit(".", 1)[0] if "." in name else name
         sidecars = tuple(f"{rel_dir}/{s}" if rel_dir else s for s in side.get(stem, ()))
-        entries.append(FolderEntry(key=key, rel=rel, sidecars=sidecars))
+        entries.append(FolderEntry(key=unique(key), rel=rel, sidecars=sidecars))
     return entries
+
+
+def _shard_base(rel_dir: str) -> str:
+    """Injective, file-name-safe form of a directory relative to the root (see the module docstring)."""
+    if not rel_dir:
+        return "%root"
+    escaped = rel_dir.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
+    return printable_key(escaped)  # the only backslashes left come from undecodable bytes
 
 
 def scan_tree(root: Path) -> tuple[dict[str, list[FolderEntry]], list[str]]:
     """Walk ``root`` once: image entries grouped by directory (sorted) and the files that are neither."""
     by_dir: dict[str, list[FolderEntry]] = {}
     ignored: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
         dirnames.sort()
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
         entries = _dir_entries(root, rel_dir, filenames, None, ignored)
         if entries:
             by_dir[rel_dir] = entries
+    if errors:
+        where = "; ".join(printable_key(f"{e.filename}: {e.strerror or e}") for e in errors)
+        raise UserError(f"cannot list every directory of folder source {printable_key(str(root))}: {where}")
     return by_dir, ignored
 
 
@@ -169,7 +210,7 @@ class FolderSource(Source):
             )
         self._entries: dict[str, list[FolderEntry]] = {}
         for rel_dir, entries in sorted(by_dir.items()):
-            base = rel_dir.replace("/", "__") if rel_dir else "_root"
+            base = _shard_base(rel_dir)
             for n, start in enumerate(range(0, len(entries), chunk)):
                 self._entries[f"{base}__{n:05d}"] = entries[start : start + chunk]
 
@@ -196,17 +237,21 @@ class FolderSource(Source):
 
     def _read_entry(self, e: FolderEntry) -> SourceItem:
         path = self.root / e.rel
-        meta: dict[str, object] = {"path": e.rel}
+        name = printable_key(e.rel)
+        meta: dict[str, object] = {"path": name}
         for s in e.sidecars:
             if s.endswith(".txt"):
                 with contextlib.suppress(OSError):
-                    meta["caption"] = (self.root / s).read_text(errors="replace")
+                    if stat.S_ISREG(os.stat(self.root / s).st_mode):  # a fifo caption would block the read
+                        meta["caption"] = (self.root / s).read_text(errors="replace")
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a fifo would block the read forever
+                return SourceItem(key=e.key, meta=meta, error=f"not a regular file: {name}")
             data = path.read_bytes()
         except OSError as err:
-            return SourceItem(key=e.key, meta=meta, error=f"read: {err.strerror or err} ({e.rel})")
+            return SourceItem(key=e.key, meta=meta, error=printable_key(f"read: {err.strerror or err} ({e.rel})"))
         if not data:
-            return SourceItem(key=e.key, meta=meta, error=f"empty file (0 bytes): {e.rel}")
+            return SourceItem(key=e.key, meta=meta, error=f"empty file (0 bytes): {name}")
         return SourceItem(key=e.key, data=data, meta=meta)
 
     def write_clean(self, shard: Shard, keep: set[str], out_dir: Path, expect: Collection[str] | None = None) -> int:
@@ -227,5 +272,6 @@ class FolderSource(Source):
                         os.link(src, tmp)
                     except OSError:
                         shutil.copyfile(src, tmp)
-            written += 1
+                if rel == e.rel:
+                    written += 1  # the item counts only when its image itself was written
         return written

@@ -6,10 +6,11 @@ Hugging Face datasets store an ``image`` struct ``{bytes, path}``. Either way th
 schema (:func:`cleanset.sources._parquet.image_column`).
 
 Key: the ``key`` column when present and non-null, else ``<shard>/<row>`` (row = position in the file). A repeated
-key within a file gets ``#2``, ``#3``... so every row stays addressable. A row without image bytes is a URL-only item
-when it has a ``url`` (img2dataset's failed downloads: the URL is still screened), else a failed item. An unreadable
-row group yields one failed item per row (keys from the ``key`` column when that column alone still reads), an
-unreadable footer one failed marker item ``<shard>#unreadable``.
+key within a file gets ``#2``, ``#3``... (never a key already used in the file, see
+:class:`~cleanset.sources._files.UniqueKeys`) so every row stays addressable. A row without image bytes is a
+URL-only item when it has a ``url`` (img2dataset's failed downloads: the URL is still screened), else a failed
+item. An unreadable row group yields one failed item per row (keys from the ``key`` column when that column
+alone still reads), an unreadable footer one failed marker item ``<shard>#unreadable``.
 
 ``write_clean`` writes the same file names with the same schema (and schema metadata), one output row group per
 input row group, keeping only kept rows.
@@ -24,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cleanset.sources._files import atomic_output
+from cleanset.sources._files import UniqueKeys, atomic_output
 from cleanset.sources._parquet import (
     ParquetShards,
     compression_of,
@@ -77,13 +78,7 @@ class ParquetImageSource(Source):
         key_col = find_column(schema, "key")
         url_col = find_column(schema, "url")
         cap_col = find_column(schema, "txt", "caption", "text")
-        seen: dict[str, int] = {}
-
-        def unique(k: str) -> str:
-            n = seen.get(k, 0)
-            seen[k] = n + 1
-            return k if n == 0 else f"{k}#{n + 1}"
-
+        unique = UniqueKeys()
         try:
             groups = iter_row_groups(path)
             for rg in groups:

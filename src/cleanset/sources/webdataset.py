@@ -14,6 +14,12 @@ its first dot, directories included, as webdataset does). Conventions, all fail 
 - a group without an image member is a URL-only item when its ``.json`` names a ``url`` (the URL is still
   screened), else a failed item ("no image member");
 - a zero-byte image member is a failed item; other undecodable bytes are passed through and fail in hashing;
+- an image member that is not a regular file (a link, device, fifo) or is sparse is a failed item and is never
+  read (a sparse member can expand to far more than the tar holds); directories and other non-file members that are
+  not images are skipped;
+- undecodable bytes in member names appear as ``\\xNN`` in keys (:func:`~cleanset.sources._files.printable_key`);
+  a group key seen again later in the tar is a second group keyed ``KEY#2``, ``KEY#3``..., and every item key is
+  unique within the shard (:class:`~cleanset.sources._files.UniqueKeys`);
 - a truncated tar yields the items completed before the damage, the group in progress as failed items, then one
   failed marker item ``<shard>#truncated``; a tar that ends without its end-of-archive blocks (cut exactly at a
   member boundary) gets the same marker;
@@ -41,7 +47,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
-from cleanset.sources._files import atomic_output, common_root, expand_paths, listed_files, shard_id_for
+from cleanset.sources._files import (
+    UniqueKeys,
+    atomic_output,
+    common_root,
+    expand_paths,
+    listed_files,
+    printable_key,
+    shard_id_for,
+)
 from cleanset.sources.base import (
     IMAGE_EXTS,
     SOURCES,
@@ -71,7 +85,25 @@ def _is_image_ext(ext: str) -> bool:
 @dataclass
 class _Group:
     key: str
-    members: list[tuple[tarfile.TarInfo, bytes]] = field(default_factory=list)
+    # (member, its bytes, why it was refused): a refused image member is never read and becomes a failed item
+    members: list[tuple[tarfile.TarInfo, bytes, str | None]] = field(default_factory=list)
+
+
+def _refusal(m: tarfile.TarInfo) -> str | None:
+    """Why a member's data is not read: only regular, non-sparse files are (a sparse member can expand hugely)."""
+    if m.issparse():
+        return "sparse member refused"
+    if m.isfile():
+        return None
+    if m.issym() or m.islnk():
+        kind = "link"
+    elif m.ischr() or m.isblk():
+        kind = "device"
+    elif m.isfifo():
+        kind = "fifo"
+    else:
+        kind = f"type {m.type!r}"
+    return f"not a regular file member ({kind})"
 
 
 @dataclass
@@ -86,17 +118,22 @@ def _stream_groups(path: Path) -> Iterator[_Group | _Damage]:
         try:
             with tarfile.open(fileobj=f, mode="r|") as tf:
                 for m in tf:
-                    if not m.isfile():
+                    if m.isdir():
                         continue
-                    ex = tf.extractfile(m)
-                    data = ex.read() if ex is not None else b""
-                    key, _ext = split_member(m.name)
+                    key, ext = split_member(m.name)
+                    refused = _refusal(m)
+                    if refused is not None and not _is_image_ext(ext):
+                        continue  # a link or special file that is no image: nothing to screen
+                    data = b""
+                    if refused is None:
+                        ex = tf.extractfile(m)
+                        data = ex.read() if ex is not None else b""
                     if current is not None and current.key != key:
                         yield current
                         current = None
                     if current is None:
                         current = _Group(key)
-                    current.members.append((m, data))
+                    current.members.append((m, data, refused))
                 end = tf.offset
         except (tarfile.TarError, EOFError, OSError) as err:
             if current is not None:
@@ -116,35 +153,38 @@ def _group_items(g: _Group, shard_id: str) -> list[tuple[SourceItem, tarfile.Tar
     """The items of one group, each with its image member (None for URL-only or failed items)."""
     meta: dict[str, Any] = {}
     url: str | None = None
-    images: list[tuple[tarfile.TarInfo, bytes, str]] = []
-    for m, data in g.members:
+    images: list[tuple[tarfile.TarInfo, bytes, str, str | None]] = []
+    for m, data, refused in g.members:
         _key, ext = split_member(m.name)
         low = ext.lower()
         if _is_image_ext(ext):
-            images.append((m, data, ext))
+            images.append((m, data, printable_key(ext), refused))
         elif low == "txt":
             meta["caption"] = data.decode("utf-8", errors="replace")
         elif low == "json":
             try:
                 obj = json.loads(data)
             except ValueError as err:
-                meta["json_error"] = f"{m.name}: {err}"
+                meta["json_error"] = printable_key(f"{m.name}: {err}")
             else:
                 if isinstance(obj, dict):
                     meta["json"] = obj
                     u = obj.get("url")
                     url = u if isinstance(u, str) and u else None
-    meta["members"] = [m.name for m, _ in g.members]
+    meta["members"] = [printable_key(m.name) for m, _, _ in g.members]
     if not images:
         if url is not None:
             return [(SourceItem(key=g.key, url=url, meta=meta), None)]
-        names = ", ".join(m.name for m, _ in g.members)
+        names = ", ".join(meta["members"])
         return [(SourceItem(key=g.key, meta=meta, error=f"no image member in tar group ({names})"), None)]
     out: list[tuple[SourceItem, tarfile.TarInfo | None]] = []
-    for m, data, ext in images:
+    for m, data, ext, refused in images:
         key = g.key if len(images) == 1 else f"{g.key}.{ext}"
-        if not data:
-            item = SourceItem(key=key, url=url, meta=meta, error=f"empty image member (0 bytes): {m.name}")
+        name = printable_key(m.name)
+        if refused is not None:
+            item = SourceItem(key=key, url=url, meta=meta, error=f"{refused}: {name}")
+        elif not data:
+            item = SourceItem(key=key, url=url, meta=meta, error=f"empty image member (0 bytes): {name}")
         else:
             item = SourceItem(key=key, data=data, url=url, meta=meta)
         out.append((item, m))
@@ -197,7 +237,9 @@ class WebDatasetSource(Source):
         except OSError as err:
             yield SourceItem(key=marker_key(shard.id, "unreadable"), error=f"shard unreadable: {err}"), None, None
             return
-        seen: dict[str, int] = {}
+        seen: set[str] = set()  # group keys as stored, for the sibling Parquet's check
+        groups = UniqueKeys()  # a repeated group key (webdataset keys must be consecutive) is a second group
+        keys = UniqueKeys()  # item keys, unique within the shard whatever the member names
         pending: list[tuple[SourceItem, tarfile.TarInfo | None]] = []
         pending_group: _Group | None = None
         complete = True
@@ -213,20 +255,22 @@ class WebDatasetSource(Source):
                     break
                 for item, m in pending:
                     yield item, pending_group, m
-                n = seen.get(g.key, 0)
-                seen[g.key] = n + 1
-                if n:  # webdataset keys must be consecutive; a repeat is a second group, kept apart
-                    g.key = f"{g.key}#{n + 1}"
+                seen.add(g.key)
+                g.key = groups(printable_key(g.key))
                 pending, pending_group = _group_items(g, shard.id), g
+                for item, _m in pending:
+                    item.key = keys(item.key)
         except OSError as err:  # opening failed after stat (permissions, vanished in between)
             yield SourceItem(key=marker_key(shard.id, "unreadable"), error=f"shard unreadable: {err}"), None, None
             return
         for item, m in pending:
             yield item, pending_group, m
         if complete:
-            for key in self._listed_missing(path, set(seen)):
+            for key in self._listed_missing(path, seen):
                 yield (
-                    SourceItem(key=key, error=f"listed as downloaded in {path.stem}.parquet but missing from the tar"),
+                    SourceItem(
+                        key=keys(key), error=f"listed as downloaded in {path.stem}.parquet but missing from the tar"
+                    ),
                     None,
                     None,
                 )
@@ -264,9 +308,9 @@ class WebDatasetSource(Source):
                 if g is None or not group_any:
                     return
                 kept_groups.append(g.key)
-                for m, data in g.members:
+                for m, data, refused in g.members:
                     _k, ext = split_member(m.name)
-                    if _is_image_ext(ext) and m.name not in group_kept:
+                    if refused is not None or (_is_image_ext(ext) and m.name not in group_kept):
                         continue
                     out.addfile(m, _Reader(data))
 
@@ -276,6 +320,8 @@ class WebDatasetSource(Source):
                     flush(last_group)
                     last_group, group_kept, group_any = g, set(), False
                 if item.key in keep and g is not None:
+                    if m is not None and any(r is not None for x, _d, r in g.members if x is m):
+                        continue  # a refused member (kept with --keep-failed) has no bytes to write
                     written += 1
                     group_any = True
                     if m is not None:
