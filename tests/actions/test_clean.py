@@ -192,3 +192,22 @@ def test_truncated_shard_cleans_without_the_damage(tmp_path: Path) -> None:
     assert "00001#truncated" in failed and len(failed) >= 2
     assert report.failed_dropped == len(failed) and report.kept == len(decisions) - len(failed)
     assert set(_keys(open_source([tmp_path / "clean"]))) == set(decisions) - failed
+
+
+def test_unread_shard_is_left_out_whole(tmp_path: Path) -> None:
+    """A shard the scan could not even list (one ``<shard>#unread`` row) cleans to nothing, even with --keep-failed,
+    instead of making the whole dataset impossible to clean."""
+    from cleanset.records import ItemResult
+    from cleanset.results.schema import to_table
+    from cleanset.sources.base import marker_key
+
+    data = _make("webdataset", tmp_path / "data")
+    src = open_source([data])
+    decisions = write_run(tmp_path / "run", src, decide=lambda i: (Status.OK, Verdict.KEEP))
+    bad = src.shards()[1].id
+    row = ItemResult(marker_key(bad, "unread"), bad, Status.FAILED, "internal: reader crashed", None)
+    pq.write_table(to_table([row]), tmp_path / "run" / "items" / f"{bad}.parquet")
+    report = clean([data], tmp_path / "run", tmp_path / "clean", keep_failed=True)
+    lost = {it.key for it in src.read(src.shards()[1])}
+    assert report.failed_dropped == 1 and report.failed_kept == 0
+    assert set(_keys(open_source([tmp_path / "clean"]))) == set(decisions) - lost

@@ -25,7 +25,7 @@ from cleanset.results.schema import MATCH_TYPE
 from cleanset.results.store import RunStore
 from cleanset.sources import open_source
 from cleanset.sources._files import atomic_output
-from cleanset.sources.base import Shard, Source
+from cleanset.sources.base import Shard, Source, marker_key
 
 REMOVED_FILE = "removed.parquet"
 CLEAN_JSON = "clean.json"
@@ -140,9 +140,11 @@ def clean(
     removed_parts: list[pa.Table] = []
     for shard in shards:
         rows = _shard_rows(items_dir, shard)
-        keep, dropped = _decide(rows, keep_review, keep_failed, report)
         expect = set(rows["key"].to_pylist())
-        written = source.write_clean(shard, keep, out, expect=expect)
+        unread = marker_key(shard.id, "unread") in expect
+        # A shard whose items the scan could not even list is left out whole: none of it is known to be clean.
+        keep, dropped = _decide(rows, keep_review, keep_failed and not unread, report)
+        written = 0 if unread else source.write_clean(shard, keep, out, expect=expect)
         report.written += written
         if dropped.num_rows:
             removed_parts.append(dropped)
