@@ -211,3 +211,13 @@ def test_unread_shard_is_left_out_whole(tmp_path: Path) -> None:
     lost = {it.key for it in src.read(src.shards()[1])}
     assert report.failed_dropped == 1 and report.failed_kept == 0
     assert set(_keys(open_source([tmp_path / "clean"]))) == set(decisions) - lost
+
+
+def test_metadata_parquet_without_keys_is_not_copied_unfiltered(tmp_path: Path) -> None:
+    """Without a key column the shard's metadata cannot be filtered; copying it would keep removed items' URLs."""
+    data = _make("webdataset", tmp_path / "data")
+    side = data / "00000.parquet"
+    pq.write_table(pq.read_table(side).drop_columns(["key"]), side)
+    write_run(tmp_path / "run", open_source([data]))
+    with pytest.raises(UserError, match=r"00000\.parquet: .*no 'key' column"):
+        clean([data], tmp_path / "run", tmp_path / "clean")

@@ -119,8 +119,3 @@ class MemoryBank:
             for s, (v, ids) in by_sig.items()
         }
         return cls(name=name, version=version, rows=rows, allow=allow)
-
-
-def iter_rows(fmt: BankFormat, path: Path, **kw: object) -> Iterator[BankRow]:
-    """Convenience for tests: parse with keyword options."""
-    return fmt.parse(path, **kw)  # type: ignore[arg-type]

@@ -58,9 +58,7 @@ def bank_delta(old: Any | None, new: Any) -> BankDelta:
     entry of the new version is matched and every old match of the bank dropped (a full re-match of that bank)."""
     signals = sorted(set(new.signals()) | set(old.signals() if old is not None else ()))
     if old is None or any(
-        (s in old.signals()) != (s in new.signals()) or old.threshold(s) != new.threshold(s)
-        for s in signals
-        if s in old.signals() and s in new.signals()
+        old.threshold(s) != new.threshold(s) for s in signals if s in old.signals() and s in new.signals()
     ):
         full = {s: (np.asarray(new.values(s)), list(new.entry_ids(s))) for s in new.signals()}
         return BankDelta(new, full, None, added=int(new.entry_count), removed=int(old.entry_count) if old else 0)

@@ -337,9 +337,10 @@ class WebDatasetSource(Source):
                 table = pq.read_table(side)
             except (OSError, pa.ArrowException) as err:
                 raise UserError(f"{side}: the shard's metadata Parquet cannot be read ({err})") from err
-            if "key" in table.column_names:
-                mask = pc.is_in(table["key"].cast(pa.string()), value_set=pa.array(kept_groups, pa.string()))
-                table = table.filter(pc.fill_null(mask, False))
+            if "key" not in table.column_names:  # it could not be filtered: removed items' URLs would stay in it
+                raise UserError(f"{side}: the shard's metadata Parquet has no 'key' column, so it cannot be cleaned")
+            mask = pc.is_in(table["key"].cast(pa.string()), value_set=pa.array(kept_groups, pa.string()))
+            table = table.filter(pc.fill_null(mask, False))
             with atomic_output(final.with_suffix(".parquet")) as tmp:
                 pq.write_table(table, tmp)
         stats = src.with_name(f"{src.stem}_stats.json")
