@@ -71,7 +71,11 @@ def test_good_and_bad_files(files: dict[str, Path], pdq_reference: Path) -> None
     assert "pdq512/flipx" in bridge["probes"] and "pdq512/flipx" not in wee.get("probes", {})  # type: ignore[operator]
     for bad in (corrupt, text, gone):
         assert bad["status"] == "failed" and bad["reason"]
-        assert not {"md5", "pdq", "phash"} & set(bad)
+        assert not {"pdq", "phash"} & set(bad)  # no perceptual hash of what could not be decoded
+    for readable in ("corrupt", "text"):  # but the file digests, so a list can still name the file
+        row = {"corrupt": corrupt, "text": text}[readable]
+        assert row["md5"] == hashlib.md5(files[readable].read_bytes()).hexdigest()
+    assert "md5" not in gone
     assert str(corrupt["reason"]).startswith("decode:")
     assert str(gone["reason"]).startswith("read:")
 

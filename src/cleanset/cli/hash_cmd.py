@@ -53,6 +53,7 @@ def outcome_json(path: Path, outcome: HashOutcome) -> dict[str, Any]:
     line: dict[str, Any] = {"path": str(path), "status": str(outcome.status)}
     if outcome.status is Status.FAILED:
         line["reason"] = outcome.reason
+        line.update(outcome.hashes)  # the file digests an undecodable file still has
         return line
     line.update(outcome.hashes)
     if outcome.pdq_quality is not None:

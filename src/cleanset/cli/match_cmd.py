@@ -87,7 +87,7 @@ def match(
             batch = []
     _emit(matcher, batch)
     if failed:
-        typer.echo(f"{failed} input(s) could not be hashed and were not matched", err=True)
+        typer.echo(f"{failed} input(s) could not be decoded: matched by file digests only", err=True)
         raise typer.Exit(int(ExitCode.FAILED_ITEMS))
 
 
@@ -176,7 +176,9 @@ def _from_hash_json(text: str) -> dict[str, Any]:
     name = next((str(rec[k]) for k in NAME_FIELDS if isinstance(rec.get(k), str)), "")
     if rec.get("status") == "failed":
         reason = rec.get("reason", "")
-        return {"input": name, "probes": [], "notes": [f"not matched: hashing failed: {reason}"], "failed": True}
+        digests = [Probe(s, s, _valid(get_signal(s), rec[s], s)) for s in ("md5", "sha1", "sha256") if rec.get(s)]
+        what = "matched by file digests only" if digests else "not matched"
+        return {"input": name, "probes": digests, "notes": [f"{what}: hashing failed: {reason}"], "failed": True}
     probes: list[Probe] = []
     if isinstance(rec.get("probes"), list) and rec["probes"]:
         for i, p in enumerate(rec["probes"]):
