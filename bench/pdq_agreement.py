@@ -29,7 +29,30 @@ def line(label: str, pairs: list[tuple[str, str]], qualities: list[tuple[int | N
     )
 
 
+def published_rows() -> None:
+    """Meta's published python-threatexchange examples (../shared/pdq-reference), when that folder is beside us."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from cleanset.signals.pdq import pdq_rgb
+
+    ref = Path(__file__).resolve().parents[2] / "shared" / "pdq-reference"
+    if not (ref / "expected_hashes.csv").is_file():
+        print(f"published examples: {ref} not found, skipped")
+        return
+    with (ref / "expected_hashes.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["expected_source"].startswith("python-threatexchange")]
+    same = 0
+    for r in rows:
+        with Image.open(ref / "data" / r["file (relative to pdq-vectors/data/)"]) as im:
+            same += pdq_rgb(np.asarray(im.convert("RGB"))).hex == r["expected_pdq_hex"]
+    print(f"published python-threatexchange examples: {same}/{len(rows)} bit for bit")
+
+
 def main() -> None:
+    published_rows()
     results = hash_corpus()
     mp = [r.megapixels for r in results]
     print(f"photos: {len(results)} (Debian wallpapers + scikit-image), {statistics.mean(mp):.2f} MP mean")

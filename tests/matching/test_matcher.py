@@ -4,14 +4,10 @@ one match per entry, and batch answers identical to item-by-item answers (checke
 from __future__ import annotations
 
 import random
-import stat
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from cleanset.banks.base import BankRow, MemoryBank
-from cleanset.banks.store import BankStore
+from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
 from cleanset.matching.matcher import BankMatcher
 from cleanset.records import Match, Probe
@@ -211,27 +207,3 @@ def test_batch_equals_single_equals_reference(rng: random.Random) -> None:
     want = [reference(banks, p, 50) for p in items]
     assert batch == want
     assert sum(len(m) for m, _ in batch) > 40 and any(n for _, n in batch)
-
-
-def test_index_cache_is_reused_private_and_rebuilt_when_damaged(cleanset_home: Path, tmp_path: Path) -> None:
-    rng = random.Random(5)
-    listed = [rand_hex(rng, 256) for _ in range(50)]
-    store = BankStore(cleanset_home)
-    store.create_from_rows("hot", [BankRow("pdq", v, f"e{i}") for i, v in enumerate(listed)])
-    cache = tmp_path / "cache"
-    probes = [Probe("pdq/original", "pdq", near(rng, listed[7], 5), 90)]
-    first = BankMatcher.build([store.open("hot")], index_cache=cache)
-    saved = cache / "hot" / "v1" / "pdq-hamming"
-    assert (saved / "words.npy").is_file()
-    assert stat.S_IMODE(saved.stat().st_mode) == 0o700
-    assert stat.S_IMODE((saved / "words.npy").stat().st_mode) == 0o600
-    mtime = (saved / "words.npy").stat().st_mtime_ns
-    second = BankMatcher.build([store.open("hot")], index_cache=cache)
-    assert (saved / "words.npy").stat().st_mtime_ns == mtime  # loaded, not rebuilt
-    assert first.match(probes) == second.match(probes)
-    assert [m.entry_id for m in second.match(probes)[0]] == ["e7"]
-    ids = np.load(saved / "ids.npy")
-    np.save(saved / "ids.npy", ids[:, ::-1].copy())
-    third = BankMatcher.build([store.open("hot")], index_cache=cache)
-    assert third.match(probes) == first.match(probes)
-    assert np.array_equal(np.load(saved / "ids.npy"), ids)  # the damaged file was replaced by a rebuild

@@ -22,16 +22,13 @@ Bank values never leave this module: a ``Match`` names bank, version, entry id, 
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cleanset.banks.base import BankSnapshot
-from cleanset.errors import InputFormatError, UserError
+from cleanset.errors import UserError
 from cleanset.matching.base import Index
 from cleanset.matching.exact import ExactIndex
 from cleanset.matching.hamming import HammingIndex
@@ -75,12 +72,9 @@ class BankMatcher:
         self.quality_gate = quality_gate
 
     @classmethod
-    def build(
-        cls, snapshots: Sequence[BankSnapshot], quality_gate: int = 50, *, index_cache: Path | None = None
-    ) -> BankMatcher:
-        """Index every (bank, signal) once. With ``index_cache`` (a private directory, e.g. under the bank
-        store), an index saved there for the same bank version and digest is memory-mapped instead of rebuilt;
-        the cache holds bank values, so it is created owner-only like the store."""
+    def build(cls, snapshots: Sequence[BankSnapshot], quality_gate: int = 50) -> BankMatcher:
+        """Index every (bank, signal) once. Indexes are built, not cached: building 10 million PDQ hashes takes
+        about as long as loading a saved index, and a cache would be one more copy of the list values on disk."""
         seen: set[str] = set()
         indexes: list[BankIndex] = []
         for snap in snapshots:
@@ -97,10 +91,11 @@ class BankMatcher:
                         "with one entry id each"
                     )
                 threshold = snap.threshold(signal)
-                kind: type[HammingIndex] | type[ExactIndex] = (
-                    HammingIndex if sig.metric is Metric.HAMMING else ExactIndex
+                index: Index = (
+                    HammingIndex.build(values, threshold_hint=threshold)
+                    if sig.metric is Metric.HAMMING
+                    else ExactIndex.build(values)
                 )
-                index = _cached(index_cache, snap, signal, kind, values, threshold)
                 indexes.append(BankIndex(snap.name, snap.version, snap.allow, signal, threshold, index, ids))
         return cls(indexes, quality_gate)
 
@@ -165,45 +160,6 @@ class BankMatcher:
             pr, er, dr = b.index.query(probes[rows], threshold)
             out.extend(zip(rows[pr].tolist(), er.tolist(), dr.tolist(), strict=True))
         return out
-
-
-def _cached(
-    cache: Path | None,
-    snap: BankSnapshot,
-    signal: str,
-    kind: type[HammingIndex] | type[ExactIndex],
-    values: np.ndarray,
-    threshold: int,
-) -> Index:
-    """Load the index from the cache when it was built from this very bank content, else build (and save)."""
-
-    def build() -> Index:
-        if kind is HammingIndex:
-            return HammingIndex.build(values, threshold_hint=threshold)
-        return ExactIndex.build(values)
-
-    if cache is None or not snap.digest:
-        return build()
-    from cleanset.banks.secure import lock_down, private_dir, private_tempdir, remove_tree
-
-    where = cache / snap.name / f"v{snap.version}" / f"{signal}-{kind.name}"
-    source = {"digest": snap.digest, "signal": signal, "n": len(values), "threshold_hint": threshold}
-    stamp = where / "source.json"
-    try:
-        if json.loads(stamp.read_text()) == source:
-            return kind.load(where)
-    except (OSError, ValueError, InputFormatError):
-        pass  # absent, stale or damaged: rebuild below
-    index = build()
-    tmp = private_tempdir(private_dir(where.parent), f".{where.name}-")
-    index.save(tmp / "index")
-    (tmp / "index" / "source.json").write_text(json.dumps(source))
-    lock_down(tmp)
-    if where.exists():
-        remove_tree(where)
-    os.replace(tmp / "index", where)
-    remove_tree(tmp)
-    return index
 
 
 def _probe_array(signal: str, probes: Sequence[Probe]) -> np.ndarray:

@@ -14,6 +14,7 @@ import pyarrow as pa
 from cleanset.errors import UserError
 from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA
 from cleanset.results.store import RunStore
+from cleanset.results.summary import sql_string
 
 LEDGER_SCHEMA = pa.schema(
     [
@@ -37,7 +38,7 @@ def connect(run: Path | str, revision: int | None = None) -> duckdb.DuckDBPyConn
     con = duckdb.connect()
     files = store.item_files(revision)
     if files:
-        lst = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        lst = ", ".join(sql_string(str(f)) for f in files)
         con.execute(f"CREATE VIEW items AS SELECT * FROM read_parquet([{lst}])")
     else:
         con.register("items_empty", ITEM_SCHEMA.empty_table())

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cleanset.banks.hexcodec import decode_column
 from cleanset.errors import UserError
 from cleanset.matching.matcher import keep_better, match_order
 from cleanset.pipeline.policy import Policy, decide
@@ -86,27 +87,12 @@ def bank_delta(old: Any | None, new: Any) -> BankDelta:
     return BankDelta(new, requery, dropped, n_added, n_removed)
 
 
-_HEX = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX[_c] = 10 + _i
-
-
 def hex_rows(values: pa.Array, nbytes: int, what: str) -> np.ndarray:
-    """Fixed-width hex strings to (n, nbytes) uint8 rows without a Python loop; a malformed value is named."""
-    values = values.cast(pa.large_string()) if values.type != pa.large_string() else values
-    n = len(values)
-    lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False) if n else np.zeros(0, np.int64)
-    if n and (values.null_count or (lengths != 2 * nbytes).any()):
-        bad = int(np.flatnonzero(lengths != 2 * nbytes)[0]) if (lengths != 2 * nbytes).any() else 0
-        raise UserError(f"{what}: probe value {values[bad].as_py()!r} is not {2 * nbytes} hex digits")
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset : values.offset + n + 1]
-    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]] if n else np.zeros(0, np.uint8)
-    nib = _HEX[data.reshape(n, 2 * nbytes)]
-    if (nib == 255).any():
-        raise UserError(f"{what}: probe value is not hex")
-    return (nib[:, 0::2] << 4) | nib[:, 1::2]
+    """Stored probe values to (n, nbytes) uint8 rows, with the banks' bulk hex decoder; a bad value is named."""
+    rows, bad = decode_column(values, 2 * nbytes)
+    if bad.any():
+        raise UserError(f"{what}: stored probe value {values[int(np.flatnonzero(bad)[0])].as_py()!r} is not valid hex")
+    return rows
 
 
 @dataclass

@@ -26,7 +26,7 @@ def summarize(items: pa.Table | Sequence[Path]) -> dict[str, Any]:
         elif not items:
             return _empty()
         else:
-            files = ", ".join(_quote(str(p)) for p in items)
+            files = ", ".join(sql_string(str(p)) for p in items)
             con.execute(f"CREATE VIEW items AS SELECT * FROM read_parquet([{files}])")
         row = con.execute(
             """SELECT count(*),
@@ -72,5 +72,6 @@ def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, int]:
     return {str(k): int(n) for k, n in con.execute(sql).fetchall()}
 
 
-def _quote(s: str) -> str:
+def sql_string(s: str) -> str:
+    """A SQL string literal (DuckDB reads file lists from SQL text)."""
     return "'" + s.replace("'", "''") + "'"
