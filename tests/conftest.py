@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests read ../shared/ in place (CI has it beside the checkout); nothing is copied from it."""
+"""Fixtures for every test. Reference data lives in tests/data, so a fresh clone needs nothing beside it."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-PDQ_REFERENCE = SHARED / "pdq-reference"
+PDQ_REFERENCE = Path(__file__).resolve().parent / "data" / "pdq-reference"
 
 
 @pytest.fixture(scope="session")
 def pdq_reference() -> Path:
     if not PDQ_REFERENCE.is_dir():
-        pytest.fail(f"{PDQ_REFERENCE} is missing: tests need ../shared/ beside the checkout")
+        pytest.fail(f"{PDQ_REFERENCE} is missing: it is part of the repository (see tests/data/README.md)")
     return PDQ_REFERENCE
 
 

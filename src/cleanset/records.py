@@ -79,6 +79,8 @@ class HashOutcome:
     width: int | None = None
     height: int | None = None
     format: str | None = None
+    # Figures the policy may act on, stored with the item (e.g. ``unscreened_frames``: frames past the cap).
+    scores: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, reason: str, **known: object) -> HashOutcome:
@@ -103,6 +105,7 @@ class ItemResult:
     height: int | None = None
     format: str | None = None
     url: str | None = None
+    content_sha256: str | None = None  # digest of what clean would write (never a list value by itself)
     probes: list[Probe] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from cleanset.records import ItemResult, Match, Status, Verdict
 from cleanset.results.schema import to_table
 from cleanset.sources import Source
+from cleanset.sources.base import content_digest
 
 MATCH = Match(bank="standin", version=3, entry_id="entry-17", signal="md5", distance=0, probe="md5")
 
@@ -37,7 +38,9 @@ def write_run(
     i = 0
     for shard in source.shards():
         results = []
-        for item in source.read(shard):
+        items = list(source.read(shard))
+        digest = source.shard_digest(shard)  # the scan records it after reading the shard
+        for item in items:
             status, verdict = decide(i)
             i += 1
             if drop_keys and item.key in drop_keys:
@@ -51,10 +54,12 @@ def write_run(
                     reason="decode: broken on purpose" if status is Status.FAILED else None,
                     verdict=verdict,
                     hashes={"md5": "0" * 32},
+                    content_sha256=content_digest(item) if item.error is None and digest is None else None,
                     matches=[MATCH] if verdict is Verdict.REMOVE else [],
                 )
             )
         pq.write_table(to_table(results), run / "items" / f"{shard.id}.parquet")
         if not skip_ledger or shard.id not in skip_ledger:
-            (run / "ledger" / f"{shard.id}.json").write_text(json.dumps({"shard": shard.id, "items": len(results)}))
+            entry = {"shard": shard.id, "items": len(results), "source_sha256": digest}
+            (run / "ledger" / f"{shard.id}.json").write_text(json.dumps(entry))
     return decisions

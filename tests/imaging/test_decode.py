@@ -34,7 +34,7 @@ def photo() -> Image.Image:
 
 def test_reference_jpegs_decode_to_pillows_pixels(pdq_reference: Path) -> None:
     files = sorted((pdq_reference / "data").rglob("*.jpg"))
-    assert len(files) >= 30
+    assert len(files) >= 20
     for path in files:
         data = path.read_bytes()
         got = decode_image(data)
@@ -45,9 +45,11 @@ def test_reference_jpegs_decode_to_pillows_pixels(pdq_reference: Path) -> None:
 
 
 def test_mode_folder_matches_convert_rgb(pdq_reference: Path) -> None:
+    """Files made by other software than the Pillow generating test_modes_and_formats's images (which cover
+    every mode): a bilevel PNG, an Adobe CMYK JPEG and a WebP."""
     folder = pdq_reference / "data" / "misc-images" / "modes"
     files = sorted(folder.iterdir())
-    assert len(files) >= 13
+    assert [p.name for p in files] == ["1.png", "CMYK.jpg", "F.webp"]
     for path in files:
         data = path.read_bytes()
         got = decode_image(data)

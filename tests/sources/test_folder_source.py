@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from gates import gate_for
 from source_samples import items
 
 from cleanset.errors import UserError
@@ -69,7 +70,7 @@ def test_write_clean_copies_kept_files_and_their_sidecars(tmp_path: Path) -> Non
     src = FolderSource([tmp_path / "ds"])
     keep = {f"d{i % 2:02d}/{it.key}" for i, it in enumerate(its) if i % 3}
     out = tmp_path / "out"
-    written = sum(src.write_clean(sh, keep, out) for sh in src.shards())
+    written = sum(src.write_clean(sh, gate_for(src, sh, keep), out) for sh in src.shards())
     assert written == len(keep)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     want = sorted(
@@ -97,7 +98,7 @@ def test_image_files_named_one_by_one(tmp_path: Path) -> None:
     assert all(got[k].meta.get("caption") for k in got)  # type: ignore[attr-defined]
     out = tmp_path / "out"
     for sh in src.shards():
-        src.write_clean(sh, set(got), out)
+        src.write_clean(sh, gate_for(src, sh, set(got)), out)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == sorted(
         p.relative_to(tmp_path / "ds").as_posix() for p in chosen
     )
@@ -130,7 +131,7 @@ def test_keys_stay_unique_when_a_stem_holds_an_extension(tmp_path: Path) -> None
     got = _all(src)
     assert got["a.jpg"].data == its[0].data and got["a.jpg.png"].data == its[2].data  # type: ignore[attr-defined]
     out = tmp_path / "out"
-    assert src.write_clean(src.shards()[0], set(keys), out, expect=keys) == 4
+    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], set(keys), keys), out) == 4
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.jpg.png", "a.png", "b.jpg"]
 
 
@@ -147,7 +148,7 @@ def test_undecodable_file_names_become_printable_keys(tmp_path: Path) -> None:
     pa.array([it.key for it in got] + [it.meta["path"] for it in got])  # type: ignore[attr-defined]
     pa.array([s.id for s in src.shards()])
     out = tmp_path / "out"
-    assert src.write_clean(src.shards()[0], {got[0].key}, out) == 1  # type: ignore[attr-defined]
+    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], {got[0].key}), out) == 1  # type: ignore[attr-defined]
     assert (out / os.fsdecode(b"d\xff") / os.fsdecode(b"caf\xe9.jpg")).read_bytes() == jpg
 
 
@@ -203,4 +204,4 @@ def test_write_clean_counts_only_images_written(tmp_path: Path) -> None:
     (root / "b.jpg").write_bytes(items()[1].data)
     src = FolderSource([root])
     (root / "a.jpg").unlink()  # gone since the scan (kept with --keep-failed)
-    assert src.write_clean(src.shards()[0], {"a", "b"}, tmp_path / "out") == 1
+    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], {"a", "b"}), tmp_path / "out") == 1

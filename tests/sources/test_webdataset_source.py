@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from gates import gate_for
 from source_samples import items
 
 from cleanset.sources import UnaccountedItem, WebDatasetSource, open_source
@@ -138,13 +139,14 @@ def test_write_clean_keeps_layout_and_sidecars(wds: Path, tmp_path: Path) -> Non
     all_keys = [it.key for it in items()]
     keep = {k for i, k in enumerate(all_keys) if i % 4}
     out = tmp_path / "out"
-    written = sum(src.write_clean(sh, keep, out, expect=set(all_keys)) for sh in src.shards())
+    written = sum(src.write_clean(sh, gate_for(src, sh, keep, set(all_keys)), out) for sh in src.shards())
     assert written == len(keep)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in wds.iterdir())
     for sh in src.shards():
         with tarfile.open(sh.path) as a, tarfile.open(out / f"{sh.id}.tar") as b:
-            orig = [(m.name, a.extractfile(m).read(), m.mtime, m.uname) for m in a]  # type: ignore[union-attr]
-            new = [(m.name, b.extractfile(m).read(), m.mtime, m.uname) for m in b]  # type: ignore[union-attr]
+            orig = [(m.name, a.extractfile(m).read(), m.mtime, True) for m in a]  # type: ignore[union-attr]
+            # every output member is a plain regular file, whatever the source header said
+            new = [(m.name, b.extractfile(m).read(), m.mtime, m.type == tarfile.REGTYPE) for m in b]  # type: ignore[union-attr]
         assert new == [m for m in orig if m[0].split(".")[0] in keep]
         t_orig = pq.read_table(wds / f"{sh.id}.parquet")
         t_new = pq.read_table(out / f"{sh.id}.parquet")
@@ -160,7 +162,7 @@ def test_write_clean_refuses_unrecorded_items(wds: Path, tmp_path: Path) -> None
     shard = src.shards()[0]
     expect = {it.key for it in items()[1:10]}
     with pytest.raises(UnaccountedItem, match=items()[0].key):
-        src.write_clean(shard, expect, tmp_path / "out", expect=expect)
+        src.write_clean(shard, gate_for(src, shard, expect, expect), tmp_path / "out")
     assert not (tmp_path / "out" / "00000.tar").exists()
     assert not list((tmp_path / "out").iterdir())
 
@@ -191,13 +193,13 @@ def test_link_members_with_image_names_are_failed_not_dropped(tmp_path: Path) ->
         sub.type = tarfile.DIRTYPE
         tf.addfile(sub)
     got = {it.key: it for it in _only_shard(tmp_path / "x.tar")}
-    assert set(got) == {"a", "b", "c"}
+    assert set(got) == {"a", "b", "c", "d.txt"}  # the link d.txt is accounted for as failed, never followed
     assert got["a"].data == jpg and got["a"].error is None
-    for k in ("b", "c"):
+    for k in ("b", "c", "d.txt"):
         assert got[k].data is None and "not a regular file member (link)" in got[k].error
     out = tmp_path / "out"
     src = WebDatasetSource([tmp_path / "x.tar"])
-    assert src.write_clean(src.shards()[0], {"a", "b", "c"}, out) == 1
+    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], {"a", "b", "c"}), out) == 1
     with tarfile.open(out / "x.tar") as tf:
         assert tf.getnames() == ["a.jpg"]
 
@@ -239,14 +241,15 @@ def test_undecodable_member_names_become_printable_keys(tmp_path: Path) -> None:
     name = os.fsdecode(b"caf\xe9.jpg")
     with tarfile.open(tmp_path / "x.tar", "w", format=tarfile.GNU_FORMAT) as tf:
         for n in (name, os.fsdecode(b"caf\xe9.txt"), "caf\\xe9.jpg"):
+            data = b"a caption" if n.endswith(".txt") else jpg
             ti = tarfile.TarInfo(n)
-            ti.size = len(jpg)
-            tf.addfile(ti, io.BytesIO(jpg))
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
     got = _only_shard(tmp_path / "x.tar")
     assert [it.key for it in got] == ["caf\\xe9", "caf\\xe9#2"]
     pa.array([it.key for it in got] + [m for it in got for m in it.meta["members"]])
     src = WebDatasetSource([tmp_path / "x.tar"])
     out = tmp_path / "out"
-    assert src.write_clean(src.shards()[0], {"caf\\xe9"}, out) == 1
+    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], {"caf\\xe9"}), out) == 1
     with tarfile.open(out / "x.tar") as tf:
         assert tf.getnames() == [name, os.fsdecode(b"caf\xe9.txt")]

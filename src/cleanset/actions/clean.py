@@ -1,14 +1,26 @@
 """`cleanset clean`: write the dataset back in its own format minus what the scan said must go.
 
-Fail closed at every step: the run must be complete for every shard of the source (a shard without a ledger entry
-was never checked), every item the source holds must have a row in the run (an item added after the scan raises
-before that shard's output exists), and failed and review items are left out unless asked for. ``removed.parquet``
-names what was left out and why (key, shard, status, verdict, reason, matched bank entries) and never holds image
-bytes or hash values: a removed item's own hash *is* a list value.
+Clean is closed-world: it writes only bytes the scan screened and decided to keep. Fail closed at every step:
+
+- the run must be complete for every shard of the source (a shard without a ledger entry was never checked);
+- every item the source yields goes through a :class:`~cleanset.sources.base.CleanGate` built from the run's own
+  rows: an item the run never recorded, or whose content digest differs from the one the scan recorded (the file
+  was swapped between scan and clean), stops the clean; the output is then never finished;
+- failed and review items are left out unless asked for; sidecars travel only when they are text or JSON.
+
+The output is written into a hidden temporary sibling of ``--out`` and renamed to it at the very end, after the
+completion marker (``.cleanset-clean.json``: run fingerprint, revision, counts, choices) is in place, so a killed
+clean leaves no folder that looks finished, and ``attest`` refuses a folder without the marker or one older than
+the run's latest revision. ``removed.parquet`` names what was left out and why (key, shard, status, verdict,
+reason, matched bank entries) and never holds image bytes or hash values: a removed item's own hash *is* a list
+value.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,16 +31,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cleanset.atomic import fsync_dir
 from cleanset.errors import UserError
 from cleanset.pipeline.runs import write_json_atomic
 from cleanset.results.schema import MATCH_TYPE
 from cleanset.results.store import RunStore
 from cleanset.sources import open_source
 from cleanset.sources._files import atomic_output
-from cleanset.sources.base import Shard, Source, marker_key
+from cleanset.sources.base import CleanGate, Shard, Source, marker_key
 
 REMOVED_FILE = "removed.parquet"
 CLEAN_JSON = "clean.json"
+CLEAN_MARKER = ".cleanset-clean.json"
+MARKER_SPEC = "cleanset-clean-v1"
+# What the marker repeats from the report: counts and choices, never local paths (the marker travels with the data).
+MARKER_FIELDS = (
+    "format",
+    "revision",
+    "items",
+    "kept",
+    "written",
+    "removed",
+    "review_dropped",
+    "failed_dropped",
+    "review_kept",
+    "failed_kept",
+    "keep_review",
+    "keep_failed",
+    "created",
+)
 
 REMOVED_SCHEMA = pa.schema(
     [
@@ -42,7 +73,7 @@ REMOVED_SCHEMA = pa.schema(
         pa.field("matches", pa.list_(MATCH_TYPE)),
     ]
 )
-_RUN_COLUMNS = ("key", "shard", "status", "verdict", "reason", "matches")
+_RUN_COLUMNS = ("key", "shard", "status", "verdict", "reason", "content_sha256", "matches")
 
 
 @dataclass
@@ -89,9 +120,50 @@ def _shard_rows(items_dir: Path, shard: Shard) -> pa.Table:
     """One shard's rows, read on their own so memory follows the largest shard, not the run (LAION has billions)."""
     path = items_dir / f"{shard.id}.parquet"
     if not path.is_file():  # nothing recorded: every item the source holds will be unaccounted for
-        return pa.table({c: pa.array([], pa.string()) for c in _RUN_COLUMNS[:5]})
+        return pa.table({c: pa.array([], pa.string()) for c in _RUN_COLUMNS[:6]})
     present = set(pq.read_schema(path).names)
+    if "content_sha256" not in present:
+        raise UserError(f"{path}: results without content digests (an older cleanset); scan again before cleaning")
     return pq.read_table(path, columns=[c for c in _RUN_COLUMNS if c in present])
+
+
+def read_clean_marker(out: Path) -> dict[str, Any] | None:
+    """The completion marker of a finished ``cleanset clean`` output, or None when there is none."""
+    path = out / CLEAN_MARKER
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("spec") != MARKER_SPEC or marker.get("complete") is not True:
+        return None
+    return marker
+
+
+def _temporary_out(out: Path) -> Path:
+    """A hidden sibling of ``out`` to build the copy in; a leftover of a killed clean of the same --out is ours
+    (its name says so) and holds only admitted bytes, so it is removed."""
+    tmp = out.parent / f".{out.name}.cleanset-partial"
+    if tmp.is_symlink() or tmp.is_file():
+        tmp.unlink()
+    elif tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _finish(tmp: Path, out: Path) -> None:
+    """Rename the finished copy into place: ``out`` is either absent/empty or the complete cleaned dataset."""
+    for root, _dirs, files in os.walk(tmp):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    if out.exists():
+        out.rmdir()  # checked empty before anything was written
+    os.rename(tmp, out)
+    fsync_dir(out.parent)
 
 
 def clean(
@@ -104,18 +176,21 @@ def clean(
     on_shard: Callable[[Shard, int, int], None] | None = None,
 ) -> CleanReport:
     """Write the cleaned dataset to ``out`` and ``run/clean.json``; ``on_shard(shard, written, dropped)`` reports
-    progress."""
+    progress. Raises :class:`~cleanset.sources.base.ContentChanged` (and leaves no ``out``) when the data changed
+    since the scan."""
     store = RunStore(run)
     manifest = store.manifest
     scanned_format = manifest.get("format")
     if format is not None and scanned_format and format != scanned_format:
         raise UserError(f"{run} was scanned as {scanned_format!r}, not {format!r}")
-    source: Source = open_source(sources, format or scanned_format)
+    # The run's reading options (column names...) but not a joined image folder: clean writes the metadata rows.
+    options = {k: v for k, v in (manifest.get("source_options") or {}).items() if k != "images"}
+    source: Source = open_source(sources, format or scanned_format, **options)
     _check_out_dir(out, [Path(p) for p in sources], run)
 
     shards = source.shards()
-    committed = {str(e["shard"]) for e in store.ledger()}
-    missing = [s.id for s in shards if s.id not in committed]
+    ledger = {str(e["shard"]): e for e in store.ledger()}
+    missing = [s.id for s in shards if s.id not in ledger]
     if missing:
         raise UserError(
             f"{run} is incomplete: {len(missing)} of {len(shards)} shards of the source have no committed results "
@@ -124,7 +199,7 @@ def clean(
     revision = store.latest_revision()
     items_dir = store.revision_dir(revision) / "items"
     source_ids = {s.id for s in shards}
-    run_ids = {p.stem for p in items_dir.glob("*.parquet")}
+    run_ids = {p.stem for p in items_dir.iterdir() if p.suffix == ".parquet"} if items_dir.is_dir() else set()
     report = CleanReport(
         out=str(out.resolve()),
         format=source.name,
@@ -136,24 +211,44 @@ def clean(
         keep_failed=keep_failed,
         run_shards_not_in_source=sorted(run_ids - source_ids),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    removed_parts: list[pa.Table] = []
-    for shard in shards:
-        rows = _shard_rows(items_dir, shard)
-        expect = set(rows["key"].to_pylist())
-        unread = marker_key(shard.id, "unread") in expect
-        # A shard whose items the scan could not even list is left out whole: none of it is known to be clean.
-        keep, dropped = _decide(rows, keep_review, keep_failed and not unread, report)
-        written = 0 if unread else source.write_clean(shard, keep, out, expect=expect)
-        report.written += written
-        if dropped.num_rows:
-            removed_parts.append(dropped)
-        if on_shard is not None:
-            on_shard(shard, written, dropped.num_rows)
-    removed = pa.concat_tables(removed_parts) if removed_parts else REMOVED_SCHEMA.empty_table()
-    with atomic_output(out / REMOVED_FILE) as tmp:
-        pq.write_table(removed, tmp)
-    report.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tmp = _temporary_out(out)
+    try:
+        removed_parts: list[pa.Table] = []
+        for shard in shards:
+            rows = _shard_rows(items_dir, shard)
+            keys = rows["key"].to_pylist()
+            unread = marker_key(shard.id, "unread") in set(keys)
+            # A shard whose items the scan could not even list is left out whole: none of it is known to be clean.
+            keep, dropped = _decide(rows, keep_review, keep_failed and not unread, report)
+            written = 0
+            if not unread:
+                gate = CleanGate(
+                    shard,
+                    recorded=dict(zip(keys, rows["content_sha256"].to_pylist(), strict=True)),
+                    keep=keep,
+                    shard_digest=ledger[shard.id].get("source_sha256"),
+                )
+                written = source.write_clean(shard, gate, tmp)
+            report.written += written
+            if dropped.num_rows:
+                removed_parts.append(dropped)
+            if on_shard is not None:
+                on_shard(shard, written, dropped.num_rows)
+        removed = pa.concat_tables(removed_parts) if removed_parts else REMOVED_SCHEMA.empty_table()
+        with atomic_output(tmp / REMOVED_FILE) as part:
+            pq.write_table(removed, part)
+        report.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        marker = {
+            "spec": MARKER_SPEC,
+            "complete": True,
+            "run_fingerprint": manifest.get("fingerprint"),
+            **{k: v for k, v in report.to_json().items() if k in MARKER_FIELDS},
+        }
+        write_json_atomic(tmp / CLEAN_MARKER, marker)
+        _finish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     write_json_atomic(run / CLEAN_JSON, report.to_json())
     return report
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,6 @@ def private_dir(path: Path) -> Path:
         d.mkdir(mode=DIR_MODE, exist_ok=True)
         os.chmod(d, DIR_MODE)
     return path
-
-
-def private_tempdir(parent: Path, prefix: str) -> Path:
-    private_dir(parent)
-    d = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    os.chmod(d, DIR_MODE)
-    return d
 
 
 def lock_down(tree: Path) -> None:

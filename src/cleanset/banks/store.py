@@ -20,21 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cleanset.atomic import fsync_dir
 from cleanset.banks import formats, names
 from cleanset.banks.base import BankRow
 from cleanset.banks.columns import LABEL_PREFIX, ParsedBank, canonicalize, from_rows
 from cleanset.banks.digest import content_digest, file_sha256
 from cleanset.banks.formats.rows import LineError, value_for
 from cleanset.banks.layout import Layout, check_name, home
-from cleanset.banks.secure import (
-    fsync_tree,
-    lock_down,
-    open_private,
-    private_dir,
-    private_tempdir,
-    remove_tree,
-    write_json,
-)
+from cleanset.banks.scratch import Scratch
+from cleanset.banks.secure import fsync_tree, lock_down, open_private, private_dir, write_json
 from cleanset.banks.snapshot import StoredBank
 from cleanset.banks.versions import SourceInfo, VersionManifest, diff_counts
 from cleanset.errors import InputFormatError, UserError
@@ -100,6 +94,7 @@ class BankStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.layout = Layout(self.root)
+        self.scratch = Scratch(self.layout.banks)
 
     @classmethod
     def default(cls) -> BankStore:
@@ -201,9 +196,8 @@ class BankStore:
         even if deleting its files is interrupted."""
         self._require(name)
         bank = self.layout.bank(name)
-        graveyard = private_tempdir(self.layout.banks, f".removed-{name}-")
-        os.rename(bank, graveyard / name)
-        remove_tree(graveyard)
+        with self.scratch.tempdir(f"removed-{name}-") as graveyard:
+            os.rename(bank, graveyard / name)
 
     def _commit(
         self,
@@ -270,10 +264,9 @@ class BankStore:
         )
 
     def _write_version(self, manifest: VersionManifest, parsed: ParsedBank) -> None:
-        versions = private_dir(self.layout.versions(manifest.name))
-        private_dir(self.layout.bank(manifest.name))
-        tmp = private_tempdir(self.layout.bank(manifest.name), ".incoming-")
-        try:
+        # Assembled under banks/.tmp (see scratch: a killed import's values are swept by the next one) and renamed
+        # into place, so a version directory is complete or absent.
+        with self.scratch.tempdir(f"import-{manifest.name}-") as tmp:
             for sig, cols in parsed.signals.items():
                 with open_private(Layout.values(tmp, sig)) as f:
                     np.save(f, np.ascontiguousarray(cols.values, dtype=np.uint8), allow_pickle=False)
@@ -289,6 +282,7 @@ class BankStore:
             write_json(Layout.manifest(tmp), manifest.to_json())
             lock_down(tmp)
             fsync_tree(tmp)
+            versions = private_dir(self.layout.versions(manifest.name))
             target = versions / str(manifest.version)
             try:
                 os.rename(tmp, target)
@@ -297,6 +291,4 @@ class BankStore:
                     f"bank {manifest.name!r} version {manifest.version} was written by another import meanwhile; "
                     "run the import again"
                 ) from None
-        finally:
-            if tmp.exists():
-                remove_tree(tmp)
+            fsync_dir(versions)

@@ -90,7 +90,9 @@ def process_shard(shard: Shard, ctx: ScanContext, run: RunDir, on_event: EventFn
         on_event(Event("progress", shard.id, items=n, failed=failed))
 
     result = scan_shard(shard, ctx, progress)
-    return commit_shard(run, shard, result.table, result.elapsed_s, result.timings.as_dict())
+    return commit_shard(
+        run, shard, result.table, result.elapsed_s, result.timings.as_dict(), source_sha256=result.source_sha256
+    )
 
 
 def give_up(shard: Shard, ctx: ScanContext, run: RunDir, reason: str) -> dict[str, Any]:

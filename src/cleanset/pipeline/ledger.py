@@ -110,6 +110,7 @@ def commit_shard(
     table: pa.Table,
     elapsed_s: float,
     timings: Mapping[str, float] | None = None,
+    source_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Write the shard's items then its ledger entry; returns the entry. Raises CountMismatch before writing
     anything when the counts do not add up. ``elapsed_s`` and ``timings`` include the commit itself."""
@@ -127,6 +128,8 @@ def commit_shard(
     }
     if timings is not None:
         entry["timings"] = {**timings, "write_s": round(write_cpu, 4)}
+    if source_sha256 is not None:  # the shard file the scan read (Source.shard_digest): clean checks it
+        entry["source_sha256"] = source_sha256
     write_json_atomic(run.ledger_path(shard.id), entry)
     return entry
 

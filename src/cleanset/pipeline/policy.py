@@ -15,6 +15,9 @@ from cleanset.records import Match, Status, Verdict
 
 ACTIONS = ("remove", "review")
 EXACT_SIGNALS = frozenset({"md5", "sha1", "sha256", "url_md5", "url_sha1"})
+# Score the hashing engine sets to the number of frames past its cap (``HashConfig.max_frames``). Any such frame was
+# never looked at, so the item cannot be called clean: it goes to review whatever ``score_review`` says.
+UNSCREENED_FRAMES = "unscreened_frames"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class Policy:
     ``allow_banks``: banks whose matches never count (the matcher already uses them to suppress hits; ignoring
     their own records here keeps a stray allow match from removing an item).
     ``score_review``: screening scores at or above these thresholds send an otherwise kept item to review.
+
+    Not configurable: an item with ``UNSCREENED_FRAMES`` above zero (frames past the engine's cap, never hashed) is
+    at least review, since keeping it would pass pictures nobody checked; a remove match still wins.
     """
 
     review_above: int | None = None
@@ -83,7 +89,8 @@ def decide(
     policy: Policy | None = None,
 ) -> Verdict | None:
     """``None`` exactly for failed items (they are accounted as failed, not kept); otherwise the strictest verdict
-    any match asks for: remove beats review beats keep."""
+    any match asks for: remove beats review beats keep. Unscreened frames or a score over its threshold turn keep
+    into review."""
     if status is Status.FAILED or status == "failed":
         return None
     policy = policy or Policy()
@@ -95,6 +102,8 @@ def decide(
         if v is Verdict.REVIEW:
             verdict = Verdict.REVIEW
     if verdict is Verdict.KEEP and scores:
+        if scores.get(UNSCREENED_FRAMES, 0) > 0:
+            return Verdict.REVIEW
         for name, threshold in policy.score_review.items():
             s = scores.get(name)
             if s is not None and s >= threshold:

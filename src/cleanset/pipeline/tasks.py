@@ -18,7 +18,7 @@ from cleanset.pipeline.ledger import ShardCounts
 from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import HashOutcome, ItemResult, Probe, Status
 from cleanset.results.schema import to_table
-from cleanset.sources.base import Shard, Source, SourceItem, marker_key
+from cleanset.sources.base import Shard, Source, SourceItem, content_digest, marker_key
 
 if TYPE_CHECKING:
     from cleanset.matching.matcher import BankMatcher
@@ -66,6 +66,7 @@ class ShardResult:
     counts: ShardCounts
     elapsed_s: float
     timings: Timings = field(default_factory=Timings)
+    source_sha256: str | None = None  # Source.shard_digest after the read, recorded in the ledger
 
 
 def scan_shard(shard: Shard, ctx: ScanContext, progress: ProgressFn | None = None) -> ShardResult:
@@ -85,7 +86,18 @@ def scan_shard(shard: Shard, ctx: ScanContext, progress: ProgressFn | None = Non
         timings.decide_s += time.process_time() - t
     counts = ShardCounts.of_table(table)
     counts.check(f"shard {shard.id}")
-    return ShardResult(shard=shard, table=table, counts=counts, elapsed_s=time.perf_counter() - t0, timings=timings)
+    source_sha256 = ctx.source.shard_digest(shard)
+    if source_sha256 is not None:  # the shard file is the unit clean checks; rows carry no digest of their own
+        i = table.schema.get_field_index("content_sha256")
+        table = table.set_column(i, table.schema.field(i), pa.nulls(table.num_rows, pa.string()))
+    return ShardResult(
+        shard=shard,
+        table=table,
+        counts=counts,
+        elapsed_s=time.perf_counter() - t0,
+        timings=timings,
+        source_sha256=source_sha256,
+    )
 
 
 def iter_results(
@@ -100,7 +112,9 @@ def iter_results(
         t1 = clock()
         tm.read_s += t1 - t
         outcome, notes = outcome_of(item, ctx.engine)
-        item.data = None  # hashed: let the allocator reuse the bytes (fresh pages are slow to fault in)
+        content = content_digest(item) if item.error is None else None
+        item.data, item.parts = None, []  # hashed: let the allocator reuse the bytes (fresh pages fault slowly)
+        item.digest = content
         batch.append((item, outcome, notes))
         t = clock()
         tm.hash_s += t - t1
@@ -149,15 +163,17 @@ def build_result(
         shard=shard.id,
         status=outcome.status,
         reason=outcome.reason,
-        verdict=decide(outcome.status, matches, None, policy),
+        verdict=decide(outcome.status, matches, outcome.scores, policy),
         hashes=dict(outcome.hashes),
         pdq_quality=outcome.pdq_quality,
         width=outcome.width,
         height=outcome.height,
         format=outcome.format,
         url=item.url,
+        content_sha256=item.digest,
         probes=list(outcome.probes),
         matches=list(matches),
+        scores=dict(outcome.scores),
         notes=list(notes),
     )
 
@@ -193,6 +209,8 @@ def outcome_of(item: SourceItem, engine: HashEngine) -> tuple[HashOutcome, list[
 def _hash_item(item: SourceItem, engine: HashEngine) -> HashOutcome:
     if item.data is not None:
         outcome = engine.hash_bytes(item.data)
+        if item.parts and outcome.status is Status.OK:
+            _add_parts(outcome, item.parts, engine)
         if item.url:
             u = engine.hash_url(item.url)
             if u.status is Status.OK:
@@ -204,6 +222,20 @@ def _hash_item(item: SourceItem, engine: HashEngine) -> HashOutcome:
     if item.given_hashes:  # metadata row with content hashes only: those are its probes
         return HashOutcome(status=Status.OK)
     return HashOutcome.failed("read: item holds neither image bytes nor a URL")
+
+
+def _add_parts(outcome: HashOutcome, parts: Sequence[tuple[str, bytes]], engine: HashEngine) -> None:
+    """Hash the item's other image byte streams into its probes (``<part>/<probe>``); one that cannot be screened
+    fails the whole item, since its bytes would otherwise leave unchecked with the rest of the row."""
+    for name, data in parts:
+        part = engine.hash_bytes(data)
+        outcome.probes.extend(Probe(f"{name}/{p.name}", p.signal, p.value, p.quality) for p in part.probes)
+        for score, value in part.scores.items():
+            outcome.scores[score] = max(value, outcome.scores.get(score, value))
+        if part.status is not Status.OK:
+            outcome.status = Status.FAILED
+            outcome.reason = f"{name}: {part.reason}"
+            return
 
 
 def add_given_hashes(outcome: HashOutcome, given: dict[str, str]) -> list[str]:

@@ -55,6 +55,9 @@ ITEM_SCHEMA = pa.schema(
         pa.field("height", pa.int32()),
         pa.field("format", pa.string()),
         pa.field("url", pa.string()),
+        # sha256 of the content ``clean`` writes for the item (``cleanset.sources.base.content_digest``), always
+        # computed whatever the signals: clean copies only bytes whose digest is this, attest checks it again.
+        pa.field("content_sha256", pa.string()),
         pa.field("probes", pa.list_(PROBE_TYPE)),
         pa.field("matches", pa.list_(MATCH_TYPE)),
         pa.field("scores", pa.map_(pa.string(), pa.float32())),
@@ -132,6 +135,7 @@ def to_table(results: Sequence[ItemResult]) -> pa.Table:
         cols["height"].append(r.height)
         cols["format"].append(r.format)
         cols["url"].append(r.url)
+        cols["content_sha256"].append(r.content_sha256)
         cols["probes"].append(
             [
                 {"name": p.name, "signal": p.signal, "value": p.value, "quality": p.quality}
@@ -162,6 +166,7 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> list[ItemResult]:
                 height=row["height"],
                 format=row["format"],
                 url=row["url"],
+                content_sha256=row.get("content_sha256"),
                 probes=[Probe(c, c, row[c]) for c in COLUMN_PROBES if row.get(c) is not None]
                 + [Probe(**p) for p in row["probes"] or []],
                 matches=[Match(**m) for m in row["matches"] or []],

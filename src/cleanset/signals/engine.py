@@ -12,11 +12,16 @@ Probes (what the matcher compares against banks):
 - ``pdq512/<dihedral>``: the C++ tool's dialect, matched against the same ``pdq`` bank entries; left out when the
   image is at most 512x512 (the dialects then agree) and ``pdq`` is computed too;
 - ``<region>/<dihedral>``: PDQ of each region ``cleanset.imaging.regions.find_regions`` proposes (trimmed borders,
-  collage cells), when regions are on.
+  collage cells), when regions are on;
+- ``frame<k>/<probe>``: every pixel probe above for frame ``k`` >= 1 of a GIF, APNG, animated WebP, multi-page TIFF
+  or MPO, up to ``max_frames`` frames in all. A listed picture can be hidden behind a harmless first frame, so each
+  frame is hashed like a picture of its own; the item's ``hashes`` and qualities stay frame 0's. Frames past the cap
+  are counted in ``scores["unscreened_frames"]``, which the policy sends to review.
 
-Bad data never raises: an undecodable item gives ``HashOutcome(status=FAILED, reason="decode: ...")`` with no
-hashes. Configuration errors (an unknown signal name) raise ``UserError`` when the engine is built, before the first
-item is read. When only byte signals are asked for, nothing is decoded, so a non-image still gets its digests.
+Bad data never raises: an item with any frame that cannot be decoded gives ``HashOutcome(status=FAILED,
+reason="decode: ...")`` with its file digests only. Configuration errors (an unknown signal name) raise
+``UserError`` when the engine is built, before the first item is read. When only byte signals are asked for, nothing
+is decoded, so a non-image still gets its digests.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cleanset.errors import UserError
-from cleanset.imaging.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from cleanset.imaging.decode import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DecodeError, decode_frames
 from cleanset.imaging.regions import find_regions
+from cleanset.pipeline.policy import UNSCREENED_FRAMES
 from cleanset.records import DIHEDRAL_NAMES, HashOutcome, Probe, Status
 from cleanset.signals import get_signal, signal_names
 from cleanset.signals.base import BytesSignal, PixelSignal, UrlSignal
@@ -50,12 +56,17 @@ URL_SIGNALS: tuple[str, ...] = ("url_md5", "url_sha1")
 
 @dataclass(frozen=True)
 class HashConfig:
-    """What to compute. ``signals`` may mix image and URL signals; each entry point uses the ones it can."""
+    """What to compute. ``signals`` may mix image and URL signals; each entry point uses the ones it can.
+
+    ``max_frames`` caps the frames hashed per file: each costs a decode and a full set of pixel probes, and a GIF
+    can hold thousands. The rest are reported, not silently passed (see ``UNSCREENED_FRAMES``).
+    """
 
     signals: tuple[str, ...] = IMAGE_SIGNALS
     dihedral: bool = True
     regions: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_frames: int = DEFAULT_MAX_FRAMES
 
     def __post_init__(self) -> None:
         known = set(signal_names())
@@ -68,6 +79,8 @@ class HashConfig:
             raise UserError(f"signal listed twice in {', '.join(self.signals)}")
         if self.max_pixels <= 0:
             raise UserError(f"max_pixels must be positive, got {self.max_pixels}")
+        if self.max_frames < 1:
+            raise UserError(f"max_frames must be at least 1, got {self.max_frames}")
 
 
 class HashEngine:
@@ -94,18 +107,7 @@ class HashEngine:
             out.hashes[name] = value
             out.probes.append(Probe(name, name, value))
         if self._pixels:
-            try:
-                decoded = decode_image(data, self.config.max_pixels)
-            except DecodeError as e:
-                return HashOutcome.failed(f"decode: {e.reason}", hashes=out.hashes, probes=out.probes)
-            except MemoryError:
-                return HashOutcome.failed("decode: out of memory", hashes=out.hashes, probes=out.probes)
-            out.width, out.height, out.format = decoded.width, decoded.height, decoded.format
-        if self._pixels:
-            try:
-                self._add_pixels(decoded.rgb, out)
-            except MemoryError:
-                return HashOutcome.failed("hash: out of memory", width=out.width, height=out.height)
+            return self._hash_frames(data, out)
         return out
 
     def hash_rgb(self, rgb: np.ndarray) -> HashOutcome:
@@ -135,14 +137,40 @@ class HashEngine:
 
     # -- pixels -------------------------------------------------------------------------------------------------
 
+    def _hash_frames(self, data: bytes, out: HashOutcome) -> HashOutcome:
+        """Pixel probes of every frame up to the cap; any frame that cannot be decoded fails the item, since the
+        frames left unread are exactly where a picture could hide."""
+        digests = {"hashes": dict(out.hashes), "probes": list(out.probes)}
+        try:
+            with decode_frames(data, self.config.max_pixels, self.config.max_frames) as frames:
+                for k, decoded in enumerate(frames):
+                    if k == 0:
+                        out.width, out.height, out.format = decoded.width, decoded.height, decoded.format
+                    try:
+                        self._add_pixels(decoded.rgb, out, f"frame{k}/" if k else "")
+                    except MemoryError:
+                        return HashOutcome.failed("hash: out of memory", width=out.width, height=out.height)
+                    del decoded  # one frame's pixels at a time
+                total, count = frames.total, frames.count
+        except DecodeError as e:
+            return HashOutcome.failed(f"decode: {e.reason}", **digests)
+        except MemoryError:
+            return HashOutcome.failed("decode: out of memory", **digests)
+        if total > count:
+            out.scores[UNSCREENED_FRAMES] = float(total - count)
+        return out
+
     def _pdq_probes(self, prefix: str, res: PdqResult) -> list[Probe]:
         return [
             Probe(f"{prefix}/{dname}", "pdq", value, res.quality)
             for dname, value in zip(self._names, res.dihedral, strict=False)
         ]
 
-    def _add_pixels(self, rgb: np.ndarray, out: HashOutcome) -> None:
+    def _add_pixels(self, rgb: np.ndarray, out: HashOutcome, frame: str = "") -> None:
+        """Pixel probes of one picture. ``frame`` prefixes the probe names of a later frame, which adds probes
+        only: the item's ``hashes`` and qualities describe frame 0."""
         want = set(self._pixels)
+        first = not frame
         pdq_res: PdqResult | None = None
         phash_value: str | None = None
         need_scan = "pdq" in want or ("pdq512" in want and not needs_resize_512(rgb))
@@ -158,27 +186,30 @@ class HashEngine:
                 samples = scan(rgb)
             pdq_res = result_from_samples(samples)
         if "pdq" in want and pdq_res is not None:
-            out.hashes["pdq"] = pdq_res.hex
-            out.pdq_quality = pdq_res.quality
-            out.probes.extend(self._pdq_probes("pdq", pdq_res))
+            if first:
+                out.hashes["pdq"] = pdq_res.hex
+                out.pdq_quality = pdq_res.quality
+            out.probes.extend(self._pdq_probes(f"{frame}pdq", pdq_res))
         if "pdq512" in want:
             big = needs_resize_512(rgb)
             res512 = pdq512_rgb(rgb) if big else pdq_res
             assert res512 is not None
-            out.hashes["pdq512"] = res512.hex
-            out.pdq512_quality = res512.quality
+            if first:
+                out.hashes["pdq512"] = res512.hex
+                out.pdq512_quality = res512.quality
             if big or "pdq" not in want:
-                out.probes.extend(self._pdq_probes("pdq512", res512))
+                out.probes.extend(self._pdq_probes(f"{frame}pdq512", res512))
         if "phash" in want:
             value = phash_value or phash_from_grey(exact_grey(rgb))
-            out.hashes["phash"] = value
-            out.probes.append(Probe("phash", "phash", value))
+            if first:
+                out.hashes["phash"] = value
+            out.probes.append(Probe(f"{frame}phash", "phash", value))
         if self.config.regions and "pdq" in want:
             for region in find_regions(rgb):
                 crop = rgb[region.y0 : region.y1, region.x0 : region.x1]
                 if crop.shape[0] == 0 or crop.shape[1] == 0:
                     continue
-                out.probes.extend(self._pdq_probes(region.name, pdq_rgb(np.ascontiguousarray(crop))))
+                out.probes.extend(self._pdq_probes(f"{frame}{region.name}", pdq_rgb(np.ascontiguousarray(crop))))
 
 
 def probe_names(config: HashConfig, image_over_512: bool = True) -> Sequence[str]:

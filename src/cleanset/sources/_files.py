@@ -56,11 +56,12 @@ def expand_paths(paths: Sequence[Path | str]) -> list[Path]:
 
 
 # Files ``cleanset clean`` writes beside a cleaned dataset; a directory listing never takes them for shards.
-RESERVED_NAMES = frozenset({"removed.parquet"})
+RESERVED_NAMES = frozenset({"removed.parquet", ".cleanset-clean.json"})
 
 
-def listed_files(paths: Sequence[Path], suffix: str) -> list[Path]:
-    """Files with ``suffix`` named directly or lying directly in a named directory (not recursive), sorted.
+def listed_files(paths: Sequence[Path], suffix: str | tuple[str, ...]) -> list[Path]:
+    """Files ending in ``suffix`` (or one of several) named directly or lying directly in a named directory (not
+    recursive), sorted.
 
     Inside a directory, hidden files and :data:`RESERVED_NAMES` are skipped (a cleaned dataset's
     ``removed.parquet`` is not one of its shards); a file named explicitly is always taken.

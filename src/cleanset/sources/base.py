@@ -11,8 +11,11 @@ the items it hides cannot be named, but the shard still shows up as failed and t
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,8 +25,11 @@ from cleanset.registry import Registry
 
 # Extensions read as images. Anything else in a folder or a tar group is a sidecar (caption, json) or ignored.
 IMAGE_EXTS: frozenset[str] = frozenset(
-    {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "jxl", "avif", "heic", "heif"}
-)
+    {
+        "jpg", "jpeg", "jpe", "jfif", "png", "apng", "webp", "gif", "bmp", "dib", "tif", "tiff",
+        "ppm", "pgm", "pbm", "pnm", "pam", "svg", "svgz", "ico", "jxl", "avif", "heic", "heif",
+    }
+)  # fmt: skip
 
 MARKER_SEP = "#"
 
@@ -49,10 +55,115 @@ class SourceItem:
     meta: dict[str, Any] = field(default_factory=dict)  # caption, original columns, sidecar json
     given_hashes: dict[str, str] = field(default_factory=dict)  # e.g. md5/sha256 columns of metadata parquet
     error: str | None = None  # set when the item could not be read; the reason recorded as failed
+    # More image byte streams of the same item (a Parquet row's other image columns, list elements): each is
+    # hashed and matched like ``data``, its probes named ``<part name>/<probe>``; one that fails fails the item.
+    parts: list[tuple[str, bytes]] = field(default_factory=list)
+    # sha256 of what ``clean`` writes for this item, when that is not ``data`` alone (a Parquet row: every cell).
+    # None: :func:`content_digest` hashes ``data`` (and ``parts``).
+    digest: str | None = None
+
+
+def content_digest(item: SourceItem) -> str | None:
+    """The digest ``scan`` records and ``clean`` recomputes for an item: bytes are copied only when they agree.
+
+    The source's own ``digest`` when it sets one, else SHA-256 over ``data`` and every part (length-prefixed, so
+    moving bytes between parts changes it); None for an item without bytes (a URL-only row)."""
+    if item.digest is not None:
+        return item.digest
+    if item.data is None and not item.parts:
+        return None
+    if not item.parts:
+        return hashlib.sha256(item.data or b"").hexdigest()
+    h = hashlib.sha256()
+    for name, data in [("", item.data or b""), *item.parts]:
+        raw = name.encode("utf-8", "surrogatepass")
+        h.update(len(raw).to_bytes(8, "big") + raw + len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+# A sidecar (caption, JSON) travels with its item into the cleaned output without being screened, so only content
+# that cannot be an image may pass: valid UTF-8 text or JSON, small, with no image signature, no SVG and no long
+# base64 run (an embedded image). Anything else is a failed item of its own and is left out.
+SIDECAR_MAX_BYTES = 1 << 20
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=_-]{512,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def sidecar_kind(data: bytes) -> tuple[str | None, str]:
+    """(``"json"`` | ``"text"``, "") for a sidecar that may be copied unscreened, else (None, why not)."""
+    from cleanset.imaging.decode import sniff
+
+    if len(data) > SIDECAR_MAX_BYTES:
+        return None, f"sidecar larger than {SIDECAR_MAX_BYTES} bytes"
+    fmt = sniff(data)
+    if fmt is not None:
+        return None, f"{fmt} image bytes"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, "binary content (not UTF-8 text)"
+    if _CONTROL.search(text):
+        return None, "binary content (control characters)"
+    low = text[:65536].lower()
+    if "<svg" in low or "data:image" in low or _BASE64_RUN.search(data):
+        return None, "text that may embed an image (SVG, data URI or base64)"
+    try:
+        json.loads(text)
+    except ValueError:
+        return "text", ""
+    return "json", ""
 
 
 class UnaccountedItem(UserError):
     """The source holds an item the run never recorded: cleaning it would pass an unchecked item through."""
+
+
+class ContentChanged(UserError):
+    """Bytes ``clean`` was about to write differ from the bytes the scan screened: the output is not finished."""
+
+
+@dataclass
+class CleanGate:
+    """What ``clean`` may write of one shard, from the scan's own record of it: closed-world by construction.
+
+    ``recorded`` maps every key the scan recorded to its content digest; ``keep`` is the keys to write. A source's
+    ``write_clean`` calls :meth:`admit` for every item it reads, in order, and writes an item's bytes only when it
+    returns True: that is after the bytes' digest was recomputed and found equal to what the scan hashed.
+    ``shard_digest`` is the scan's digest of the whole shard file, for sources that record one
+    (:meth:`Source.shard_digest`); they call :meth:`check_shard` with the digest of the bytes they write from.
+    """
+
+    shard: Shard
+    recorded: Mapping[str, str | None]
+    keep: Collection[str]
+    shard_digest: str | None = None
+    seen: set[str] = field(default_factory=set)
+    admitted: int = 0
+
+    def admit(self, item: SourceItem) -> bool:
+        check_expected(self.shard, item.key, self.recorded)
+        if item.key in self.seen:
+            raise UnaccountedItem(f"shard {self.shard.id} ({self.shard.path}) yields item {item.key!r} twice")
+        self.seen.add(item.key)
+        if item.key not in self.keep or item.error is not None:
+            return False
+        got, want = content_digest(item), self.recorded[item.key]
+        if got != want:
+            raise ContentChanged(
+                f"item {item.key!r} of shard {self.shard.id} ({self.shard.path}) is not the content the scan "
+                "screened (its digest differs): the dataset changed since the scan; the item is failed and the "
+                "cleaned output was not finished. Scan it again before cleaning"
+            )
+        self.admitted += 1
+        return True
+
+    def check_shard(self, digest: str) -> None:
+        if self.shard_digest is not None and digest != self.shard_digest:
+            raise ContentChanged(
+                f"shard {self.shard.id} ({self.shard.path}) is not the file the scan read (its digest differs): "
+                "the cleaned output was not finished. Scan it again before cleaning"
+            )
 
 
 class Source(ABC):
@@ -71,14 +182,20 @@ class Source(ABC):
     @abstractmethod
     def read(self, shard: Shard) -> Iterator[SourceItem]: ...
 
+    def shard_digest(self, shard: Shard) -> str | None:
+        """SHA-256 of the shard file as the last ``read`` of it saw it, for sources whose items are rows of one
+        file that ``clean`` rewrites (LAION metadata); the scan records it and ``clean`` checks it. None: the
+        source's items carry their own digests."""
+        return None
+
     @abstractmethod
-    def write_clean(self, shard: Shard, keep: set[str], out_dir: Path, expect: Collection[str] | None = None) -> int:
-        """Write ``shard`` into ``out_dir`` in this source's own format and layout with only the ``keep`` keys.
+    def write_clean(self, shard: Shard, gate: CleanGate, out_dir: Path) -> int:
+        """Write ``shard`` into ``out_dir`` in this source's own format and layout, holding only items the gate
+        admits (every item read goes through :meth:`CleanGate.admit`, which raises when the data changed since
+        the scan) and sidecars that :func:`sidecar_kind` accepts, re-checked as they are written.
 
         Returns the number of items written. Writes to a temporary name and renames, so a crash never leaves a
-        half-written shard under its final name. When ``expect`` is given (the keys a scan recorded for this
-        shard), meeting an item whose key is not in it raises :class:`UnaccountedItem` before the shard's final
-        file exists: the data changed since the scan, and passing an unchecked item through would fail open.
+        half-written shard under its final name. Regular files are written as regular files, never as links.
         """
 
 

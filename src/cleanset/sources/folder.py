@@ -3,8 +3,10 @@
 Items are files whose extension is an image extension (``IMAGE_EXTS``) *or* whose first bytes are an image
 signature: a JPEG saved as ``photo.dat`` or without extension is still screened (fail closed). Files that share an
 item's stem in the same directory (``a.txt``, ``a.json`` beside ``a.jpg``) are its sidecars: they travel with it into
-the cleaned output and are dropped with it. Any other file is not an item and is not copied; ``ignored_files``
-lists them so a caller can report them.
+the cleaned output and are dropped with it, but only when their content is text or JSON
+(:func:`~cleanset.sources.base.sidecar_kind`); any other sidecar is a failed item of its own (keyed by its path) and
+is left out. Any other file is not an item and is not copied; ``ignored_files`` lists them so a caller can report
+them.
 
 Key: the path relative to the root without extension (``cats/001``); when two images share a stem (``a.jpg`` and
 ``a.png``) both keep their extension in the key, and any key still used twice in a directory (``a.jpg`` beside
@@ -27,9 +29,7 @@ item and is never opened.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import stat
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
@@ -37,20 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cleanset.errors import UserError
+from cleanset.imaging.decode import sniff
 from cleanset.sources._files import UniqueKeys, atomic_output, common_root, expand_paths, printable_key
-from cleanset.sources.base import IMAGE_EXTS, SOURCES, Shard, Source, SourceItem, check_expected
+from cleanset.sources.base import IMAGE_EXTS, SOURCES, CleanGate, Shard, Source, SourceItem, sidecar_kind
 
 CHUNK = 1000
 
-# Leading bytes of image formats, for files whose extension does not say so.
-_SIGNATURES: tuple[bytes, ...] = (
-    b"\xff\xd8\xff",  # JPEG
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF87a",
-    b"GIF89a",
-    b"BM",
-    b"II*\x00",
-    b"MM\x00*",
+# Leading bytes of image formats the decoder does not read, for files whose extension does not say so: they are
+# still items (and fail), never silently ignored.
+_OTHER_SIGNATURES: tuple[bytes, ...] = (
     b"\x00\x00\x00\x0cJXL ",
     b"\xff\x0a",  # JPEG XL codestream
 )
@@ -61,14 +56,22 @@ def _sniff_image(path: Path) -> bool:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a fifo or device is never opened: it could block forever
             return False
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(1024)
     except OSError:
         return False
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return True
     if head[4:8] == b"ftyp":  # AVIF / HEIF family
         return True
-    return any(head.startswith(s) for s in _SIGNATURES)
+    return sniff(head) is not None or head.startswith(_OTHER_SIGNATURES)
+
+
+def _read_regular(path: Path) -> tuple[bytes | None, str]:
+    """The file's bytes, or None and why not; a fifo or device is never opened (it could block forever)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None, "not a regular file"
+        return path.read_bytes(), ""
+    except OSError as err:
+        return None, printable_key(f"read: {err.strerror or err}")
 
 
 @dataclass(frozen=True)
@@ -232,46 +235,55 @@ class FolderSource(Source):
             raise UserError(f"no shard {shard.id!r} in folder source {self.root}") from None
 
     def read(self, shard: Shard) -> Iterator[SourceItem]:
-        for e in self._shard_entries(shard):
-            yield self._read_entry(e)
+        for item, _entry, _sidecars in self._iter(shard):
+            yield item
 
-    def _read_entry(self, e: FolderEntry) -> SourceItem:
-        path = self.root / e.rel
-        name = printable_key(e.rel)
-        meta: dict[str, object] = {"path": name}
-        for s in e.sidecars:
-            if s.endswith(".txt"):
-                with contextlib.suppress(OSError):
-                    if stat.S_ISREG(os.stat(self.root / s).st_mode):  # a fifo caption would block the read
-                        meta["caption"] = (self.root / s).read_text(errors="replace")
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):  # a fifo would block the read forever
-                return SourceItem(key=e.key, meta=meta, error=f"not a regular file: {name}")
-            data = path.read_bytes()
-        except OSError as err:
-            return SourceItem(key=e.key, meta=meta, error=printable_key(f"read: {err.strerror or err} ({e.rel})"))
-        if not data:
-            return SourceItem(key=e.key, meta=meta, error=f"empty file (0 bytes): {name}")
-        return SourceItem(key=e.key, data=data, meta=meta)
-
-    def write_clean(self, shard: Shard, keep: set[str], out_dir: Path, expect: Collection[str] | None = None) -> int:
-        """Copy kept images and their sidecars to the same relative paths (hard links when on one filesystem)."""
+    def _iter(self, shard: Shard) -> Iterator[tuple[SourceItem, FolderEntry, list[tuple[str, bytes]]]]:
+        """Per entry: its image item with the sidecars that may travel with it (path, bytes), then one failed item
+        per sidecar that may not. The bytes are those the caller hashes or writes: read once, checked once."""
         entries = self._shard_entries(shard)
+        taken = {e.key for e in entries}
         for e in entries:
-            check_expected(shard, e.key, expect)
-        written = 0
-        for e in entries:
-            if e.key not in keep:
-                continue
-            for rel in (e.rel, *e.sidecars):
-                src = self.root / rel
-                if not src.exists():  # an unreadable item kept with --keep-failed may be gone
+            name = printable_key(e.rel)
+            meta: dict[str, object] = {"path": name}
+            good: list[tuple[str, bytes]] = []
+            bad: list[SourceItem] = []
+            for rel in e.sidecars:
+                data, why = _read_regular(self.root / rel)
+                kind = None
+                if data is not None:
+                    kind, why = sidecar_kind(data)
+                if data is None or kind is None:
+                    key = printable_key(rel)
+                    while key in taken:
+                        key += "#sidecar"
+                    taken.add(key)
+                    bad.append(SourceItem(key=key, error=f"sidecar {printable_key(rel)} of {name}: {why}; left out"))
                     continue
+                good.append((rel, data))
+                if rel.endswith(".txt"):
+                    meta["caption"] = data.decode("utf-8-sig", errors="replace")
+            data, why = _read_regular(self.root / e.rel)
+            if data is None:
+                item = SourceItem(key=e.key, meta=meta, error=f"{why}: {name}")
+            elif not data:
+                item = SourceItem(key=e.key, meta=meta, error=f"empty file (0 bytes): {name}")
+            else:
+                item = SourceItem(key=e.key, data=data, meta=meta)
+            yield item, e, good
+            for b in bad:
+                yield b, e, []
+
+    def write_clean(self, shard: Shard, gate: CleanGate, out_dir: Path) -> int:
+        """Write admitted images and their text sidecars to the same relative paths, as new regular files holding
+        the very bytes that were checked (never links: a link would follow later changes to the source)."""
+        written = 0
+        for item, e, sidecars in self._iter(shard):
+            data = item.data
+            if not gate.admit(item) or data is None:
+                continue
+            for rel, payload in [(e.rel, data), *sidecars]:
                 with atomic_output(out_dir / rel) as tmp:
-                    try:
-                        os.link(src, tmp)
-                    except OSError:
-                        shutil.copyfile(src, tmp)
-                if rel == e.rel:
-                    written += 1  # the item counts only when its image itself was written
+                    tmp.write_bytes(payload)
+            written += 1
         return written

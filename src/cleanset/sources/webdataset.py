@@ -6,17 +6,23 @@ status, width, height, ...) and ``KEY.txt`` (caption), written in sorted extensi
 ``TarWriter``. Beside it ``NNNNN.parquet`` holds one metadata row per *attempted* sample (also failed downloads,
 which have no tar members) and ``NNNNN_stats.json`` the shard's counters.
 
-Reading streams each tar once (``tarfile`` stream mode) and groups consecutive members by key (the basename up to
-its first dot, directories included, as webdataset does). Conventions, all fail closed:
+Reading streams each tar once (``tarfile`` stream mode, ``.tar.gz``/``.tgz`` too) and groups consecutive members by
+key (the basename up to its first dot, directories included, as webdataset does). Every member ends up as exactly
+one of: an image item, a sidecar, or a failed item. Conventions, all fail closed:
 
+- a member is an image when its extension says so or its bytes carry an image signature (a JPEG stored as
+  ``KEY.bin`` is screened all the same);
 - a group with one image member is one item keyed by the group key; with several image members (``KEY.jpg`` and
-  ``KEY.seg.png``) each is an item keyed ``KEY.<ext>`` so every image is screened;
+  ``KEY.seg.png``, or the same name twice) each is an item keyed ``KEY.<ext>`` (``#2`` for a repeat) so every image
+  is screened;
+- any other member is a sidecar only when its content is text or JSON (:func:`~cleanset.sources.base.sidecar_kind`)
+  and its name is not repeated in the group; otherwise it is a failed item keyed ``KEY.<ext>`` and is left out;
 - a group without an image member is a URL-only item when its ``.json`` names a ``url`` (the URL is still
   screened), else a failed item ("no image member");
 - a zero-byte image member is a failed item; other undecodable bytes are passed through and fail in hashing;
-- an image member that is not a regular file (a link, device, fifo) or is sparse is a failed item and is never
-  read (a sparse member can expand to far more than the tar holds); directories and other non-file members that are
-  not images are skipped;
+- a member that is not a regular file (a link, device, fifo), is sparse, or is larger than ``MAX_MEMBER_BYTES`` is
+  a failed item and is never read (a sparse member can expand to far more than the tar holds); directories are
+  skipped;
 - undecodable bytes in member names appear as ``\\xNN`` in keys (:func:`~cleanset.sources._files.printable_key`);
   a group key seen again later in the tar is a second group keyed ``KEY#2``, ``KEY#3``..., and every item key is
   unique within the shard (:class:`~cleanset.sources._files.UniqueKeys`);
@@ -27,17 +33,19 @@ its first dot, directories included, as webdataset does). Conventions, all fail 
 - a key the sibling Parquet lists with status ``success`` but that is absent from a complete tar is a failed item
   with that key ("missing from the tar").
 
-``write_clean`` writes the same relative shard names with the kept groups' members in their original order and
-headers, the sibling Parquet filtered to kept keys (same schema; rows of failed downloads, which were never
-screened, are dropped) and the ``_stats.json`` copied unchanged.
+``write_clean`` reads the tar again with the same code, passes every item through the run's gate (which recomputes
+each image's digest), and writes the same relative shard names holding, in their original order, the admitted
+image members (by position, never by name: a second member of the same name is its own item) and the sidecars of
+groups with an admitted item, each as a plain regular-file member. Beside it: the sibling Parquet filtered to kept
+keys (same schema; rows of failed downloads, which were never screened, are dropped; one with a binary column is
+refused) and the ``_stats.json`` copied when it is text.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +55,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
+from cleanset.imaging.decode import sniff
 from cleanset.sources._files import (
     UniqueKeys,
     atomic_output,
@@ -59,14 +68,26 @@ from cleanset.sources._files import (
 from cleanset.sources.base import (
     IMAGE_EXTS,
     SOURCES,
+    CleanGate,
     Shard,
     Source,
     SourceItem,
-    check_expected,
     marker_key,
+    sidecar_kind,
 )
 
 _BUFFER = 1 << 20
+MAX_MEMBER_BYTES = 512 << 20  # above any image a scan decodes (100 MP); a larger member is refused unread
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def tar_stem(path: Path) -> str:
+    """``00001.tar.gz`` -> ``00001``: the name its sibling files (``.parquet``, ``_stats.json``) share."""
+    low = path.name.lower()
+    for suffix in TAR_SUFFIXES:
+        if low.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
 
 
 def split_member(name: str) -> tuple[str, str]:
@@ -85,8 +106,10 @@ def _is_image_ext(ext: str) -> bool:
 @dataclass
 class _Group:
     key: str
-    # (member, its bytes, why it was refused): a refused image member is never read and becomes a failed item
+    # (member, its bytes, why it was refused): a refused member is never read and becomes a failed item
     members: list[tuple[tarfile.TarInfo, bytes, str | None]] = field(default_factory=list)
+    # members that travel with the group's kept items: text/JSON content, decided by the read that wrote them
+    sidecars: list[tuple[tarfile.TarInfo, bytes]] = field(default_factory=list)
 
 
 def _refusal(m: tarfile.TarInfo) -> str | None:
@@ -94,6 +117,8 @@ def _refusal(m: tarfile.TarInfo) -> str | None:
     if m.issparse():
         return "sparse member refused"
     if m.isfile():
+        if m.size > MAX_MEMBER_BYTES:
+            return f"member of {m.size} bytes refused (over {MAX_MEMBER_BYTES})"
         return None
     if m.issym() or m.islnk():
         kind = "link"
@@ -116,14 +141,12 @@ def _stream_groups(path: Path) -> Iterator[_Group | _Damage]:
     with open(path, "rb", buffering=_BUFFER) as f:
         current: _Group | None = None
         try:
-            with tarfile.open(fileobj=f, mode="r|") as tf:
+            with tarfile.open(fileobj=f, mode="r|*") as tf:
                 for m in tf:
                     if m.isdir():
                         continue
-                    key, ext = split_member(m.name)
+                    key, _ext = split_member(m.name)
                     refused = _refusal(m)
-                    if refused is not None and not _is_image_ext(ext):
-                        continue  # a link or special file that is no image: nothing to screen
                     data = b""
                     if refused is None:
                         ex = tf.extractfile(m)
@@ -142,25 +165,44 @@ def _stream_groups(path: Path) -> Iterator[_Group | _Damage]:
             return
         if current is not None:
             yield current
-        size = path.stat().st_size
-        f.seek(end)
-        tail = f.read(1024)
-        if end > 0 and (size < end + 1024 or tail.strip(b"\0")):
-            yield _Damage("truncated tar: no end-of-archive marker after the last member")
+        if path.name.lower().endswith(".tar"):  # a compressed tar's end is checked by its decompressor
+            size = path.stat().st_size
+            f.seek(end)
+            tail = f.read(1024)
+            if end > 0 and (size < end + 1024 or tail.strip(b"\0")):
+                yield _Damage("truncated tar: no end-of-archive marker after the last member")
 
 
-def _group_items(g: _Group, shard_id: str) -> list[tuple[SourceItem, tarfile.TarInfo | None]]:
-    """The items of one group, each with its image member (None for URL-only or failed items)."""
+def _group_items(g: _Group) -> list[tuple[SourceItem, tarfile.TarInfo | None]]:
+    """The items of one group, each with its image member (None for URL-only or failed items); fills
+    ``g.sidecars`` with the members that may travel with them."""
     meta: dict[str, Any] = {}
     url: str | None = None
     images: list[tuple[tarfile.TarInfo, bytes, str, str | None]] = []
+    refused_members: list[tuple[tarfile.TarInfo, str]] = []
+    side_names: set[str] = set()
+    g.sidecars = []
     for m, data, refused in g.members:
         _key, ext = split_member(m.name)
         low = ext.lower()
-        if _is_image_ext(ext):
+        name = printable_key(m.name)
+        if _is_image_ext(ext) or (refused is None and sniff(data) is not None):
             images.append((m, data, printable_key(ext), refused))
-        elif low == "txt":
-            meta["caption"] = data.decode("utf-8", errors="replace")
+            continue
+        if refused is not None:
+            refused_members.append((m, f"{refused}: {name}; left out"))
+            continue
+        if m.name in side_names:
+            refused_members.append((m, f"member name {name} repeated in its group; left out"))
+            continue
+        kind, why = sidecar_kind(data)
+        if kind is None:
+            refused_members.append((m, f"member {name} is not an image, text or JSON ({why}); left out unscreened"))
+            continue
+        side_names.add(m.name)
+        g.sidecars.append((m, data))
+        if low == "txt":
+            meta["caption"] = data.decode("utf-8-sig", errors="replace")
         elif low == "json":
             try:
                 obj = json.loads(data)
@@ -172,12 +214,13 @@ def _group_items(g: _Group, shard_id: str) -> list[tuple[SourceItem, tarfile.Tar
                     u = obj.get("url")
                     url = u if isinstance(u, str) and u else None
     meta["members"] = [printable_key(m.name) for m, _, _ in g.members]
+    out: list[tuple[SourceItem, tarfile.TarInfo | None]] = []
     if not images:
         if url is not None:
-            return [(SourceItem(key=g.key, url=url, meta=meta), None)]
-        names = ", ".join(meta["members"])
-        return [(SourceItem(key=g.key, meta=meta, error=f"no image member in tar group ({names})"), None)]
-    out: list[tuple[SourceItem, tarfile.TarInfo | None]] = []
+            out.append((SourceItem(key=g.key, url=url, meta=meta), None))
+        elif not refused_members:  # else those failed members stand for the group
+            names = ", ".join(meta["members"])
+            out.append((SourceItem(key=g.key, meta=meta, error=f"no image member in tar group ({names})"), None))
     for m, data, ext, refused in images:
         key = g.key if len(images) == 1 else f"{g.key}.{ext}"
         name = printable_key(m.name)
@@ -188,6 +231,9 @@ def _group_items(g: _Group, shard_id: str) -> list[tuple[SourceItem, tarfile.Tar
         else:
             item = SourceItem(key=key, data=data, url=url, meta=meta)
         out.append((item, m))
+    for m, reason in refused_members:
+        _key, ext = split_member(m.name)
+        out.append((SourceItem(key=f"{g.key}.{printable_key(ext)}", meta=meta, error=reason), None))
     return out
 
 
@@ -203,8 +249,8 @@ class WebDatasetSource(Source):
 
     def __init__(self, paths: Sequence[Path]) -> None:
         expanded = expand_paths(paths)
-        tars = listed_files(expanded, ".tar")
-        others = [p for p in expanded if p.is_file() and not p.name.lower().endswith(".tar")]
+        tars = listed_files(expanded, TAR_SUFFIXES)
+        others = [p for p in expanded if p.is_file() and not p.name.lower().endswith(TAR_SUFFIXES)]
         if others:
             raise UserError(f"not a tar shard: {others[0]}")
         if not tars:
@@ -212,14 +258,14 @@ class WebDatasetSource(Source):
         self.root = common_root(tars)
         self._shards: dict[str, Path] = {}
         for t in tars:
-            sid = shard_id_for(t, self.root)
+            sid = shard_id_for(t.with_name(tar_stem(t)), self.root)
             if sid in self._shards:
                 raise UserError(f"tar shard {t} is listed twice")
             self._shards[sid] = t.resolve()
 
     @classmethod
     def detect(cls, paths: Sequence[Path]) -> bool:
-        return bool(listed_files(paths, ".tar"))
+        return bool(listed_files(paths, TAR_SUFFIXES))
 
     def shards(self) -> list[Shard]:
         return [Shard(id=sid, path=str(p)) for sid, p in self._shards.items()]
@@ -257,7 +303,7 @@ class WebDatasetSource(Source):
                     yield item, pending_group, m
                 seen.add(g.key)
                 g.key = groups(printable_key(g.key))
-                pending, pending_group = _group_items(g, shard.id), g
+                pending, pending_group = _group_items(g), g
                 for item, _m in pending:
                     item.key = keys(item.key)
         except OSError as err:  # opening failed after stat (permissions, vanished in between)
@@ -269,14 +315,15 @@ class WebDatasetSource(Source):
             for key in self._listed_missing(path, seen):
                 yield (
                     SourceItem(
-                        key=keys(key), error=f"listed as downloaded in {path.stem}.parquet but missing from the tar"
+                        key=keys(key),
+                        error=f"listed as downloaded in {tar_stem(path)}.parquet but missing from the tar",
                     ),
                     None,
                     None,
                 )
 
     def _listed_missing(self, tar: Path, present: set[str]) -> list[str]:
-        side = tar.with_suffix(".parquet")
+        side = tar.with_name(f"{tar_stem(tar)}.parquet")
         if not side.is_file():
             return []
         try:
@@ -293,45 +340,45 @@ class WebDatasetSource(Source):
         for item, _g, _m in self._iter(shard):
             yield item
 
-    def write_clean(self, shard: Shard, keep: set[str], out_dir: Path, expect: Collection[str] | None = None) -> int:
+    def write_clean(self, shard: Shard, gate: CleanGate, out_dir: Path) -> int:
         src = self._path(shard)
-        rel = src.relative_to(self.root)
-        final = out_dir / rel
+        final = out_dir / src.relative_to(self.root)
         written = 0
         kept_groups: list[str] = []
-        with atomic_output(final) as tmp, tarfile.open(tmp, mode="w") as out:
+        compressed = not src.name.lower().endswith(".tar")
+        with (
+            atomic_output(final) as tmp,
+            tarfile.open(tmp, mode="w:gz") if compressed else tarfile.open(tmp, mode="w") as out,
+        ):
             last_group: _Group | None = None
-            group_kept: set[str] = set()  # member names of kept images in the current group
+            admitted: set[int] = set()  # ids of the current group's admitted image members: identity, not name
             group_any = False
 
             def flush(g: _Group | None) -> None:
                 if g is None or not group_any:
                     return
                 kept_groups.append(g.key)
-                for m, data, refused in g.members:
-                    _k, ext = split_member(m.name)
-                    if refused is not None or (_is_image_ext(ext) and m.name not in group_kept):
-                        continue
-                    out.addfile(m, _Reader(data))
+                sidecars = {id(m) for m, _d in g.sidecars}
+                for m, data, _refused in g.members:
+                    if id(m) in admitted or id(m) in sidecars:
+                        out.addfile(_plain_member(m, len(data)), _Reader(data))
 
             for item, g, m in self._iter(shard):
-                check_expected(shard, item.key, expect)
                 if g is not last_group:
                     flush(last_group)
-                    last_group, group_kept, group_any = g, set(), False
-                if item.key in keep and g is not None:
-                    if m is not None and any(r is not None for x, _d, r in g.members if x is m):
-                        continue  # a refused member (kept with --keep-failed) has no bytes to write
+                    last_group, admitted, group_any = g, set(), False
+                data = item.data
+                if gate.admit(item) and g is not None:
                     written += 1
                     group_any = True
-                    if m is not None:
-                        group_kept.add(m.name)
+                    if m is not None and data is not None:
+                        admitted.add(id(m))
             flush(last_group)
         self._write_sidecars(src, final, kept_groups)
         return written
 
     def _write_sidecars(self, src: Path, final: Path, kept_groups: list[str]) -> None:
-        side = src.with_suffix(".parquet")
+        side = src.with_name(f"{tar_stem(src)}.parquet")
         if side.is_file():
             try:
                 table = pq.read_table(side)
@@ -339,14 +386,47 @@ class WebDatasetSource(Source):
                 raise UserError(f"{side}: the shard's metadata Parquet cannot be read ({err})") from err
             if "key" not in table.column_names:  # it could not be filtered: removed items' URLs would stay in it
                 raise UserError(f"{side}: the shard's metadata Parquet has no 'key' column, so it cannot be cleaned")
+            binary = [f.name for f in table.schema if _holds_bytes(f.type)]
+            if binary:  # bytes there were never screened: copying them would pass them through unchecked
+                raise UserError(
+                    f"{side}: the shard's metadata Parquet has binary column(s) {', '.join(binary)} that the scan "
+                    "does not screen; remove them before cleaning"
+                )
             mask = pc.is_in(table["key"].cast(pa.string()), value_set=pa.array(kept_groups, pa.string()))
             table = table.filter(pc.fill_null(mask, False))
-            with atomic_output(final.with_suffix(".parquet")) as tmp:
+            with atomic_output(final.with_name(side.name)) as tmp:
                 pq.write_table(table, tmp)
-        stats = src.with_name(f"{src.stem}_stats.json")
+        stats = src.with_name(f"{tar_stem(src)}_stats.json")
         if stats.is_file():
+            data = stats.read_bytes()
+            kind, why = sidecar_kind(data)
+            if kind is None:
+                raise UserError(f"{stats}: not a text/JSON stats file ({why}); it would be copied unscreened")
             with atomic_output(final.with_name(stats.name)) as tmp:
-                shutil.copyfile(stats, tmp)
+                tmp.write_bytes(data)
+
+
+def _holds_bytes(t: pa.DataType) -> bool:
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_holds_bytes(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _holds_bytes(t.value_type)
+    if pa.types.is_map(t):
+        return _holds_bytes(t.key_type) or _holds_bytes(t.item_type)
+    return False
+
+
+def _plain_member(m: tarfile.TarInfo, size: int) -> tarfile.TarInfo:
+    """A fresh regular-file header with the member's name and time: whatever the source header said (type, link
+    target, owner, pax records), the output member is a plain file holding exactly the bytes that were checked."""
+    out = tarfile.TarInfo(m.name)
+    out.size = size
+    out.mtime = m.mtime
+    out.mode = 0o644
+    out.type = tarfile.REGTYPE
+    return out
 
 
 class _Reader:

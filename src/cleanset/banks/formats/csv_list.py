@@ -25,6 +25,7 @@ from cleanset.banks import names
 from cleanset.banks.base import BankFormat, BankRow
 from cleanset.banks.columns import ParsedBank, SignalColumns
 from cleanset.banks.formats import FORMATS, first_line
+from cleanset.banks.formats._lines import ERRORS, check_utf8
 from cleanset.banks.formats.rows import LineError, RowMaker, check_url, required_signal, shown_name
 from cleanset.banks.hexcodec import decode_column
 from cleanset.errors import InputFormatError
@@ -87,32 +88,30 @@ class CsvList(BankFormat):
         maker = RowMaker(path, skip_invalid=skip_invalid)
         self.skipped = 0
         header: Header | None = None
-        try:
-            with path.open("r", encoding="utf-8-sig", newline="") as f:
-                reader = csv.reader(f, strict=True)
-                prev = 0
-                while True:
-                    try:
-                        record = next(reader)
-                    except StopIteration:
-                        break
-                    except csv.Error as e:
-                        maker.fail(prev + 1, f"malformed CSV ({e})")
-                        self.skipped = maker.skipped
-                        prev = reader.line_num
-                        continue
-                    start, prev = prev + 1, reader.line_num
-                    if not record:
-                        continue
-                    if header is None:
-                        header = Header.parse(record, path, start, signal)
-                        continue
-                    row = self._row(maker, header, record, start, signal)
+        with path.open("r", encoding="utf-8-sig", errors=ERRORS, newline="") as f:
+            reader = csv.reader(f, strict=True)
+            prev = 0
+            while True:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as e:
+                    maker.fail(prev + 1, f"malformed CSV ({e})")
                     self.skipped = maker.skipped
-                    if row is not None:
-                        yield row
-        except UnicodeDecodeError as e:
-            raise InputFormatError(str(path), f"not UTF-8 text ({e.reason})") from None
+                    prev = reader.line_num
+                    continue
+                start, prev = prev + 1, reader.line_num
+                if not record:
+                    continue
+                check_utf8(path, start, "".join(record))
+                if header is None:
+                    header = Header.parse(record, path, start, signal)
+                    continue
+                row = self._row(maker, header, record, start, signal)
+                self.skipped = maker.skipped
+                if row is not None:
+                    yield row
         if header is None:
             raise InputFormatError(str(path), "the list is empty")
 

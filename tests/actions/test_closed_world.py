@@ -1,0 +1,206 @@
+"""Clean is closed-world: tried as an attacker would, listed bytes never reach the cleaned copy.
+
+Each test plants a benign "listed" picture (its md5 and PDQ in a stand-in bank) where an earlier cleanset let it
+through, runs the real scan and clean, and asserts that no byte stream of the output carries it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cleanset.actions.clean import CLEAN_MARKER, clean, read_clean_marker
+from cleanset.banks.base import BankRow
+from cleanset.banks.store import BankStore
+from cleanset.pipeline.scan import ScanOptions, run_scan
+from cleanset.results.store import RunStore
+from cleanset.signals.engine import HashConfig, HashEngine
+from cleanset.sources.base import ContentChanged
+
+
+def picture(seed: int, size: int = 128) -> Image.Image:
+    """A smooth benign picture: random colours upscaled, so each seed has its own stable PDQ."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    return small.resize((size, size), Image.Resampling.BICUBIC)
+
+
+def encode(img: Image.Image, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+LISTED = picture(1)
+LISTED_JPEG = encode(LISTED)
+ENGINE = HashEngine(HashConfig(signals=("md5", "pdq"), dihedral=False, regions=False))
+LISTED_PDQ = ENGINE.hash_bytes(encode(LISTED, "PNG")).hashes["pdq"]  # of the picture's own pixels
+LISTED_MD5 = hashlib.md5(LISTED_JPEG).hexdigest()
+
+
+@pytest.fixture()
+def bank(cleanset_home: Path) -> str:
+    """The listed picture's md5 (of its JPEG bytes) and PDQ in a stored stand-in bank."""
+    rows = [BankRow("md5", LISTED_MD5, "listed-md5"), BankRow("pdq", LISTED_PDQ, "listed-pdq")]
+    BankStore.default().create_from_rows("standin", rows, note="benign stand-in")
+    return "standin"
+
+
+def scan(paths: list[Path], run: Path, bank: str, signals: tuple[str, ...] = ("md5", "pdq")) -> dict:
+    return run_scan(ScanOptions(sources=paths, banks=[bank], out=run, signals=signals, executor="inline"))
+
+
+def output_streams(out: Path) -> list[bytes]:
+    """Every byte stream the cleaned copy holds: each file, and each member of each tar."""
+    streams: list[bytes] = []
+    for p in sorted(out.rglob("*")):
+        if p.is_symlink():
+            raise AssertionError(f"link in the cleaned output: {p}")
+        if not p.is_file():
+            continue
+        data = p.read_bytes()
+        streams.append(data)
+        if tarfile.is_tarfile(p):
+            with tarfile.open(p) as tf:
+                for m in tf:
+                    assert m.isfile(), f"{p}: member {m.name} is not a regular file"
+                    f = tf.extractfile(m)
+                    assert f is not None
+                    streams.append(f.read())
+    return streams
+
+
+def assert_not_listed(out: Path) -> None:
+    """No stream of the output decodes to the listed picture (PDQ within 31 bits) or has its md5."""
+    want = int(LISTED_PDQ, 16)
+    for data in output_streams(out):
+        got = ENGINE.hash_bytes(data)
+        assert got.hashes.get("md5") != LISTED_MD5
+        for probe in got.probes:
+            if probe.signal == "pdq":
+                assert bin(int(probe.value, 16) ^ want).count("1") > 31
+
+
+def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("listed_first", [True, False])
+def test_duplicate_member_name_in_a_group_writes_only_the_kept_copy(
+    tmp_path: Path, bank: str, listed_first: bool
+) -> None:
+    decoy = encode(picture(2))
+    pair = [("x.jpg", LISTED_JPEG), ("x.jpg", decoy)]
+    members = [*(pair if listed_first else pair[::-1]), ("x.txt", b"a caption"), ("y.jpg", encode(picture(3)))]
+    (tmp_path / "wds").mkdir()
+    (tmp_path / "wds" / "00000.tar").write_bytes(tar_bytes(members))
+    summary = scan([tmp_path / "wds"], tmp_path / "run", bank)
+    assert summary["removed"] == 1 and summary["kept"] == 2
+    report = clean([tmp_path / "wds"], tmp_path / "run", tmp_path / "out")
+    assert report.written == 2
+    with tarfile.open(tmp_path / "out" / "00000.tar") as tf:
+        names = tf.getnames()
+    assert names.count("x.jpg") == 1 and "x.txt" in names and "y.jpg" in names
+    assert_not_listed(tmp_path / "out")
+
+
+def test_tar_members_in_other_formats_are_screened_or_left_out(tmp_path: Path, bank: str) -> None:
+    members = [
+        ("a.jpg", encode(picture(2))),
+        ("a.ppm", encode(LISTED, "PPM")),  # listed, in a format the scan did not decode
+        ("a.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/jpeg;base64,AAAA"/></svg>'),
+        ("b.jpg", encode(picture(3))),
+        ("b.bin", LISTED_JPEG),  # listed bytes under a name that says nothing
+        ("b.txt", b"caption of b"),
+        ("c.jpg", encode(picture(4))),
+        ("c.dat", b"\x00\x01binary\xff" * 10),  # neither image nor text: never copied unscreened
+    ]
+    (tmp_path / "wds").mkdir()
+    (tmp_path / "wds" / "00000.tar").write_bytes(tar_bytes(members))
+    summary = scan([tmp_path / "wds"], tmp_path / "run", bank)
+    rows = {r["key"]: r for r in RunStore(tmp_path / "run").items_table().to_pylist()}
+    assert rows["a.ppm"]["verdict"] == "remove" and rows["b.bin"]["verdict"] == "remove"
+    assert rows["a.svg"]["status"] == "failed" and rows["c.dat"]["status"] == "failed"
+    assert summary["items"] == summary["kept"] + summary["removed"] + summary["review"] + summary["failed"]
+    clean([tmp_path / "wds"], tmp_path / "run", tmp_path / "out")
+    with tarfile.open(tmp_path / "out" / "00000.tar") as tf:
+        assert sorted(tf.getnames()) == ["a.jpg", "b.jpg", "b.txt", "c.jpg"]
+    assert_not_listed(tmp_path / "out")
+
+
+def test_folder_files_in_other_formats_and_binary_sidecars_are_left_out(tmp_path: Path, bank: str) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "x.jpg").write_bytes(encode(picture(2)))
+    (root / "x.ppm").write_bytes(encode(LISTED, "PPM"))  # once a sidecar copied as is
+    (root / "x.txt").write_text("a caption")
+    (root / "y.jpg").write_bytes(encode(picture(3)))
+    (root / "y.json").write_text('{"blob": "' + "QUFB" * 200 + '"}')  # base64 run: may embed an image
+    (root / "z.svg").write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg"/>')
+    summary = scan([root], tmp_path / "run", bank)
+    rows = {r["key"]: r for r in RunStore(tmp_path / "run").items_table().to_pylist()}
+    assert rows["x.ppm"]["verdict"] == "remove"
+    assert rows["y.json"]["status"] == "failed" and rows["z"]["status"] == "failed"
+    assert summary["kept"] == 2
+    clean([root], tmp_path / "run", tmp_path / "out")
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == [CLEAN_MARKER, "removed.parquet", "x.jpg", "x.txt", "y.jpg"]
+    assert not any(p.is_symlink() or os.stat(p).st_nlink > 1 for p in (tmp_path / "out").iterdir())
+    assert_not_listed(tmp_path / "out")
+
+
+@pytest.mark.parametrize("kind", ["folder", "webdataset"])
+def test_bytes_swapped_between_scan_and_clean_are_refused(tmp_path: Path, bank: str, kind: str) -> None:
+    """sha256 is not among the signals: the content digest is recorded all the same, and clean checks it."""
+    kept = encode(picture(5))
+    if kind == "folder":
+        (tmp_path / "ds").mkdir()
+        (tmp_path / "ds" / "k.jpg").write_bytes(kept)
+    else:
+        (tmp_path / "ds").mkdir()
+        (tmp_path / "ds" / "00000.tar").write_bytes(tar_bytes([("k.jpg", kept)]))
+    summary = scan([tmp_path / "ds"], tmp_path / "run", bank, signals=("md5", "pdq"))
+    assert summary["kept"] == 1
+    if kind == "folder":
+        (tmp_path / "ds" / "k.jpg").write_bytes(LISTED_JPEG)
+    else:
+        (tmp_path / "ds" / "00000.tar").write_bytes(tar_bytes([("k.jpg", LISTED_JPEG)]))
+    with pytest.raises(ContentChanged, match="'k'"):
+        clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing that looks like a finished copy
+    assert not list(tmp_path.glob(".out*"))  # nor a partial one
+
+
+def test_clean_finishes_with_a_marker_and_leaves_no_partial_folder(tmp_path: Path, bank: str) -> None:
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.jpg").write_bytes(encode(picture(6)))
+    (tmp_path / "ds" / "b.jpg").write_bytes(LISTED_JPEG)
+    scan([tmp_path / "ds"], tmp_path / "run", bank)
+    (tmp_path / "out").mkdir()  # an empty --out is fine
+    partial = tmp_path / ".out.cleanset-partial"
+    partial.mkdir()
+    (partial / "leftover.jpg").write_bytes(LISTED_JPEG)  # a killed clean's leftovers are swept, never renamed in
+    clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    marker = read_clean_marker(tmp_path / "out")
+    assert marker is not None and marker["kept"] == 1 and marker["removed"] == 1
+    assert marker["run_fingerprint"] == RunStore(tmp_path / "run").manifest["fingerprint"]
+    assert marker["revision"] == RunStore(tmp_path / "run").latest_revision()
+    assert "run" not in marker and "sources" not in marker  # no local paths travel with the data
+    assert not partial.exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [CLEAN_MARKER, "a.jpg", "removed.parquet"]
+    assert hashlib.sha256((tmp_path / "out" / "a.jpg").read_bytes()).hexdigest() == hashlib.sha256(
+        (tmp_path / "ds" / "a.jpg").read_bytes()
+    ).hexdigest()
