@@ -85,20 +85,35 @@ class Dom(HTMLParser):
             self._open.pop()
 
 
+PROBES = ("pdq/original", "pdq/rotate90", "grid2x2.3/original", "trim/flipx", "frame2/pdq/original")
+FAILURES = ("decode: corrupt JPEG: broken data stream", "read: Permission denied", "truncated tar: unexpected end")
+POLICY = {"review_above": 20, "bank_actions": {"listC": "review"}, "allow_banks": [], "score_review": {}}
+
+
 def big_run(tmp_path: Path) -> tuple[Path, dict]:
+    """130 items over four shards committed across 2.5 minutes: kept, removed through every kind of probe, review
+    for each reason the policy has, and failures of three kinds; even items carry a URL."""
     results = []
     for i in range(130):
+        key, shard = f"k{i:03d}.jpg", f"s{i % 4}"
         if i % 3 == 0:
-            results.append(item(f"k{i:03d}.jpg", f"s{i % 4}", Verdict.KEEP))
+            r = item(key, shard, Verdict.KEEP)
         elif i % 3 == 1:
-            mm = [Match("listA" if i % 2 else "listB", 1, f"E{i}", "pdq", i % 32, "pdq/original")]
-            results.append(item(f"k{i:03d}.jpg", f"s{i % 4}", Verdict.REMOVE, matches=mm))
+            mm = [Match("listA" if i % 2 else "listB", 1, f"E{i}", "pdq", i % 21, PROBES[i % len(PROBES)])]
+            r = item(key, shard, Verdict.REMOVE, matches=mm)
         elif i % 5 == 0:
-            results.append(item(f"k{i:03d}.jpg", f"s{i % 4}", None, reason="decode: truncated"))
+            r = item(key, shard, None, reason=FAILURES[i % 3])
+        elif i % 5 == 1:
+            r = item(key, shard, Verdict.REVIEW, matches=[Match("listA", 1, f"R{i}", "pdq", 25, "pdq/flipx")])
+        elif i % 5 == 2:
+            r = item(key, shard, Verdict.REVIEW, matches=[Match("listC", 2, f"C{i}", "pdq", 3, "pdq/original")])
         else:
-            mm = [Match("listA", 1, f"R{i}", "pdq", 40, "pdq/flipx")]
-            results.append(item(f"k{i:03d}.jpg", f"s{i % 4}", Verdict.REVIEW, matches=mm))
-    summary = write_run(tmp_path / "run", results, banks=[bank("listA"), bank("listB")])
+            r = item(key, shard, Verdict.REVIEW, scores={"unscreened_frames": 4.0})
+        r.url = f"https://example.org/img/{i}.jpg" if i % 2 == 0 else None
+        results.append(r)
+    times = {f"s{k}": f"2026-01-01T00:0{k // 2}:{10 + 20 * k:02d}Z" for k in range(4)}
+    banks = [bank("listA"), bank("listB"), bank("listC", 2)]
+    summary = write_run(tmp_path / "run", results, banks=banks, policy=POLICY, commit_times=times)
     return tmp_path / "run", summary
 
 
@@ -127,12 +142,28 @@ def test_rendered_numbers_equal_summary(tmp_path: Path) -> None:
     assert dom.by_id["flagged-info"]["data-matching"] == str(want)
     assert dom.body_rows == 1 + min(want, PAGE_SIZE)
 
+    # What the script wrote in the cells: the probe in words and the policy's reason, for a reader who does not
+    # know the engine's names; the URL as text, never as a link.
+    proc = run_chromium(tmp_path, "--dump-dom", out.as_uri() + "#q=example.org")
+    page = proc.stdout
+    for words in ("as is", "rotated 90°", "collage cell 4 of 4", "border trimmed, mirrored", "frame 3"):
+        assert f"<td>{words}</td>" in page or f">{words}</td>" in page, words
+    assert "https://example.org/img/4.jpg" in page and "<a " not in page
+    proc = run_chromium(tmp_path, "--dump-dom", out.as_uri() + "#q=review")
+    for why in ("near the threshold: distance 25 &gt; review-above 20", "list listC is set to review"):
+        assert why in proc.stdout, why
+    assert "more frames than screened (4 not screened)" in proc.stdout
+    # The failed list is drawn too, one row per failed item.
+    assert 'id="failed-info" data-matching="' + str(summary["failed"]) + '"' in proc.stdout
+
 
 def test_screenshot_is_not_blank(tmp_path: Path) -> None:
     run, _ = big_run(tmp_path)
     out, _ = write_report(run)
     shot = tmp_path / "shot.png"
     proc = run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", out.as_uri())
+    if os.environ.get("CLEANSET_REPORT_SHOT"):  # to look at the page by hand: CLEANSET_REPORT_SHOT=/tmp/report.png
+        shutil.copy(shot, os.environ["CLEANSET_REPORT_SHOT"])
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     px = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert px.shape == (2000, 1280)

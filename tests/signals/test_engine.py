@@ -14,6 +14,7 @@ from cleanset.imaging.decode import decode_image
 from cleanset.imaging.regions import Region
 from cleanset.records import DIHEDRAL_NAMES, Status
 from cleanset.signals import engine as engine_mod
+from cleanset.signals import get_signal
 from cleanset.signals.engine import HashConfig, HashEngine, probe_names
 from cleanset.signals.pdq import pdq512_rgb, pdq_rgb
 from cleanset.signals.phash import phash_rgb
@@ -155,3 +156,25 @@ def test_config_errors_fail_fast(signals: tuple[str, ...]) -> None:
         HashConfig(signals=signals)
     with pytest.raises(UserError):
         HashConfig(max_pixels=0)
+
+
+def test_16_bit_grey_resave_hashes_like_the_photo() -> None:
+    """A photo re-saved as a 16-bit greyscale PNG: Pillow's clipping would hash a white page; scaling keeps it."""
+    import skimage.data
+
+    grey = np.asarray(Image.fromarray(skimage.data.coffee()).resize((400, 300)).convert("L"))
+    buf = io.BytesIO()
+    Image.fromarray(grey.astype(np.uint16) * 257).save(buf, format="PNG")
+    out = HashEngine(HashConfig(regions=False)).hash_bytes(buf.getvalue())
+    assert out.status is Status.OK
+    distance = get_signal("pdq").distance
+    photo = pdq_rgb(np.repeat(grey[:, :, None], 3, axis=2))
+    clipped = pdq_rgb(np.where(grey[:, :, None] > 0, 255, 0).repeat(3, axis=2).astype(np.uint8))
+    assert distance(out.hashes["pdq"], photo.hex) <= 4
+    assert out.pdq_quality is not None and out.pdq_quality >= 50
+    assert distance(out.hashes["pdq"], clipped.hex) > 64
+
+
+def test_single_frame_items_get_no_frame_probes_or_scores(big_jpeg: bytes) -> None:
+    out = HashEngine().hash_bytes(big_jpeg)
+    assert out.scores == {} and not [p for p in out.probes if p.name.startswith("frame")]

@@ -51,3 +51,11 @@ def test_printable_key_writes_undecodable_bytes_out() -> None:
     assert printable_key(name) == "caf\\xe9.jpg"
     assert printable_key(name).encode("utf-8")
     assert printable_key("café") == "café"
+
+
+def test_existing_names_with_pattern_characters_are_taken_literally(tmp_path: Path) -> None:
+    """Names are data: a folder called ``{a,b}[1]*?`` is read as itself, and its look-alikes are not."""
+    odd = tmp_path / "{a,b}[1]*?"
+    odd.mkdir()
+    (tmp_path / "a[1]*?").mkdir()  # what brace expansion would produce
+    assert expand_paths([odd]) == [odd]

@@ -49,15 +49,16 @@ def render_card(data: dict[str, Any], attestation_name: str = "attestation.intot
     by_reason: dict[str, int] = {}
     for r in data["flagged"]:
         if r["verdict"] == "remove":
-            label = f"match in {r['bank']}" if r["bank"] else r["reason"]
+            label = f"match in {r['bank']}" if r["bank"] else "; ".join(r["why"])
             by_reason[label] = by_reason.get(label, 0) + 1
     for label, n in sorted(by_reason.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {_md(label)} | {n:,} |")
     if not by_reason:
         lines.append("| (nothing removed) | 0 |")
-    if data["failures_by_reason"]:
-        lines += ["", "Items that could not be read were left out (fail closed):", ""]
-        lines += [f"- {_md(k)}: {v:,}" for k, v in data["failures_by_reason"].items()]
+    if data["failures_by_code"]:
+        # By code, not by free-text reason: a reason can name a file, and the card is public.
+        lines += ["", "Items that could not be read or screened were left out (fail closed):", ""]
+        lines += [f"- {_md(g['code'])} ({_md(g['meaning'])}): {g['items']:,}" for g in data["failures_by_code"]]
     lines += [
         "",
         "### Verifying",

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 
 
 import matplotlib.pyplot as plt
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -31,6 +32,8 @@ _RC: Any = {  # typed loosely: matplotlib types rc keys as one long Literal
     "axes.spines.right": False,
 }
 COLOR = "#3b6ea5"
+MARK = "#a23b2a"
+REMOVED, REVIEW, FAILED = "#9b2f20", "#d39b2a", "#8893a0"
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)  # RDF boilerplate with external URIs
 MAX_BARS = 30
 
@@ -51,34 +54,54 @@ def _figure(width: float = 6.4, height: float = 2.6) -> tuple[Figure, plt.Axes]:
     return fig, ax
 
 
-def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str = "items") -> str:
-    """Horizontal bars, largest first, capped so a run with thousands of probe names still renders."""
-    pairs = sorted(zip(labels, values, strict=True), key=lambda lv: -lv[1])[:MAX_BARS]
+def _integers(*axes: Axis) -> None:
+    """Counts have integer ticks only: an axis reading "2.5 items" is wrong, not just ugly."""
+    for axis in axes:
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _short(label: str, n: int = 40) -> str:
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+def stacked_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[int], str]], title: str) -> str:
+    """Horizontal bars in the given order (the caller sorts), one colour per series, capped at ``MAX_BARS``."""
+    names = [_short(str(x)) for x in labels[:MAX_BARS]][::-1]
     with plt.rc_context(_RC):
-        fig, ax = _figure(height=max(1.2, 0.28 * len(pairs) + 0.8))
-        if pairs:
-            names = [p[0] if len(p[0]) <= 40 else p[0][:39] + "…" for p in pairs][::-1]
-            vals = [p[1] for p in pairs][::-1]
-            ax.barh(range(len(vals)), vals, color=COLOR)
-            ax.set_yticks(range(len(vals)), names)
-            for i, v in enumerate(vals):
-                ax.annotate(f"{v:g}", (v, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
-            ax.set_yticks([])
-        ax.set_xlabel(xlabel)
+        fig, ax = _figure(height=max(1.4, 0.26 * len(names) + 1.0))
+        left = [0] * len(names)
+        for name, values, color in series:
+            vals = list(values[:MAX_BARS])[::-1]
+            if any(vals):
+                ax.barh(range(len(vals)), vals, left=left, color=color, label=name)
+            left = [a + b for a, b in zip(left, vals, strict=True)]
+        ax.set_yticks(range(len(names)), names)
+        for i, v in enumerate(left):
+            ax.annotate(f"{v:,}", (v, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+        _integers(ax.xaxis)
+        ax.set_xlabel("items")
         ax.set_title(title, loc="left")
+        ax.legend(loc="lower right", frameon=False, fontsize=8)
     return _svg(fig, title)
 
 
 def histogram(
-    edges_or_bins: Sequence[float], counts: Sequence[int], title: str, xlabel: str, discrete: bool = False
+    edges_or_bins: Sequence[float],
+    counts: Sequence[int],
+    title: str,
+    xlabel: str,
+    discrete: bool = False,
+    marks: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """``discrete``: one bar per integer bin (PDQ distance); otherwise ``edges`` has len(counts) + 1 entries."""
+    """``discrete``: one bar per integer bin (PDQ distance); otherwise ``edges`` has len(counts) + 1 entries.
+
+    ``marks`` are dashed vertical lines (a threshold, a review cut-off), so the reader sees how close the hits sit
+    to where the policy draws its lines."""
     with plt.rc_context(_RC):
         fig, ax = _figure()
         if discrete:
             ax.bar(list(edges_or_bins), list(counts), width=0.9, color=COLOR)
+            _integers(ax.xaxis)
         elif counts:
             e = list(edges_or_bins)
             ax.bar(
@@ -88,26 +111,59 @@ def histogram(
                 align="edge",
                 color=COLOR,
             )
+        _integers(ax.yaxis)
+        for x, label in marks:
+            ax.axvline(x, color=MARK, linestyle="--", linewidth=1)
+            ax.annotate(
+                label,
+                (x, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -2),
+                textcoords="offset points",
+                va="top",
+                fontsize=8,
+                color=MARK,
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("items")
         ax.set_title(title, loc="left")
     return _svg(fig, title)
 
 
-def progress_chart(seconds: Sequence[float], cumulative: Sequence[int], per_shard: Sequence[int], title: str) -> str:
-    """Items committed over time (line) with each shard's size (bars at its commit index)."""
+def _rates(seconds: Sequence[float], cumulative: Sequence[int]) -> tuple[list[float], list[float]]:
+    """Items per minute between successive commits; commits at the same second are one step."""
+    edges: list[float] = [seconds[0]]
+    done: list[int] = [cumulative[0]]
+    for t, c in zip(seconds[1:], cumulative[1:], strict=True):
+        if t > edges[-1]:
+            edges.append(t)
+            done.append(c)
+        else:
+            done[-1] = c
+    rates = [60.0 * (b - a) / (t1 - t0) for a, b, t0, t1 in zip(done, done[1:], edges, edges[1:], strict=False)]
+    return edges, rates
+
+
+def progress_chart(seconds: Sequence[float], cumulative: Sequence[int], title: str) -> str:
+    """Items committed over time (left) and the throughput between commits (right): a scan that slowed down or
+    stalled shows here, and nowhere in the tables."""
+    minutes = bool(seconds) and max(seconds) >= 600
+    scale, unit = (60.0, "minutes") if minutes else (1.0, "seconds")
+    t = [x / scale for x in seconds]
     with plt.rc_context(_RC):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.4, 2.6))
-        if seconds:
-            ax1.step(list(seconds), list(cumulative), where="post", color=COLOR)
-            ax1.plot(list(seconds), list(cumulative), "o", ms=3, color=COLOR)
-        ax1.set_xlabel("seconds since first commit")
+        if t:
+            ax1.step(t, list(cumulative), where="post", color=COLOR)
+            ax1.plot(t, list(cumulative), "o", ms=3, color=COLOR)
+            edges, rates = _rates(seconds, cumulative)
+            if rates:
+                ax2.stairs(rates, [e / scale for e in edges], color=COLOR, fill=True, alpha=0.85)
+        _integers(ax1.yaxis)
+        ax1.set_xlabel(f"{unit} since first commit")
         ax1.set_ylabel("items committed")
         ax1.set_title(title, loc="left")
-        ax2.bar(range(1, len(per_shard) + 1), list(per_shard), color=COLOR)
-        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax2.set_xlabel("shard (commit order)")
-        ax2.set_ylabel("items")
-        ax2.set_title("items per shard", loc="left")
+        ax2.set_xlabel(f"{unit} since first commit")
+        ax2.set_ylabel("items per minute")
+        ax2.set_title("throughput", loc="left")
         fig.tight_layout()
     return _svg(fig, title)

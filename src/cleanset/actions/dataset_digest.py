@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cleanset.actions.merkle import DatasetDigest, canonical_row, item_digest
-from cleanset.errors import UserError
 
 _CHUNK = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -36,9 +35,11 @@ def expand(paths: Sequence[Path]) -> list[Path]:
 def dataset_folder(paths: Sequence[Path]) -> Path:
     """The folder file paths are relative to (see ``cleanset.actions.merkle``): the one folder given, else the
     deepest folder holding every named file and folder."""
-    expanded = expand(paths)
-    dirs = [str(p) if p.is_dir() else str(p.parent) for p in expanded]
-    return Path(os.path.commonpath(dirs))
+    return _folder(expand(paths))
+
+
+def _folder(expanded: Sequence[Path]) -> Path:
+    return Path(os.path.commonpath([str(p) if p.is_dir() else str(p.parent) for p in expanded]))
 
 
 def display_path(path: bytes) -> str:
@@ -46,6 +47,10 @@ def display_path(path: bytes) -> str:
     from cleanset.sources._files import printable_key
 
     return printable_key(os.fsdecode(path))
+
+
+# Why an entry has no leaf when it is not a regular file; any other reason means it could not be read.
+IRREGULAR = frozenset({"symbolic link", "fifo", "socket", "device", "not a regular file"})
 
 
 def _kind(mode: int) -> str:
@@ -87,22 +92,22 @@ def _walk(top: bytes, rel: bytes, files: dict[bytes, str], bad: dict[bytes, str]
     try:
         with os.scandir(top) as it:
             entries = sorted(it, key=lambda e: e.name)
-    except OSError as e:
-        bad[rel or b"."] = f"folder cannot be listed: {e.strerror or e}"
+    except OSError as err:
+        bad[rel or b"."] = f"folder cannot be listed: {err.strerror or err}"
         return
-    for e in entries:
-        name = rel + b"/" + e.name if rel else e.name
+    for entry in entries:
+        name = rel + b"/" + entry.name if rel else entry.name
         try:
-            if e.is_dir(follow_symlinks=False):
-                _walk(e.path, name, files, bad)
+            if entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, name, files, bad)
                 continue
-            if not e.is_file(follow_symlinks=False):
-                bad[name] = _kind(e.stat(follow_symlinks=False).st_mode)
+            if not entry.is_file(follow_symlinks=False):
+                bad[name] = _kind(entry.stat(follow_symlinks=False).st_mode)
                 continue
         except OSError as err:
             bad[name] = f"cannot be read: {err.strerror or err}"
             continue
-        digest, why = _hash_file(e.path)
+        digest, why = _hash_file(entry.path)
         if digest is None:
             bad[name] = why
         else:
@@ -114,7 +119,7 @@ def digest_files(paths: Sequence[Path]) -> tuple[dict[bytes, str], list[tuple[by
     leaf (relative path, why). A folder named on the command line may itself be a link (the user chose it);
     nothing found inside is followed."""
     expanded = expand(paths)
-    root = dataset_folder(expanded)
+    root = _folder(expanded)
     files: dict[bytes, str] = {}
     bad: dict[bytes, str] = {}
     for p in expanded:
@@ -136,8 +141,8 @@ def digest_files(paths: Sequence[Path]) -> tuple[dict[bytes, str], list[tuple[by
             bad[rel] = why
         else:
             files[rel] = digest
-    for p in bad:
-        files.pop(p, None)
+    for path in bad:
+        files.pop(path, None)
     return files, sorted(bad.items())
 
 
@@ -152,12 +157,7 @@ def digest_dataset(paths: Sequence[Path], format: str | None = None) -> tuple[Da
     from cleanset.sources.base import content_digest
 
     files, bad_files = digest_files(paths)
-    try:
-        source = open_source(list(paths), format)
-    except UserError:
-        if files or bad_files:
-            raise
-        raise UserError(f"{', '.join(map(str, paths))}: holds no files") from None
+    source = open_source(list(paths), format)
     digest = DatasetDigest(leaves={}, unreadable=[], files=files, bad_files=bad_files)
     for shard in source.shards():
         entries = digest.leaves.setdefault(shard.id, [])

@@ -4,8 +4,10 @@
                                             values/<signal>.npy      (n, bits/8) uint8
                                             entries/<signal>.parquet  id + label.* columns, row i = value row i
 
-A version directory is written under a temporary name beside ``versions/`` and renamed into place, so a reader
-never sees half a version; nothing inside a version is ever rewritten.
+    $CLEANSET_HOME/banks/.tmp/                                  temporary directories (see scratch.py)
+
+A version directory is written under ``banks/.tmp`` and renamed into place, so a reader never sees half a version;
+nothing inside a version is ever rewritten.
 """
 
 from __future__ import annotations

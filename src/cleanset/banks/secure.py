@@ -9,35 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+from cleanset.atomic import PRIVATE_DIR_MODE as DIR_MODE
+from cleanset.atomic import PRIVATE_FILE_MODE as FILE_MODE
+from cleanset.atomic import make_private as lock_down
+from cleanset.atomic import private_dir
 
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` and any missing parents as 0700 (existing parents are left as they are)."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        d.mkdir(mode=DIR_MODE, exist_ok=True)
-        os.chmod(d, DIR_MODE)
-    return path
-
-
-def lock_down(tree: Path) -> None:
-    """Make every directory under ``tree`` 0700 and every file 0600."""
-    os.chmod(tree, DIR_MODE)
-    for dirpath, dirnames, filenames in os.walk(tree):
-        for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), DIR_MODE)
-        for f in filenames:
-            os.chmod(os.path.join(dirpath, f), FILE_MODE)
+__all__ = ["DIR_MODE", "FILE_MODE", "fsync_tree", "lock_down", "open_private", "private_dir", "write_json"]
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -67,7 +47,3 @@ def fsync_tree(tree: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +18,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("keygen")
     def keygen(
-        out: Annotated[Path, typer.Option("--out", help="Directory for cleanset.key (0600) and cleanset.pub.")],
+        out: Annotated[
+            Path, typer.Option("--out", help="Directory for cleanset.key (0600) and cleanset.pub; made 0700.")
+        ],
     ) -> None:
         """Make an Ed25519 signing key pair for attestations."""
         from cleanset.actions import dsse
 
+        _owner_only_dir(out)
         priv, pub = dsse.generate_keypair(out)
+        # Whatever the umask: the private key readable by its owner only, the public key by anyone, neither
+        # writable by others.
+        os.chmod(priv, 0o600)
+        os.chmod(pub, 0o644)
         kid = dsse.keyid(dsse.load_public_key(pub))
         typer.echo(f"private key: {priv} (keep it secret)\npublic key:  {pub}\nkeyid:       {kid}")
 
@@ -38,39 +47,28 @@ def register(app: typer.Typer) -> None:
         ] = None,
         fmt: Annotated[str | None, typer.Option("--format", help="Source format of the dataset.")] = None,
     ) -> None:
-        """Sign an in-toto statement whose subject is the cleaned dataset's Merkle root."""
+        """Sign an in-toto statement whose subject is the cleaned dataset's Merkle root (every item and file).
+
+        The dataset must be a finished `cleanset clean` output of this run's latest revision.
+        """
         from cleanset.actions import dsse
         from cleanset.actions.attestation import attest as do_attest
         from cleanset.actions.attestation import leaves_path_for
-        from cleanset.results.store import RunStore
 
-        store = RunStore(run)
         clean_path = run / "clean.json"
-        clean = json.loads(clean_path.read_text()) if clean_path.is_file() else None
         if not dataset:
+            clean = json.loads(clean_path.read_text()) if clean_path.is_file() else None
             if not clean or not clean.get("out"):
                 raise UserError(f"{clean_path}: missing or has no 'out'; pass --dataset DIR")
             dataset = [Path(clean["out"])]
-        revision = clean.get("revision") if clean and isinstance(clean.get("revision"), int) else None
-        rev = store.latest_revision() if revision is None else revision
         private = dsse.load_private_key(key)
         target = out or run / "attestation.intoto.json"
-        st = do_attest(
-            manifest=store.manifest_of(rev),
-            summary=store.summary_of(rev),
-            items=store.items_table(rev, columns=["shard", "key", "status", "verdict", "sha256"]),
-            revision=rev,
-            clean=clean,
-            dataset=dataset,
-            key=private,
-            out=target,
-            format=fmt or (clean or {}).get("format"),
-        )
+        st = do_attest(run=run, dataset=dataset, key=private, out=target, format=fmt)
         pred = st["predicate"]
         typer.echo(
-            f"attested {pred['dataset']['items']:,} items in {len(pred['merkle']['shards'])} shards, "
-            f"root {pred['merkle']['root']}\nwrote {target} and {leaves_path_for(target)}\n"
-            f"keyid {pred['signer']['keyid']}"
+            f"attested {pred['dataset']['items']:,} items in {len(pred['merkle']['shards'])} shards and "
+            f"{pred['dataset']['files']:,} files, root {pred['merkle']['root']}\n"
+            f"wrote {target} and {leaves_path_for(target)}\nkeyid {pred['signer']['keyid']}"
         )
 
     @app.command("verify")
@@ -106,7 +104,7 @@ def register(app: typer.Typer) -> None:
         pred = res.statement["predicate"]
         c = pred.get("counts") or {}
         typer.echo(
-            f"verified: {res.items:,} items, root {res.root}\n"
+            f"verified: {res.items:,} items, {res.files:,} files, root {res.root}\n"
             f"signed by keyid {res.keyid} at {pred.get('attestedAt')}; scanned with cleanset "
             f"{(pred.get('cleanset') or {}).get('version')} against "
             + ", ".join(f"{b['name']}@{b['version']}" for b in pred.get("banks") or [])
@@ -118,3 +116,23 @@ def register(app: typer.Typer) -> None:
                 "data matches it but not who signed it",
                 err=True,
             )
+
+
+def _owner_only_dir(path: Path) -> None:
+    """Make ``path`` a folder only its owner can enter, whatever the umask; an existing one must already be.
+
+    An existing folder is not tightened behind the user's back (it may be shared on purpose); it is refused."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{path}: exists and is not a folder") from None
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise UserError(
+                f"{path}: others can access this folder (mode {stat.S_IMODE(st.st_mode):04o}); pass a new folder "
+                f"or make it owner-only first (chmod 700 {path})"
+            ) from None
+        return
+    os.chmod(path, 0o700)  # mkdir's mode is cut by the umask, never widened: set it exactly

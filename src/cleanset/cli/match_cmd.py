@@ -3,6 +3,12 @@
 Input lines are either one hex hash each or the JSON lines `cleanset hash` writes (then every signal present is
 probed, PDQ with its quality so the quality gate applies). Output names each match by bank, version, entry id,
 signal, distance and probe, never by the bank's value.
+
+Exit status, so a shell pipeline can stop on a hit without parsing the output: 0 when every input was checked and
+none matched, 1 when any input matched (or could not be hashed, so was matched by its file digests only: that is
+not a clean answer, and a screening step fails closed), 2 on a usage error (bad option, unknown bank, malformed
+input). The numbers are grep's three outcomes with 0 and 1 turned round, as virus scanners have them: "clean" is
+the success a `set -e` script goes on after.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from typing import Annotated, Any
 
 import typer
 
+from cleanset.cli import options
 from cleanset.errors import ExitCode, InputFormatError, UserError
 from cleanset.records import Probe
 
+MATCHED = 1  # exit status when any input matched (see the module docstring)
 BATCH = 4096  # inputs matched per batch: one index query per (bank, signal) for the whole batch
 
 # `cleanset hash` JSON: primary hash field -> (probe name, bank signal, quality field)
@@ -44,7 +52,8 @@ def register(app: typer.Typer) -> None:
 def match(
     hashes: Annotated[list[str] | None, typer.Argument(help="Hex hashes to match.", show_default=False)] = None,
     bank: Annotated[
-        list[str] | None, typer.Option("--bank", "-b", help="Bank to match against (repeat for several).")
+        list[str] | None,
+        typer.Option("--bank", "-b", help="Bank to match against, NAME or NAME@VERSION (repeat for several)."),
     ] = None,
     file: Annotated[
         Path | None,
@@ -56,18 +65,24 @@ def match(
         str | None,
         typer.Option(help="Signal of bare hashes (default: every signal of that length the banks hold)."),
     ] = None,
-    quality_gate: Annotated[int, typer.Option(help="PDQ probes below this quality are matched exactly only.")] = 50,
+    quality_gate: Annotated[
+        int,
+        typer.Option(
+            help="PDQ probes below this quality (0-100) are matched exactly only.", callback=options.quality_gate
+        ),
+    ] = options.DEFAULT_QUALITY_GATE,
 ) -> None:
-    """Match hashes against banks and write one JSON line per input: input, matches, notes."""
-    from cleanset.banks.store import BankStore
+    """Match hashes against banks and write one JSON line per input: input, matches, notes.
+
+    Exit status: 0 nothing matched, 1 something matched (or an input could not be hashed), 2 usage error.
+    """
     from cleanset.matching.matcher import BankMatcher
 
     if not bank:
         raise UserError("name at least one bank with --bank")
     if not hashes and file is None:
         raise UserError("give hashes as arguments or a file with --file")
-    store = BankStore.default()
-    matcher = BankMatcher.build([store.open(name) for name in bank], quality_gate=quality_gate)
+    matcher = BankMatcher.build(options.open_banks(bank), quality_gate=quality_gate)
     held = set(matcher.signals())
     if signal is not None:
         from cleanset.signals import get_signal
@@ -78,17 +93,19 @@ def match(
     if file is not None:
         inputs = _chain(inputs, _from_file(file, signal, held))
     batch: list[dict[str, Any]] = []
-    failed = 0
+    failed = matched = 0
     for item in inputs:
         batch.append(item)
         failed += bool(item.get("failed"))
         if len(batch) >= BATCH:
-            _emit(matcher, batch)
+            matched += _emit(matcher, batch)
             batch = []
-    _emit(matcher, batch)
+    matched += _emit(matcher, batch)
     if failed:
         typer.echo(f"{failed} input(s) could not be decoded: matched by file digests only", err=True)
         raise typer.Exit(int(ExitCode.FAILED_ITEMS))
+    if matched:
+        raise typer.Exit(MATCHED)
 
 
 def _chain(*its: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -96,15 +113,19 @@ def _chain(*its: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from it
 
 
-def _emit(matcher: Any, batch: Sequence[dict[str, Any]]) -> None:
+def _emit(matcher: Any, batch: Sequence[dict[str, Any]]) -> int:
+    """Write one JSON line per input; returns how many inputs matched anything."""
     results = matcher.match_many([item["probes"] for item in batch])
+    matched = 0
     for item, (matches, notes) in zip(batch, results, strict=True):
         out: dict[str, Any] = {"input": item["input"]}
         if "line" in item:
             out["line"] = item["line"]
         out["matches"] = [asdict(m) for m in matches]
         out["notes"] = item["notes"] + notes
+        matched += bool(matches)
         typer.echo(json.dumps(out))
+    return matched
 
 
 def _bare_probes(text: str, signal: str | None, held: set[str]) -> tuple[list[Probe], list[str]]:

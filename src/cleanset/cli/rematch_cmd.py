@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -52,3 +53,26 @@ def register(app: typer.Typer) -> None:
             where = f" {c['bank']}:{c['entry_id']}" if c["bank"] else f" {c['old_verdict']} -> {c['new_verdict']}"
             typer.echo(f"  {c['change']}: {c['key']!r} (shard {c['shard']}){where}")
         typer.echo(f"wrote {res.path}")
+        stale = _stale_clean(run, res.revision)
+        if stale:
+            typer.echo(stale, err=True)
+
+
+def _stale_clean(run: Path, revision: int) -> str | None:
+    """The warning for a cleaned copy made before this revision: it may hold items the run now drops, and
+    `cleanset attest` refuses it until it is cleaned again."""
+    from cleanset.actions.clean import CLEAN_JSON
+
+    try:
+        record = json.loads((run / CLEAN_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    cleaned_at = record.get("revision") if isinstance(record, dict) else None
+    if not isinstance(cleaned_at, int) or cleaned_at >= revision:
+        return None
+    where = record.get("out") or "the --out of `cleanset clean`"
+    return (
+        f"warning: the cleaned copy {where} was made at revision {cleaned_at} and is now stale (revision "
+        f"{revision}): it may hold items this revision drops. Run `cleanset clean` again (to a new --out) before "
+        "`cleanset attest`"
+    )

@@ -2,7 +2,8 @@
 
 Exit code 0 when the scan finished, even with failed items: they are recorded per item (reason in RUN/items,
 counts in RUN/summary.json and on screen) and the cleaned dataset leaves them out. ``--strict`` exits 1 when any
-item failed, for pipelines that want to stop on them.
+item failed, for pipelines that want to stop on them. A scan that screened nothing is never a success: no items
+at all exits 2 (the paths or ``--format``/``--url-col`` are likely wrong), only failed items exits 1.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def register(app: typer.Typer) -> None:
         images: Annotated[
             Path | None, typer.Option(help="img2dataset's download of URL metadata, joined back by URL.")
         ] = None,
+        url_col: Annotated[
+            str | None, typer.Option("--url-col", help="URL column of Parquet rows (default: url, any case).")
+        ] = None,
+        caption_col: Annotated[
+            str | None,
+            typer.Option("--caption-col", help="Caption column of Parquet rows (default: caption, text or txt)."),
+        ] = None,
         signals: Annotated[
             list[str] | None, typer.Option("--signals", help="Signals to compute (comma-separated).")
         ] = None,
@@ -52,7 +60,7 @@ def register(app: typer.Typer) -> None:
         """Scan a dataset against banks; results go to OUT (re-run the same command to resume)."""
         from cleanset.pipeline.policy import Policy
         from cleanset.pipeline.progress import ScanProgress, print_summary
-        from cleanset.pipeline.scan import ScanOptions, execute, prepare
+        from cleanset.pipeline.scan import ScanOptions, check_screened, execute, prepare
 
         opts = ScanOptions(
             sources=sources,
@@ -60,6 +68,8 @@ def register(app: typer.Typer) -> None:
             out=out,
             format=format,
             images=images,
+            url_col=url_col,
+            caption_col=caption_col,
             signals=_split(signals),
             probes=not no_probes,
             quality_gate=quality_gate,
@@ -73,5 +83,6 @@ def register(app: typer.Typer) -> None:
         with view.progress:
             summary = execute(prep, executor, workers, on_event=view.on_event)
         print_summary(Console(), summary, out)
+        check_screened(summary, sources)
         if strict and summary["failed"]:
             raise typer.Exit(int(ExitCode.FAILED_ITEMS))

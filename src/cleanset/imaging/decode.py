@@ -142,6 +142,15 @@ def _is_svg(data: bytes) -> bool:
     return _svg_root(_svg_text(head))
 
 
+# Sizes of the BMP info headers that follow the 14-byte file header (OS/2 1.x and 2.x, Windows 3 to 5): "BM" alone
+# starts too many captions ("BMW at dusk") to mean an image.
+_BMP_INFO_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+def _bmp_header(data: bytes) -> bool:
+    return len(data) >= 18 and int.from_bytes(data[14:18], "little") in _BMP_INFO_SIZES
+
+
 def sniff(data: bytes) -> str | None:
     """The format the leading bytes claim, so an unreadable file is reported as a corrupt JPEG rather than as
     "not an image", and so callers can tell image bytes (including SVG, which is never decoded) from text."""
@@ -155,7 +164,7 @@ def sniff(data: bytes) -> str | None:
         return "WEBP"
     if data.startswith((b"II*\x00", b"MM\x00*")):
         return "TIFF"
-    if data.startswith(b"BM"):
+    if data.startswith(b"BM") and _bmp_header(data):
         return "BMP"
     if data.startswith(b"P"):
         if _NETPBM.match(data):
@@ -195,6 +204,34 @@ def _decode_jpeg_turbo(data: bytes, max_pixels: int) -> Decoded | None:
         return None
     mode = "L" if colorspace == "GRAY" else "RGB"
     return Decoded(np.ascontiguousarray(rgbx)[:, :, :3], width, height, "JPEG", mode)
+
+
+def _has_mpf(data: bytes) -> bool:
+    """Whether the JPEG's header holds a multi-picture index (an APP2 "MPF" segment), which is where Pillow looks to
+    read the file as MPO. Walks the segments up to the start of scan as Pillow does (junk between them skipped), so
+    a plain JPEG costs a few steps rather than a search of the whole file."""
+    i, n = 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            i = data.find(b"\xff", i)
+            if i < 0:
+                return False
+            continue
+        marker = data[i + 1]
+        if marker in (0xFF, 0x00):  # fill byte, or an escaped 0xFF that is junk here
+            i += 1 if marker == 0xFF else 2
+        elif 0xD0 <= marker <= 0xD9:  # RSTn, SOI, EOI: no length
+            i += 2
+        elif marker == 0xDA or marker < 0xC0 or i + 4 > n:  # start of scan, or a header Pillow would refuse
+            return False
+        else:
+            length = int.from_bytes(data[i + 2 : i + 4], "big")
+            if marker == 0xE2 and data[i + 4 : i + 8] == b"MPF\x00":
+                return True
+            if length < 2:
+                return False
+            i += 2 + length
+    return False
 
 
 def _open(data: bytes, max_pixels: int) -> ImageFile.ImageFile:
@@ -367,7 +404,7 @@ def decode_frames(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     if not data:
         raise DecodeError("empty file")
-    if data.startswith(JPEG_MAGIC) and b"MPF\x00" not in data:
+    if data.startswith(JPEG_MAGIC) and not _has_mpf(data):
         out = _decode_jpeg_turbo(data, max_pixels)
         if out is not None:
             return Frames(1, 1, out, None, max_pixels)

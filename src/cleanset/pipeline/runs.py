@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cleanset.atomic import atomic_output
+from cleanset.atomic import PRIVATE_FILE_MODE, atomic_output, make_private, private_dir
 from cleanset.errors import InputFormatError, UserError
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 ITEMS_DIR = "items"
 LEDGER_DIR = "ledger"
+LOCK = ".lock"  # held by a running scan (pipeline.scan.run_lock)
 
 # Keys of the manifest that define the scan; everything else (version, timestamps) is informational.
 FINGERPRINT_KEYS = (
@@ -75,6 +77,18 @@ class RunDir:
     def ledger_dir(self) -> Path:
         return self.path / LEDGER_DIR
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
+    def _private_lock(self) -> None:
+        """The scan's lock file is made here, 0600: whoever opens it later with O_CREAT keeps that mode."""
+        fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+        try:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+        finally:
+            os.close(fd)
+
     def items_path(self, shard_id: str) -> Path:
         return self.items_dir / f"{shard_id}.parquet"
 
@@ -105,10 +119,15 @@ class RunDir:
         """Create the run, or reopen it when it holds the same scan. Returns (manifest, resumed)."""
         old = self.check(config)
         if old is not None:
+            make_private(self.path)  # a run begun before runs were private is closed up as it resumes
+            self._private_lock()
             return old, True
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.items_dir.mkdir(exist_ok=True)
-        self.ledger_dir.mkdir(exist_ok=True)
+        # Owner-only from the start: a matched item's hashes are list values. Files written into these folders
+        # through atomic_output are owner-only too (see cleanset.atomic); the folders above the run are the user's.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for d in (self.path, self.items_dir, self.ledger_dir):
+            private_dir(d)
+        self._private_lock()
         from cleanset import __version__
 
         manifest = {

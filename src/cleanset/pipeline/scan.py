@@ -11,12 +11,12 @@ import fcntl
 import io
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cleanset.errors import UserError
+from cleanset.errors import CleansetError, ExitCode, UserError
 from cleanset.pipeline.executors import Event, EventFn, get_executor
 from cleanset.pipeline.ledger import committed, totals
 from cleanset.pipeline.policy import Policy
@@ -34,6 +34,8 @@ class ScanOptions:
     out: Path
     format: str | None = None
     images: Path | None = None  # img2dataset's download of URL metadata, joined back by URL (laion)
+    url_col: str | None = None  # the URL column (img2dataset's ``url_col``); None: the source's default
+    caption_col: str | None = None  # the caption column (img2dataset's ``caption_col``)
     signals: Sequence[str] | None = None  # None: the engine's defaults
     probes: bool = True  # dihedral + region probes
     quality_gate: int = DEFAULT_QUALITY_GATE
@@ -74,6 +76,53 @@ def open_banks(names: Sequence[str]) -> list[Any]:
     return snaps
 
 
+# Source options that decide how rows are read, so ``clean`` and ``attest`` must open the source with them too.
+# (``images`` is left out there: it adds bytes to screen at scan time, and clean writes the metadata rows only.)
+REOPEN_OPTIONS = ("url_col", "caption_col")
+
+
+def source_options(opts: ScanOptions) -> dict[str, Any]:
+    """The constructor options the scan opens its source with; only those given, so a source that does not take
+    one is told so (``open_source`` refuses it) rather than ignoring what the user asked for."""
+    options: dict[str, Any] = {}
+    if opts.images is not None:
+        options["images"] = Path(opts.images)
+    if opts.url_col is not None:
+        options["url_col"] = opts.url_col
+    if opts.caption_col is not None:
+        options["caption_col"] = opts.caption_col
+    return options
+
+
+def reopen_options(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Options for ``open_source`` that read a run's dataset (or its cleaned copy) as its scan did."""
+    recorded = manifest.get("source_options") or {}
+    return {k: recorded[k] for k in REOPEN_OPTIONS if recorded.get(k) is not None}
+
+
+class NothingScreened(CleansetError):
+    """The scan ran, but every item it found failed: nothing was checked, so nothing can be called clean."""
+
+    exit_code = ExitCode.FAILED_ITEMS
+
+
+def check_screened(summary: Mapping[str, Any], sources: Sequence[Path]) -> None:
+    """Refuse a scan that screened nothing, which would otherwise end like a clean bill of health."""
+    shown = ", ".join(map(str, sources))
+    if not summary["items"]:
+        raise UserError(
+            f"the scan found no items in {shown}: nothing was screened. Check the paths and --format (and "
+            "--url-col for URL metadata)"
+        )
+    if summary["failed"] == summary["items"]:
+        reasons = summary.get("failures_by_reason") or {}
+        top = next(iter(reasons), None)
+        raise NothingScreened(
+            f"every one of the {summary['items']:,} items in {shown} failed, so nothing was screened"
+            + (f" (commonest reason: {top})" if top else "")
+        )
+
+
 def bank_record(s: Any) -> dict[str, Any]:
     """How the manifest names a bank: identity and digest, never a value."""
     return {
@@ -109,7 +158,7 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
 
     limit_blas_threads()  # before the engine warms up and the workers fork
     snaps = list(snapshots) if snapshots is not None else open_banks(opts.banks)
-    options = {"images": Path(opts.images)} if opts.images is not None else {}
+    options = source_options(opts)
     source = open_source([Path(p) for p in opts.sources], opts.format, **options)
     engine = build_engine(opts, source)
     policy = opts.policy.with_allow_banks(s.name for s in snaps if s.allow)
@@ -117,7 +166,7 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     config = {
         "sources": [str(Path(p).resolve()) for p in opts.sources],
         "format": source.name,
-        "source_options": {k: str(Path(v).resolve()) for k, v in options.items()},
+        "source_options": {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in options.items()},
         "banks": [bank_record(s) for s in snaps],
         "signals": list(cfg.signals),
         "probes": {"dihedral": bool(cfg.dihedral), "regions": bool(cfg.regions)},

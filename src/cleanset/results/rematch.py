@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cleanset.atomic import atomic_output, make_dirs
 from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
 from cleanset.pipeline.ledger import write_parquet_atomic
@@ -165,7 +166,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    with atomic_output(path) as tmp:  # owner-only inside the run (cleanset.atomic)
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def rematch(
@@ -216,13 +218,13 @@ def rematch(
         }
 
     revisions = run / REVISIONS_DIR
-    revisions.mkdir(exist_ok=True)
+    make_dirs(revisions)  # owner-only like the run
     existing = [int(p.name) for p in revisions.iterdir() if p.name.isdigit()]
     rev = max([base_rev, *existing]) + 1
     tmp = revisions / f".tmp-{rev}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    (tmp / "items").mkdir(parents=True)
+    make_dirs(tmp / "items")
 
     result = RematchResult(rev, base_rev, revisions / str(rev), 0, 0, 0.0, mode=mode)
     if mode == "incremental":
@@ -259,7 +261,8 @@ def rematch(
     for c in all_changes:
         if c["change"] == "verdict_changed":
             result.transitions[(c["old_verdict"], c["new_verdict"])] += 1
-    pq.write_table(pa.Table.from_pylist(all_changes, schema=CHANGES_SCHEMA), tmp / "changes.parquet")
+    with atomic_output(tmp / "changes.parquet") as part:
+        pq.write_table(pa.Table.from_pylist(all_changes, schema=CHANGES_SCHEMA), part)
     result.changes = Counter(c["change"] for c in all_changes)
     result.examples = all_changes[:max_examples]
 

@@ -42,11 +42,17 @@ def expand_braces(pattern: str) -> list[str]:
 
 
 def expand_paths(paths: Sequence[Path | str]) -> list[Path]:
-    """The user's paths with brace patterns expanded; every one must exist (fail fast, naming the first missing)."""
+    """The user's paths with brace patterns expanded; every one must exist (fail fast, naming the first missing).
+
+    A path that exists as written is taken literally, so a folder named ``{a,b}`` is read, not expanded. Nothing
+    here is a glob: ``*``, ``?`` and ``[`` in names are plain characters."""
     if not paths:
         raise UserError("no source path given")
     out: list[Path] = []
     for p in paths:
+        if Path(p).exists():  # a real name holding braces is a name, not a pattern
+            out.append(Path(p))
+            continue
         for s in expand_braces(str(p)):
             path = Path(s)
             if not path.exists():

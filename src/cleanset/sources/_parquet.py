@@ -1,44 +1,116 @@
 """Parquet plumbing shared by the image-bytes and LAION metadata sources.
 
-A shard is one file; it is read one row group at a time so a damaged row group costs only its own rows, which are
-still named (failed, with the reason) because the row count of every group is in the file's footer.
+A shard is one file. It is read in bounded batches (``iter_batches`` within one row group at a time) so that
+neither a huge row group nor a huge cell decides how much memory a worker needs, and so that a damaged row group
+costs only its own rows, which are still named (failed, with the reason) because every group's row count is in
+the footer.
+
+Rows keep their identity through ``clean``: a cleaned file records, in its key-value metadata under
+:data:`SOURCE_ROWS_KEY`, the row numbers its rows had in the file the scan read (``[[start, stop], ...]``, stop
+exclusive). Reading a file that carries it gives every row the key it had when it was scanned.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
 from cleanset.sources._files import common_root, expand_paths, listed_files, shard_id_for
 
 BINARY_IMAGE_NAMES = ("jpg", "jpeg", "png", "webp", "image", "img", "image_bytes", "bytes")
+SOURCE_ROWS_KEY = b"cleanset.source_rows"
+CELL_LIMIT = 256 << 20  # a larger cell is a failed item: it is never copied into Python to be screened
+BATCH_BYTES = 64 << 20  # uncompressed bytes a batch of image rows aims at (from the footer's sizes)
+MAX_BATCH_ROWS = 64  # footer sizes can understate decoded ones (dictionary pages): rows bound a batch too
 
 
 def find_column(schema: pa.Schema, *names: str) -> str | None:
     """The schema's column matching one of ``names`` case-insensitively (first name wins): LAION writes ``URL``."""
     lower = {n.lower(): n for n in schema.names}
     for n in names:
-        if n in lower:
-            return lower[n]
+        if n.lower() in lower:
+            return lower[n.lower()]
     return None
 
 
 def _is_bytes(t: pa.DataType) -> bool:
-    return bool(pa.types.is_binary(t) or pa.types.is_large_binary(t))
+    return bool(pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t))
+
+
+def _bytes_field(t: pa.DataType) -> int | None:
+    """Index of the binary ``bytes`` field of a Hugging Face image struct (``{bytes, path}``), else None."""
+    if not pa.types.is_struct(t):
+        return None
+    i = t.get_field_index("bytes")
+    return i if i >= 0 and _is_bytes(t.field(i).type) else None
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+@dataclass(frozen=True)
+class ImageColumn:
+    """A column whose cells hold image bytes: binary, a Hugging Face image struct, or a list of either."""
+
+    name: str
+    struct: bool  # cells (or list elements) are ``{bytes, path}`` structs
+    listed: bool  # cells are lists; each element is an image named ``<column>[i]``
+
+    def cells(self, arr: pa.Array) -> list[list[tuple[str, bytes]]]:
+        """Per row, its non-empty images as (part name, bytes); nulls and 0-byte values hold nothing to screen."""
+        n = len(arr)
+        out: list[list[tuple[str, bytes]]] = [[] for _ in range(n)]
+        if not self.listed:
+            values = _struct_bytes(arr) if self.struct else arr
+            for j, v in enumerate(values.to_pylist()):
+                if v:
+                    out[j].append((self.name, v))
+            return out
+        flat = pc.list_flatten(arr)
+        parents = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False).tolist()
+        values = _struct_bytes(flat) if self.struct else flat
+        last, pos = -1, 0
+        for p, v in zip(parents, values.to_pylist(), strict=True):
+            pos = pos + 1 if p == last else 0
+            last = p
+            if v:
+                out[p].append((f"{self.name}[{pos}]", v))
+        return out
+
+
+def _struct_bytes(arr: pa.Array) -> pa.Array:
+    """The ``bytes`` child of a struct array with the struct's own nulls applied."""
+    return arr.flatten()[_bytes_field(arr.type)]
+
+
+def image_columns(schema: pa.Schema) -> list[ImageColumn]:
+    """Every image-bearing column, in schema order."""
+    out: list[ImageColumn] = []
+    for f in schema:
+        t = f.type
+        listed = _is_list(t)
+        elem = t.value_type if listed else t
+        if _is_bytes(elem) or _bytes_field(elem) is not None:
+            out.append(ImageColumn(f.name, struct=_bytes_field(elem) is not None, listed=listed))
+    return out
 
 
 def image_column(schema: pa.Schema) -> tuple[str, bool] | None:
-    """(column, is_struct) of the image bytes: a Hugging Face ``{bytes, path}`` struct or a binary column."""
+    """(column, is_struct) of the primary image bytes: a Hugging Face ``{bytes, path}`` struct, else a binary
+    column with an image-like name (``jpg``, ``image``...)."""
     for f in schema:
-        if pa.types.is_struct(f.type):
-            names = [f.type.field(i).name for i in range(f.type.num_fields)]
-            if "bytes" in names and _is_bytes(f.type.field("bytes").type):
-                return f.name, True
+        if _bytes_field(f.type) is not None:
+            return f.name, True
     for want in BINARY_IMAGE_NAMES:
         for f in schema:
             if f.name.lower() == want and _is_bytes(f.type):
@@ -76,6 +148,23 @@ class ParquetShards:
             out[sid] = f.resolve()
         return cls(root, out)
 
+    def schemas(self) -> Iterator[tuple[Path, pa.Schema]]:
+        """Each readable file's schema; damaged files are reported per shard when read, not here."""
+        for f in self.files.values():
+            schema = read_schema(f)
+            if schema is not None:
+                yield f, schema
+
+
+def require_column(path: Path, schema: pa.Schema, option: str, name: str) -> str:
+    """The column a user named (case-insensitively); a UserError naming the columns there are when it is absent."""
+    found = find_column(schema, name)
+    if found is None:
+        raise UserError(
+            f"{path}: no column {name!r} (given as {option}); columns found: {', '.join(schema.names) or '(none)'}"
+        )
+    return found
+
 
 def detect_parquet(paths: Sequence[Path], want_images: bool) -> bool:
     """All listed Parquet files (and no tar shards) have, or all lack, an image column; laion also needs a URL."""
@@ -90,7 +179,7 @@ def detect_parquet(paths: Sequence[Path], want_images: bool) -> bool:
         if schema is None:
             continue  # damaged files are reported per shard, not guessed from
         readable += 1
-        has_image = image_column(schema) is not None
+        has_image = bool(image_columns(schema))
         if want_images != has_image:
             return False
         if not want_images and find_column(schema, "url") is None:
@@ -98,29 +187,140 @@ def detect_parquet(paths: Sequence[Path], want_images: bool) -> bool:
     return readable > 0
 
 
+# --- rows: where each row of a file came from -----------------------------------------------------------------
+
+
+class RowMap:
+    """Row number (as the scan knew it) of each position in a file: the position itself, or what the file's
+    :data:`SOURCE_ROWS_KEY` metadata records. Kept as ranges, so a billion-row file costs its ranges only."""
+
+    def __init__(self, ranges: np.ndarray | None) -> None:
+        self._ranges = ranges  # (R, 2) int64 [start, stop), ascending and disjoint; None: identity
+        if ranges is not None:
+            lengths = ranges[:, 1] - ranges[:, 0]
+            self._ends = np.cumsum(lengths)
+            self._firsts = self._ends - lengths
+
+    @classmethod
+    def of(cls, pf: pq.ParquetFile) -> RowMap:
+        """From the file's metadata; ValueError when it is there but does not describe the file's rows."""
+        kv = pf.metadata.metadata or {}
+        raw = kv.get(SOURCE_ROWS_KEY)
+        if raw is None:
+            return cls(None)
+        try:
+            pairs = json.loads(raw)
+            ranges = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"malformed {SOURCE_ROWS_KEY.decode()} metadata: {err}") from None
+        starts, stops = ranges[:, 0], ranges[:, 1]
+        if len(ranges) and (
+            starts[0] < 0 or np.any(stops <= starts) or np.any(starts[1:] < stops[:-1])
+        ):  # rows must rise strictly, so the keys they make stay unique
+            raise ValueError(f"{SOURCE_ROWS_KEY.decode()} metadata holds overlapping or unordered ranges")
+        if int((stops - starts).sum()) != pf.metadata.num_rows:
+            raise ValueError(
+                f"{SOURCE_ROWS_KEY.decode()} metadata names {int((stops - starts).sum())} rows, "
+                f"the file holds {pf.metadata.num_rows}"
+            )
+        return cls(ranges)
+
+    def rows(self, first: int, n: int) -> np.ndarray:
+        """Row numbers of positions ``first .. first + n - 1`` (int64), ascending."""
+        pos = np.arange(first, first + n, dtype=np.int64)
+        if self._ranges is None or n == 0:
+            return pos
+        k = np.searchsorted(self._ends, pos, side="right")
+        return self._ranges[k, 0] + (pos - self._firsts[k])
+
+
+class RangeBuilder:
+    """The kept rows' numbers, gathered batch by batch in ascending order, as compact ``[[start, stop], ...]``."""
+
+    def __init__(self) -> None:
+        self._ranges: list[list[int]] = []
+
+    def add(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = rows[np.concatenate(([0], breaks))].tolist()
+        stops = (rows[np.concatenate((breaks - 1, [len(rows) - 1]))] + 1).tolist()
+        if self._ranges and self._ranges[-1][1] == starts[0]:
+            self._ranges[-1][1] = stops[0]
+            starts, stops = starts[1:], stops[1:]
+        self._ranges.extend([a, b] for a, b in zip(starts, stops, strict=True))
+
+    def metadata(self) -> dict[bytes, bytes]:
+        return {SOURCE_ROWS_KEY: json.dumps(self._ranges, separators=(",", ":")).encode()}
+
+
+def writer_schema(pf: pq.ParquetFile) -> pa.Schema:
+    """The file's schema for its cleaned copy: its metadata kept, but never a stale row record of its own."""
+    schema = pf.schema_arrow
+    md = schema.metadata
+    if md and SOURCE_ROWS_KEY in md:
+        schema = schema.with_metadata({k: v for k, v in md.items() if k != SOURCE_ROWS_KEY})
+    return schema
+
+
+# --- reading in bounded batches --------------------------------------------------------------------------------
+
+
 @dataclass
-class RowGroup:
-    index: int
-    first_row: int
+class Chunk:
+    """Consecutive rows of one row group: ``batch`` holds them, or is None when they could not be read."""
+
+    row_group: int
+    group_first: int  # position in the file of the row group's first row
+    first: int  # position in the file of the chunk's first row
     num_rows: int
-    table: pa.Table | None  # None when unreadable
-    error: str | None
+    batch: pa.RecordBatch | None
+    error: str | None = None
 
 
-def iter_row_groups(path: Path, columns: Sequence[str] | None = None) -> Iterator[RowGroup]:
-    """Row groups in order; raises OSError/ArrowException only when the footer itself is unreadable."""
-    pf = pq.ParquetFile(path)
+def batch_rows(pf: pq.ParquetFile, row_group: int, target: int = BATCH_BYTES, most: int = MAX_BATCH_ROWS) -> int:
+    """Rows per batch so a batch holds about ``target`` uncompressed bytes, by the footer's sizes."""
+    md = pf.metadata.row_group(row_group)
+    per_row = md.total_byte_size / max(md.num_rows, 1)
+    return int(max(1, min(most, target // max(per_row, 1))))
+
+
+def iter_chunks(
+    pf: pq.ParquetFile, name: str, columns: Sequence[str] | None = None, batch_size: int | None = None
+) -> Iterator[Chunk]:
+    """Every row of the file, in order, in chunks of at most ``batch_size`` rows (by default sized from the footer
+    to :data:`BATCH_BYTES`). Rows a damaged row group does not give are one failed chunk; the row counts always
+    add up to the footer's, so no row is dropped and none is made up."""
     md = pf.metadata
     first = 0
+    cols = list(columns) if columns is not None else None
     for i in range(md.num_row_groups):
         n = md.row_group(i).num_rows
-        try:
-            table = pf.read_row_group(i, columns=list(columns) if columns is not None else None)
-            if table.num_rows != n:
-                raise pa.ArrowInvalid(f"row group holds {table.num_rows} rows, footer says {n}")
-            yield RowGroup(i, first, n, table, None)
-        except (OSError, pa.ArrowException) as err:
-            yield RowGroup(i, first, n, None, f"unreadable row group {i} of {path.name}: {err}")
+        size = batch_size or batch_rows(pf, i)
+        done = 0
+        error: str | None = None
+        it: Iterator[pa.RecordBatch] | None = None
+        while done < n:
+            try:
+                if it is None:
+                    it = iter(pf.iter_batches(batch_size=size, row_groups=[i], columns=cols, use_threads=False))
+                batch = next(it, None)
+            except (OSError, pa.ArrowException) as err:
+                error = f"unreadable row group {i} of {name}: {err}"
+                break
+            if batch is None:
+                error = f"unreadable row group {i} of {name}: it holds {done} rows, the footer says {n}"
+                break
+            if batch.num_rows == 0:
+                continue
+            if batch.num_rows > n - done:
+                error = f"unreadable row group {i} of {name}: it holds more rows than the footer's {n}"
+                batch = batch.slice(0, n - done)
+            yield Chunk(i, first, first + done, batch.num_rows, batch)
+            done += batch.num_rows
+        if done < n:
+            yield Chunk(i, first, first + done, n - done, None, error)
         first += n
 
 
@@ -130,3 +330,188 @@ def compression_of(pf: pq.ParquetFile) -> str:
         c = str(md.row_group(0).column(0).compression).lower()
         return c if c in {"snappy", "gzip", "brotli", "zstd", "lz4", "none"} else "snappy"
     return "snappy"
+
+
+# --- cell sizes ------------------------------------------------------------------------------------------------
+
+
+def cell_bytes(arr: pa.Array) -> np.ndarray:
+    """Per row, the size of its largest binary or string value at any depth (int64): found from offsets, so a
+    giant cell is measured without being copied."""
+    t = arr.type
+    n = len(arr)
+    out = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return out
+    if pa.types.is_dictionary(t):
+        sizes = cell_bytes(arr.dictionary)
+        idx = pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        return np.where(arr.is_valid().to_numpy(zero_copy_only=False), sizes[idx], 0) if len(sizes) else out
+    if isinstance(t, pa.ExtensionType):
+        return cell_bytes(arr.storage)
+    if (
+        _is_bytes(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    ):
+        lengths = pc.binary_length(arr)
+        return pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa.types.is_struct(t):
+        for i in range(t.num_fields):
+            np.maximum(out, cell_bytes(arr.field(i)), out=out)
+        return out
+    if pa.types.is_fixed_size_list(t):
+        size = t.list_size
+        if size:
+            child = cell_bytes(arr.values.slice(arr.offset * size, n * size))
+            out = child.reshape(n, size).max(axis=1)
+        return out
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        offs = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        child = cell_bytes(arr.values)[: offs[-1]]
+        rows = np.flatnonzero(offs[1:] > offs[:-1])
+        if len(rows):
+            out[rows] = np.maximum.reduceat(child, offs[:-1][rows])
+        return out
+    return out
+
+
+# --- row digests -----------------------------------------------------------------------------------------------
+
+_NULL = b"\x00"
+_VALID = b"\x01"
+Pieces = list[bytes | memoryview]
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _lp(raw: bytes) -> bytes:
+    return _u64(len(raw)) + raw
+
+
+def _fixed_width(t: pa.DataType) -> int | None:
+    """Bytes per value of a type whose values are one fixed-size little-endian slot in the data buffer."""
+    if (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_temporal(t)
+        or pa.types.is_decimal(t)
+        or pa.types.is_interval(t)
+        or pa.types.is_fixed_size_binary(t)
+    ):
+        bits = int(t.bit_width)
+        return bits // 8 if bits % 8 == 0 else None
+    return None
+
+
+def encode_column(arr: pa.Array) -> list[Pieces]:
+    """Per row, an unambiguous byte encoding of its value for this column's type: a null/valid tag, then raw
+    bytes with their length (binary, UTF-8 strings), the fixed-size value slot (numbers, times, decimals), or the
+    children in order (struct fields; list elements after their count). Binary and string values are views of
+    Arrow's buffers, never copies."""
+    t = arr.type
+    n = len(arr)
+    if n == 0:
+        return []
+    if pa.types.is_dictionary(t):
+        return encode_column(arr.dictionary_decode())
+    if isinstance(t, pa.ExtensionType):
+        return encode_column(arr.storage)
+    if pa.types.is_string_view(t):
+        return encode_column(arr.cast(pa.large_string()))
+    if pa.types.is_binary_view(t):
+        return encode_column(arr.cast(pa.large_binary()))
+    if pa.types.is_run_end_encoded(t):
+        return encode_column(pc.run_end_decode(arr))
+    if pa.types.is_null(t):
+        return [[_NULL] for _ in range(n)]
+    valid: list[bool] | None = None
+    if arr.null_count:
+        valid = arr.is_valid().to_numpy(zero_copy_only=False).tolist()
+    out: list[Pieces]
+    if pa.types.is_binary(t) or pa.types.is_string(t) or pa.types.is_large_binary(t) or pa.types.is_large_string(t):
+        wide = pa.types.is_large_binary(t) or pa.types.is_large_string(t)
+        bufs = arr.buffers()
+        offs = np.frombuffer(
+            bufs[1], dtype=np.int64 if wide else np.int32, count=n + 1, offset=arr.offset * (8 if wide else 4)
+        ).tolist()
+        data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
+        out = [[_VALID + _u64(offs[j + 1] - offs[j]), data[offs[j] : offs[j + 1]]] for j in range(n)]
+    elif pa.types.is_boolean(t):
+        flags = pc.fill_null(arr, False).to_numpy(zero_copy_only=False).tolist()
+        out = [[b"\x01\x01" if f else b"\x01\x00"] for f in flags]
+    elif (w := _fixed_width(t)) is not None:
+        raw = bytes(memoryview(arr.buffers()[1])[arr.offset * w : (arr.offset + n) * w])
+        out = [[_VALID + raw[j * w : (j + 1) * w]] for j in range(n)]
+    elif pa.types.is_struct(t):
+        children = [encode_column(arr.field(i)) for i in range(t.num_fields)]
+        out = []
+        for j in range(n):
+            row: Pieces = [_VALID]
+            for c in children:
+                row.extend(c[j])
+            out.append(row)
+    elif pa.types.is_fixed_size_list(t):
+        size = t.list_size
+        child = encode_column(arr.values.slice(arr.offset * size, n * size))
+        out = []
+        for j in range(n):
+            row = [_VALID + _u64(size)]
+            for elem in child[j * size : (j + 1) * size]:
+                row.extend(elem)
+            out.append(row)
+    elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        offs = arr.offsets.to_numpy(zero_copy_only=False).tolist()
+        child = encode_column(arr.values.slice(0, offs[-1]))
+        out = []
+        for j in range(n):
+            a, b = offs[j], offs[j + 1]
+            row = [_VALID + _u64(b - a)]
+            for elem in child[a:b]:
+                row.extend(elem)
+            out.append(row)
+    else:  # unions and other rare types: Arrow's own rendering of the value
+        out = [[_VALID + _lp(arr.slice(j, 1).to_string().encode())] for j in range(n)]
+    if valid is not None:
+        for j in range(n):
+            if not valid[j]:
+                out[j] = [_NULL]
+    return out
+
+
+class RowDigester:
+    """SHA-256 of each whole row as the file holds it: every column in schema order, after a header naming the
+    columns and their types, so a row whose caption, URL or any cell changed gets another digest."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.header = b"cleanset.parquet-row.v1\n" + b"".join(
+            _lp(f.name.encode("utf-8", "surrogatepass")) + _lp(str(f.type).encode()) for f in schema
+        )
+
+    def digests(self, batch: pa.RecordBatch) -> list[str]:
+        cols = [encode_column(batch.column(i)) for i in range(batch.num_columns)]
+        out: list[str] = []
+        for j in range(batch.num_rows):
+            h = hashlib.sha256(self.header)
+            for c in cols:
+                for piece in c[j]:
+                    h.update(piece)
+            out.append(h.hexdigest())
+        return out
+
+
+def scalar_columns(schema: pa.Schema) -> list[str]:
+    """Columns whose values are plain text, numbers or flags: the ones copied into an item's ``meta``."""
+    return [
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_integer(f.type)
+        or pa.types.is_floating(f.type)
+        or pa.types.is_boolean(f.type)
+    ]

@@ -158,6 +158,23 @@ class CleanGate:
         self.admitted += 1
         return True
 
+    def admit_keys(self, keys: Sequence[str], failed: Sequence[bool] | None = None) -> list[bool]:
+        """:meth:`admit` for many items in order that carry no content of their own (rows of a file that
+        :meth:`check_shard` vouches for as a whole), ``failed`` marking those read with an error: the same checks
+        and answers as set operations, because a call per row would cost more than reading a metadata file."""
+        fails = failed if failed is not None else [False] * len(keys)
+        batch = set(keys)
+        recorded = self.recorded
+        if len(batch) == len(keys) and self.seen.isdisjoint(batch) and all(k in recorded for k in keys):
+            keep = self.keep
+            out = [k in keep and not f for k, f in zip(keys, fails, strict=True)]
+            if all(recorded[k] is None for k, o in zip(keys, out, strict=True) if o):
+                self.seen |= batch
+                self.admitted += sum(out)
+                return out
+        # something is off: admit finds it item by item and raises as it would
+        return [self.admit(SourceItem(key=k, error="failed" if f else None)) for k, f in zip(keys, fails, strict=True)]
+
     def check_shard(self, digest: str) -> None:
         if self.shard_digest is not None and digest != self.shard_digest:
             raise ContentChanged(

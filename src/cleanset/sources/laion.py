@@ -1,21 +1,33 @@
 """LAION-style metadata Parquet: one row per image *URL* (``URL``, ``TEXT``, ...; optional ``md5``/``sha1``/
 ``sha256`` columns), screened without downloading anything.
 
-Each row is an item keyed ``<shard>/<row>`` (row = position in the file). The position is used rather than an id
-column because it is unique by construction and costs nothing to make for billions of rows; id columns such as
-LAION's ``SAMPLE_ID`` travel along in ``meta``. Column names are matched case-insensitively.
+Each row is an item keyed ``<shard>/<row>`` (row = position in the file as the scan read it). The position is used
+rather than an id column because it is unique by construction and costs nothing to make for billions of rows; id
+columns such as LAION's ``SAMPLE_ID`` travel along in ``meta``. ``clean`` records in the cleaned file's key-value
+metadata which rows it kept (see :mod:`cleanset.sources._parquet`), and both readers take the row numbers from
+there, so a cleaned copy reads back with the keys its rows were scanned under.
+
+Columns are matched case-insensitively: the URL column is ``url_col`` (default ``url``), the caption
+``caption_col`` (default ``caption``, else ``text`` or ``txt``), img2dataset's names for these options. A file
+without the URL column (and without a given-hash column to screen by), or with an image-bytes column, is refused
+when the source is opened, naming the columns it has: such rows could not be screened.
 
 Given content hashes are lower-cased and validated (md5 32, sha1 40, sha256 64 hex digits); an empty value counts
 as absent, a malformed one makes the row a failed item ("invalid md5 value in column 'MD5'") because a hash that
 cannot be compared is a check that did not happen. A row with neither URL nor valid hash is failed ("no URL and
 no content hash").
 
+Rows hold no bytes of their own for ``clean`` to re-check, so the shard file is: each file is read into memory
+once, its SHA-256 is :meth:`LaionSource.shard_digest` (recorded by the scan) and every row is parsed from those
+bytes. ``write_clean`` reads the file the same way, has the gate compare the digest before writing anything, and
+writes the kept rows from the very bytes it compared.
+
 **Batch API for the pipeline** (the fast path; no Python object per row)::
 
     src = LaionSource(paths)            # or open_source(paths, "laion")
-    for batch in src.read_batches(shard):   # pyarrow.RecordBatch per row group (or per batch_size rows)
+    for batch in src.read_batches(shard):   # pyarrow.RecordBatch of at most batch_size rows of one row group
         batch["key"]      # string, "<shard>/<row>"
-        batch["row"]      # int64, row position in the file
+        batch["row"]      # int64, row number in the file as the scan read it
         batch["url"]      # string or null
         batch["md5"], batch["sha1"], batch["sha256"]   # string, lower-case valid hex or null (always present)
         batch["error"]    # string or null: non-null rows are failed items with that reason
@@ -26,15 +38,14 @@ with ``error`` set and null url/hashes). A file that vanished or whose footer ca
 
 ``read()`` yields the same rows as ``SourceItem`` objects. When the source was opened with ``images=``
 (img2dataset's output for this metadata), use ``read()``: rows whose URL was downloaded get the image bytes
-there; ``batchable`` is False then.
-
-``write_clean`` writes the same file names with the same schema and only the kept rows.
+there; ``batchable`` is False then. ``write_clean`` never joins them: it writes metadata rows only.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Collection, Iterator, Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +54,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cleanset.errors import UserError
 from cleanset.sources._files import atomic_output
-from cleanset.sources._parquet import ParquetShards, compression_of, detect_parquet, find_column
-from cleanset.sources.base import SOURCES, Shard, Source, SourceItem, UnaccountedItem, marker_key
+from cleanset.sources._parquet import (
+    Chunk,
+    ParquetShards,
+    RangeBuilder,
+    RowMap,
+    compression_of,
+    detect_parquet,
+    find_column,
+    image_columns,
+    iter_chunks,
+    require_column,
+    scalar_columns,
+    writer_schema,
+)
+from cleanset.sources.base import SOURCES, CleanGate, Shard, Source, SourceItem, marker_key
 
 GIVEN_HASHES: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64}
 BATCH_SCHEMA = pa.schema(
@@ -58,20 +83,52 @@ BATCH_SCHEMA = pa.schema(
     ]
 )
 DEFAULT_BATCH = 1 << 16
+CAPTION_NAMES = ("caption", "text", "txt")
 
 
 @SOURCES.register("laion")
 class LaionSource(Source):
     name = "laion"
 
-    def __init__(self, paths: Sequence[Path], images: Path | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        images: Path | None = None,
+        url_col: str | None = None,
+        caption_col: str | None = None,
+    ) -> None:
         self._files = ParquetShards.from_paths(paths, "laion (URL metadata)")
+        self.url_col = url_col
+        self.caption_col = caption_col
+        self._digests: dict[str, str] = {}
+        for path, schema in self._files.schemas():
+            self._check_columns(path, schema)
         self.images = images
         self._index: Any = None
         if images is not None:
             from cleanset.sources.laion_join import ImageIndex
 
             self._index = ImageIndex.open(images)
+
+    def _check_columns(self, path: Path, schema: pa.Schema) -> None:
+        """Refuse, before anything is read, a file this source would not screen: rows without a URL column are
+        all failed (or, read wrongly, not there at all), and image bytes in a column would be copied unchecked."""
+        held = image_columns(schema)
+        if held:
+            names = ", ".join(repr(c.name) for c in held)
+            raise UserError(
+                f"{path} holds image bytes (column(s) {names}): scan it with --format parquet; the laion format "
+                "screens URLs and given hashes only and would copy those bytes into the cleaned output unchecked"
+            )
+        if self.caption_col is not None:
+            require_column(path, schema, "--caption-col", self.caption_col)
+        if self.url_col is not None:
+            require_column(path, schema, "--url-col", self.url_col)
+        elif find_column(schema, "url") is None and not any(find_column(schema, h) for h in GIVEN_HASHES):
+            raise UserError(
+                f"{path}: no URL column (looked for 'url' in any case) and no md5/sha1/sha256 column; columns "
+                f"found: {', '.join(schema.names) or '(none)'}; name the URL column with --url-col"
+            )
 
     @property
     def batchable(self) -> bool:
@@ -92,55 +149,76 @@ class LaionSource(Source):
         except (OSError, pa.ArrowException):
             return None
 
+    def shard_digest(self, shard: Shard) -> str | None:
+        return self._digests.get(shard.id)
+
+    def _open(self, shard: Shard) -> _Opened:
+        """The shard's bytes, read once: their digest is what the scan records and what ``clean`` compares, and
+        every row is parsed from these very bytes, so what was checked is what gets written."""
+        path = Path(shard.path)
+        self._digests.pop(shard.id, None)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError as err:
+            return _Opened(None, None, RowMap(None), ("missing", f"shard vanished: {err}"))
+        except OSError as err:
+            return _Opened(None, None, RowMap(None), ("unreadable", f"unreadable Parquet: {err}"))
+        digest = hashlib.sha256(data).hexdigest()
+        self._digests[shard.id] = digest
+        try:
+            pf = pq.ParquetFile(pa.BufferReader(pa.py_buffer(data)))
+            rows = RowMap.of(pf)
+        except (OSError, pa.ArrowException, ValueError) as err:
+            return _Opened(None, digest, RowMap(None), ("unreadable", f"unreadable Parquet: {err}"))
+        return _Opened(pf, digest, rows, None)
+
     def read_batches(self, shard: Shard, batch_size: int = DEFAULT_BATCH) -> Iterator[pa.RecordBatch]:
         """The shard as :data:`BATCH_SCHEMA` record batches (see the module docstring)."""
-        for batch, _extra in self._batches(shard, batch_size, extra=False):
+        for batch, _chunk in self._batches(shard, batch_size, extra=False):
             yield batch
 
-    def _batches(self, shard: Shard, batch_size: int, extra: bool) -> Iterator[tuple[pa.RecordBatch, pa.Table | None]]:
-        path = Path(shard.path)
-        try:
-            pf = pq.ParquetFile(path)
-        except FileNotFoundError as err:
-            yield _marker(shard, "missing", f"shard vanished: {err}"), None
+    def _batches(
+        self, shard: Shard, batch_size: int, extra: bool, opened: _Opened | None = None
+    ) -> Iterator[tuple[pa.RecordBatch, Chunk | None]]:
+        """BATCH_SCHEMA batches with the chunk of the file they came from (all its columns when ``extra``)."""
+        f = opened or self._open(shard)
+        if f.pf is None:
+            what, reason = f.marker or ("unreadable", "unreadable Parquet")
+            yield _marker(shard, what, reason), None
             return
-        except (OSError, pa.ArrowException) as err:
-            yield _marker(shard, "unreadable", f"unreadable Parquet: {err}"), None
-            return
-        schema = pf.schema_arrow
-        url_col = find_column(schema, "url")
+        schema = f.pf.schema_arrow
+        url_col = find_column(schema, self.url_col or "url")
         hash_cols = {h: find_column(schema, h) for h in GIVEN_HASHES}
         wanted = [c for c in (url_col, *hash_cols.values()) if c is not None]
-        prefix = pa.scalar(f"{shard.id}/")
-        first = 0
-        for i in range(pf.metadata.num_row_groups):
-            n_rows = pf.metadata.row_group(i).num_rows
-            try:
-                table = pf.read_row_group(i, columns=None if extra else wanted)
-                if table.num_rows != n_rows:
-                    raise pa.ArrowInvalid(f"row group holds {table.num_rows} rows, footer says {n_rows}")
-            except (OSError, pa.ArrowException) as err:
-                for start in range(0, n_rows, batch_size):
-                    n = min(batch_size, n_rows - start)
-                    reason = f"unreadable row group {i} of {path.name}: {err}"
-                    yield _failed_rows(prefix, first + start, n, reason), None
-                first += n_rows
+        prefix = f"{shard.id}/"
+        name = Path(shard.path).name
+        # all columns when the rows are wanted whole, or when none names a target (Arrow miscounts rows read
+        # through no column at all; every row is then failed, by the footer's count)
+        columns = None if extra or not wanted else wanted
+        for chunk in iter_chunks(f.pf, name, columns=columns, batch_size=batch_size):
+            rows = f.rows.rows(chunk.first, chunk.num_rows)
+            if chunk.batch is None:
+                yield _failed_rows(prefix, rows, chunk.error or "unreadable row group"), chunk
                 continue
-            for start in range(0, n_rows, batch_size):
-                part = table.slice(start, batch_size)
-                yield _to_batch(part, prefix, first + start, url_col, hash_cols), part if extra else None
-            first += n_rows
+            yield _to_batch(chunk.batch, prefix, rows, url_col, hash_cols), chunk
 
     def read(self, shard: Shard) -> Iterator[SourceItem]:
+        f = self._open(shard)
         text_col: str | None = None
-        with contextlib.suppress(OSError, pa.ArrowException):
-            text_col = find_column(pq.read_schema(shard.path), "text", "caption", "txt")
-        for batch, table in self._batches(shard, DEFAULT_BATCH, extra=True):
+        meta_cols: list[str] = []
+        if f.pf is not None:
+            schema = f.pf.schema_arrow
+            names = (self.caption_col,) if self.caption_col else CAPTION_NAMES
+            text_col = find_column(schema, *names)
+            meta_cols = scalar_columns(schema)
+        for batch, chunk in self._batches(shard, DEFAULT_BATCH, extra=True, opened=f):
             cols = batch.to_pydict()
-            extra = table.to_pydict() if table is not None else {}
+            part = chunk.batch if chunk is not None else None
+            extra = {c: part.column(c).to_pylist() for c in meta_cols} if part is not None else {}
             captions = extra.get(text_col) if text_col is not None else None
             for j, key in enumerate(cols["key"]):
-                meta: dict[str, Any] = {k: v[j] for k, v in extra.items() if isinstance(v[j], str | int | float | bool)}
+                meta: dict[str, Any] = {k: v[j] for k, v in extra.items() if v[j] is not None}
                 if captions is not None and isinstance(captions[j], str):
                     meta["caption"] = captions[j]
                 given = {h: cols[h][j] for h in GIVEN_HASHES if cols[h][j] is not None}
@@ -149,98 +227,95 @@ class LaionSource(Source):
                     self._index.attach(item)
                 yield item
 
-    def write_clean(self, shard: Shard, keep: set[str], out_dir: Path, expect: Collection[str] | None = None) -> int:
+    def write_clean(self, shard: Shard, gate: CleanGate, out_dir: Path) -> int:
+        f = self._open(shard)
+        if f.digest is not None:
+            gate.check_shard(f.digest)
+        if f.pf is None:
+            what, reason = f.marker or ("unreadable", "unreadable Parquet")
+            gate.admit(SourceItem(key=marker_key(shard.id, what), error=reason))
+            return 0  # its marker item was failed: there is nothing readable to write
         path = Path(shard.path)
-        try:
-            pf = pq.ParquetFile(path)
-        except (OSError, pa.ArrowException) as err:
-            markers = {marker_key(shard.id, "missing"), marker_key(shard.id, "unreadable")}
-            if expect is None or markers & set(expect):
-                return 0  # its marker item was failed; there is nothing readable to write
-            raise UnaccountedItem(
-                f"shard {shard.id} ({path}) cannot be read ({err}) and the run never recorded that"
-            ) from err
-        n_rows = pf.metadata.num_rows
-        keep_rows = _rows_of(keep, shard.id, n_rows)
-        if expect is not None:
-            have = _rows_of(expect, shard.id, n_rows)
-            if not have.all():
-                missing = int(np.flatnonzero(~have)[0])
-                raise UnaccountedItem(
-                    f"shard {shard.id} ({path}) holds item '{shard.id}/{missing}' that the run never recorded; "
-                    "the dataset changed since the scan: scan it again before cleaning"
-                )
         final = out_dir / path.relative_to(self._files.root)
+        kept_rows = RangeBuilder()
         written = 0
-        first = 0
+        pending: list[pa.RecordBatch] = []
+        group = -1
         with (
             atomic_output(final) as tmp,
-            pq.ParquetWriter(tmp, pf.schema_arrow, compression=compression_of(pf)) as w,
+            pq.ParquetWriter(tmp, writer_schema(f.pf), compression=compression_of(f.pf)) as w,
         ):
-            for i in range(pf.metadata.num_row_groups):
-                n = pf.metadata.row_group(i).num_rows
-                mask = keep_rows[first : first + n]
-                first += n
-                if not mask.any():
+            for batch, chunk in self._batches(shard, DEFAULT_BATCH, extra=True, opened=f):
+                failed = batch.column("error").is_valid().to_numpy(zero_copy_only=False)
+                admitted = np.array(gate.admit_keys(batch.column("key").to_pylist(), failed.tolist()), dtype=np.bool_)
+                if chunk is None:
                     continue
-                try:
-                    table = pf.read_row_group(i)
-                except (OSError, pa.ArrowException):
-                    continue  # its rows were failed; there is nothing readable to keep
-                kept = table.filter(pa.array(mask))
-                w.write_table(kept)
-                written += kept.num_rows
+                if pending and chunk.row_group != group:
+                    w.write_table(pa.Table.from_batches(pending))
+                    pending = []
+                group = chunk.row_group
+                if chunk.batch is None or not admitted.any():
+                    continue
+                pending.append(chunk.batch.filter(pa.array(admitted)))
+                kept_rows.add(batch.column("row").to_numpy()[admitted])
+                written += int(admitted.sum())
+            if pending:
+                w.write_table(pa.Table.from_batches(pending))
+            w.add_key_value_metadata(kept_rows.metadata())
         return written
 
 
-def _rows_of(keys: Collection[str], shard_id: str, n_rows: int) -> np.ndarray:
-    """Boolean row mask of the keys ``<shard_id>/<row>`` among ``keys`` (other keys are ignored)."""
-    prefix = f"{shard_id}/"
-    rows = [int(k[len(prefix) :]) for k in keys if k.startswith(prefix) and k[len(prefix) :].isdigit()]
-    mask = np.zeros(n_rows, dtype=bool)
-    idx = np.asarray(rows, dtype=np.int64)
-    mask[idx[(idx >= 0) & (idx < n_rows)]] = True
-    return mask
+@dataclass
+class _Opened:
+    pf: pq.ParquetFile | None  # parsed from the bytes in memory; None when they are missing or unreadable
+    digest: str | None  # SHA-256 of those bytes; None when there were none
+    rows: RowMap
+    marker: tuple[str, str] | None  # (what, reason) of the one failed marker row standing for the file
 
 
-def _keys(prefix: pa.Scalar, first: int, n: int) -> tuple[pa.Array, pa.Array]:
-    """``<prefix><row>`` strings written digit by digit into one byte matrix per digit count: no Python loop per
-    row and no string kernel, because at 10 million rows the keys would otherwise cost more than the reading."""
-    rows_np = np.arange(first, first + n, dtype=np.int64)
-    pre = np.frombuffer(prefix.as_py().encode(), dtype=np.uint8)
+_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)  # 10 .. 10**18: where the digit count of a row number grows
+
+
+def _keys(prefix: str, rows: np.ndarray) -> pa.Array:
+    """``<prefix><row>`` for ascending row numbers, written digit by digit into one byte matrix per digit count: no
+    Python loop per row and no string kernel, because at 10 million rows the keys would otherwise cost more than
+    the reading."""
+    n = len(rows)
+    pre = np.frombuffer(prefix.encode(), dtype=np.uint8)
     p = len(pre)
+    cuts = [0, *np.searchsorted(rows, _POW10).tolist(), n]  # rows[cuts[d-1]:cuts[d]] have d digits
+    dt = np.dtype(np.uint32 if n == 0 or int(rows[-1]) < 2**32 else np.uint64)  # 32-bit division: 5x faster
+    ten = dt.type(10)
     parts: list[np.ndarray] = []
     widths = np.empty(n, dtype=np.int64)
-    pos = 0
-    while pos < n:
-        d = len(str(int(rows_np[pos])))
-        end = min(n, max(pos + 1, 10**d - first))  # rows with d digits
-        block = rows_np[pos:end]
-        mat = np.empty((end - pos, p + d), dtype=np.uint8)
+    for d in range(1, len(cuts)):
+        lo, hi = cuts[d - 1], cuts[d]
+        if hi <= lo:
+            continue
+        mat = np.empty((hi - lo, p + d), dtype=np.uint8)
         mat[:, :p] = pre
-        dt = np.dtype(np.uint32 if first + n < 2**32 else np.uint64)  # 32-bit division by a constant: 5x faster
-        v: np.ndarray = block.astype(dt)
-        ten = dt.type(10)
+        v: np.ndarray = rows[lo:hi].astype(dt)
         for k in range(d - 1, -1, -1):
             q = v // ten
             mat[:, p + k] = v - q * ten
             v = q
         mat[:, p:] += 48
         parts.append(mat.ravel())
-        widths[pos:end] = p + d
-        pos = end
+        widths[lo:hi] = p + d
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(widths, out=offsets[1:])
     data = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint8)
-    keys = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-    return keys, pa.array(rows_np)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def _failed_rows(prefix: pa.Scalar, first: int, n: int, reason: str) -> pa.RecordBatch:
-    keys, rows = _keys(prefix, first, n)
+def _failed_rows(prefix: str, rows: np.ndarray, reason: str) -> pa.RecordBatch:
+    n = len(rows)
     nulls = pa.nulls(n, pa.string())
     err = pa.array(np.full(n, reason, dtype=object), pa.string())
-    return pa.RecordBatch.from_arrays([keys, rows, nulls, *[nulls] * len(GIVEN_HASHES), err], schema=BATCH_SCHEMA)
+    return pa.RecordBatch.from_arrays(
+        [_keys(prefix, rows), pa.array(rows, pa.int64()), nulls, *[nulls] * len(GIVEN_HASHES), err],
+        schema=BATCH_SCHEMA,
+    )
 
 
 def _marker(shard: Shard, what: str, reason: str) -> pa.RecordBatch:
@@ -257,7 +332,9 @@ def _marker(shard: Shard, what: str, reason: str) -> pa.RecordBatch:
     )
 
 
-def _single_chunk(col: pa.ChunkedArray) -> pa.Array:
+def _single_chunk(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(col, pa.Array):
+        return col
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
@@ -276,10 +353,10 @@ def _all_lower_hex(arr: pa.Array, length: int) -> bool:
 
 
 def _to_batch(
-    part: pa.Table, prefix: pa.Scalar, first: int, url_col: str | None, hash_cols: dict[str, str | None]
+    part: pa.RecordBatch, prefix: str, rows: np.ndarray, url_col: str | None, hash_cols: dict[str, str | None]
 ) -> pa.RecordBatch:
-    n = part.num_rows
-    keys, rows = _keys(prefix, first, n)
+    n = len(rows)
+    keys = _keys(prefix, rows)
     nulls = pa.nulls(n, pa.string())
     if url_col is not None:
         url = _single_chunk(pc.cast(part[url_col], pa.string()))
@@ -318,4 +395,4 @@ def _to_batch(
     error = errors[0] if errors else nulls
     for more in errors[1:]:
         error = pc.coalesce(error, more)
-    return pa.RecordBatch.from_arrays([keys, rows, url, *hashes, error], schema=BATCH_SCHEMA)
+    return pa.RecordBatch.from_arrays([keys, pa.array(rows, pa.int64()), url, *hashes, error], schema=BATCH_SCHEMA)

@@ -1,0 +1,104 @@
+"""Range checks for the options `match` and `scan` share, in one place so both refuse the same values the same way.
+
+Why check here rather than trust the lower layers: a quality gate of 500 or a review distance of 300 bits is not an
+error anywhere below (the matcher simply gates every PDQ probe, the policy simply never reviews), so a typo would
+silently change what a scan removes. Each check is a plain function that takes the option's value and returns it,
+which is also the shape Typer expects of an option ``callback``; a bad value is a ``UserError`` (one line naming the
+option, exit code 2), as every other cleanset usage error is.
+
+Kept import-light: the app imports every command module at start-up, and this runs before any of them works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cleanset.errors import UserError
+
+if TYPE_CHECKING:
+    from cleanset.banks.store import BankStore
+
+# The PDQ quality gate's default. pipeline.scan.DEFAULT_QUALITY_GATE and BankMatcher's default say the same;
+# tests/docs/test_matching_doc.py holds them (and docs/matching.md) equal.
+DEFAULT_QUALITY_GATE = 50
+QUALITY_MIN, QUALITY_MAX = 0, 100  # PDQ's quality score is a percentage
+
+
+def quality_gate(value: int) -> int:
+    """``--quality-gate``: a PDQ quality, so 0..100. 0 gates nothing; 100 matches almost every PDQ probe exactly
+    only, which is allowed but is a choice the docs explain (docs/matching.md)."""
+    if not QUALITY_MIN <= value <= QUALITY_MAX:
+        raise UserError(f"--quality-gate must be {QUALITY_MIN}..{QUALITY_MAX} (a PDQ quality), got {value}")
+    return value
+
+
+def workers(value: int | None) -> int | None:
+    """``--workers``: None means one per core; zero or fewer would start no worker and never finish."""
+    if value is not None and value < 1:
+        raise UserError(f"--workers must be at least 1, got {value}")
+    return value
+
+
+def max_perceptual_bits() -> int:
+    """The longest perceptual hash any registered signal has (PDQ's 256 today): a distance can never exceed it."""
+    from cleanset.signals import get_signal, signal_names
+    from cleanset.signals.base import Metric
+
+    return max(get_signal(s).bits for s in signal_names() if get_signal(s).metric is Metric.HAMMING)
+
+
+def review_above(value: int | None) -> int | None:
+    """``--review-above N``: a distance in bits, so 0..the longest perceptual hash. One number covers every
+    perceptual signal; a value past a shorter signal's length (pHash: 64) simply never sends that signal to review."""
+    if value is None:
+        return None
+    top = max_perceptual_bits()
+    if not 0 <= value <= top:
+        raise UserError(f"--review-above must be 0..{top} bits (a Hamming distance), got {value}")
+    return value
+
+
+def threshold(signal: str, value: int) -> int:
+    """A match threshold for ``signal``: 0..its bit length for a perceptual signal, 0 for an exact one. The bank
+    store applies the same rule to ``bank import --threshold``; this is the same check for a command-line value."""
+    from cleanset.banks.store import check_thresholds
+
+    return check_thresholds({signal: value})[signal]
+
+
+def open_banks(specs: Sequence[str] | None) -> list[Any]:
+    """``--bank NAME`` / ``NAME@VERSION`` values as bank snapshots, through the scan's own resolver.
+
+    An unknown name is refused before anything is opened, with the folder that was searched and the banks found
+    there: the usual cause is a shell without CLEANSET_HOME (or with another one), not a typo, and the store's
+    own message names neither.
+    """
+    from cleanset.banks.layout import HOME_ENV, home
+    from cleanset.banks.store import BankStore
+
+    root = home()
+    store = BankStore(root)
+    for spec in specs or ():
+        name = spec.partition("@")[0]
+        if not store.exists(name):  # an invalid name is refused here too, by the store's name check
+            raise UserError(f"no bank named {name!r} in {_where(root, HOME_ENV)}; {_known(store)}")
+    from cleanset.pipeline.scan import open_banks as resolve
+
+    return resolve(list(specs or ()))
+
+
+def _where(root: Path, env: str) -> str:
+    import os
+
+    if os.environ.get(env):
+        return f"{env}={root}"
+    return f"{root} ({env} is not set; that is its default)"
+
+
+def _known(store: BankStore) -> str:
+    names = [n for n in store.layout.bank_names() if store.layout.version_numbers(n)]
+    if not names:
+        return "there are no banks there yet: add one with `cleanset bank import NAME FILE`"
+    return f"banks there: {', '.join(names)}"

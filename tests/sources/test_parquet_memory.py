@@ -1,0 +1,68 @@
+"""A small Parquet file can hold a huge row group: reading and cleaning it must stream, in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROWS = 100_000
+CELL = 6_000  # 600 MB of cells once decoded, in one row group
+LIMIT_MB = 1024
+
+MEASURE = """
+import json, resource, sys
+from pathlib import Path
+from cleanset.sources.base import CleanGate
+from cleanset.sources.parquet import ParquetImageSource
+
+src = ParquetImageSource([Path(sys.argv[1])])
+shard = src.shards()[0]
+recorded = {}
+for item in src.read(shard):
+    assert item.error is None and len(item.data) == %d
+    recorded[item.key] = item.digest
+read_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+keep = {k for i, k in enumerate(recorded) if i %% 3}
+written = src.write_clean(shard, CleanGate(shard, recorded=recorded, keep=keep), Path(sys.argv[2]))
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"items": len(recorded), "written": written, "read_mb": read_mb, "peak_mb": peak_mb}))
+""" % CELL  # noqa: UP031
+
+
+def _huge_row_group(path: Path) -> None:
+    """Cells drawn from 8 distinct values, dictionary-encoded on disk and stored without the Arrow schema, so the
+    file stays small while a reader decodes every cell in full: the layout of a very compressible dataset."""
+    rng = np.random.default_rng(0)
+    values = pa.array([rng.bytes(CELL) for _ in range(8)], pa.binary())
+    cells = pa.DictionaryArray.from_arrays(pa.array(np.arange(ROWS, dtype=np.int32) % 8), values)
+    text = pa.array([f"row {i}" for i in range(ROWS)], pa.string())
+    pq.write_table(pa.table({"jpg": cells, "txt": text}), path, row_group_size=ROWS, store_schema=False)
+
+
+def test_huge_row_group_is_read_and_cleaned_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "ds" / "big.parquet"
+    path.parent.mkdir()
+    _huge_row_group(path)
+    md = pq.ParquetFile(path).metadata
+    assert md.num_row_groups == 1 and path.stat().st_size < 2 << 20
+    assert pq.read_schema(path).field("jpg").type == pa.binary()  # read back as plain cells, 600 MB of them
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["items"] == ROWS and got["written"] == ROWS - len(range(0, ROWS, 3))
+    assert got["peak_mb"] < LIMIT_MB, got
+    cleaned = pq.ParquetFile(tmp_path / "out" / "big.parquet")
+    assert cleaned.metadata.num_rows == got["written"] and cleaned.schema_arrow == pq.read_schema(path)
+    first = next(cleaned.iter_batches(batch_size=2, columns=["txt"]))
+    assert first.column(0).to_pylist() == ["row 1", "row 2"]
