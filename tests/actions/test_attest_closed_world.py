@@ -16,6 +16,7 @@ from proof_runs import cleaned_dataset, item
 from cleanset.actions import dsse
 from cleanset.actions.attestation import attest, check_dataset_against_run
 from cleanset.actions.clean import CLEAN_MARKER
+from cleanset.actions.dataset_digest import output_files_root
 from cleanset.actions.merkle import DatasetDigest, canonical_row, item_digest
 from cleanset.errors import UserError
 from cleanset.records import Match, Verdict
@@ -106,6 +107,16 @@ def test_a_kept_image_copied_under_a_new_name_is_refused(made: dict[str, Any], t
     first = sorted((ds / "d01").glob("*.jpg"))[0]
     shutil.copy(first, ds / "d01" / "zz-copy.jpg")
     with pytest.raises(UserError, match="holds 9 items but `cleanset clean` wrote 8"):
+        sign(made, ds, tmp_path / "a.json")
+
+
+def test_a_marker_that_records_the_files_root_closes_the_copy(made: dict[str, Any], tmp_path: Path) -> None:
+    """With the files root of what clean wrote in the marker, even a file no reader looks at is refused."""
+    ds = copy(made, "closed")
+    edit_marker(ds, files_root=output_files_root(ds, exclude=[CLEAN_MARKER]))
+    sign(made, ds, tmp_path / "ok.json")
+    (ds / "d00" / "notes.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(UserError, match="its files are not the ones `cleanset clean` wrote"):
         sign(made, ds, tmp_path / "a.json")
 
 

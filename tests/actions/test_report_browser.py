@@ -102,7 +102,7 @@ def big_run(tmp_path: Path) -> tuple[Path, dict]:
             mm = [Match("listA" if i % 2 else "listB", 1, f"E{i}", "pdq", i % 21, PROBES[i % len(PROBES)])]
             r = item(key, shard, Verdict.REMOVE, matches=mm)
         elif i % 5 == 0:
-            r = item(key, shard, None, reason=FAILURES[i % 3])
+            r = item(key, shard, None, reason=FAILURES[(i // 15) % 3])
         elif i % 5 == 1:
             r = item(key, shard, Verdict.REVIEW, matches=[Match("listA", 1, f"R{i}", "pdq", 25, "pdq/flipx")])
         elif i % 5 == 2:
@@ -111,7 +111,7 @@ def big_run(tmp_path: Path) -> tuple[Path, dict]:
             r = item(key, shard, Verdict.REVIEW, scores={"unscreened_frames": 4.0})
         r.url = f"https://example.org/img/{i}.jpg" if i % 2 == 0 else None
         results.append(r)
-    times = {f"s{k}": f"2026-01-01T00:0{k // 2}:{10 + 20 * k:02d}Z" for k in range(4)}
+    times = {f"s{k}": f"2026-01-01T00:{k * 40 // 60:02d}:{10 + k * 40 % 60:02d}Z" for k in range(4)}
     banks = [bank("listA"), bank("listB"), bank("listC", 2)]
     summary = write_run(tmp_path / "run", results, banks=banks, policy=POLICY, commit_times=times)
     return tmp_path / "run", summary

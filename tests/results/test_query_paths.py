@@ -47,3 +47,13 @@ def test_query_cli_on_a_globby_run_directory(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert [r["key"] for r in json.loads(out.stdout)] == ["mine-0", "mine-1"]
+
+
+def test_summary_counts_exactly_the_named_run(tmp_path: Path) -> None:
+    """The scan's closing summary and rematch's revision summary read the same files, never a glob's siblings."""
+    from cleanset.results.store import RunStore
+    from cleanset.results.summary import summarize
+
+    run = make_run(tmp_path / GLOBBY, "mine", 2)
+    make_run(tmp_path / SIBLING, "other", 3)
+    assert summarize(RunStore(run).item_files())["items"] == 2

@@ -74,7 +74,8 @@ def test_cleaned_file_reads_back_with_the_scanned_keys(tmp_path: Path) -> None:
     kept = [k for k in keys if k in keep]
     assert t["key"].to_pylist() == kept and [it.key for it in c1.read(c1.shards()[0])] == kept
     assert t["row"].to_pylist() == [int(k.rsplit("/", 1)[1]) for k in kept]
-    assert t["url"].to_pylist() == [u for u, k in zip(pq.read_table(path)["URL"].to_pylist(), keys) if k in keep]
+    urls = pq.read_table(path)["URL"].to_pylist()
+    assert t["url"].to_pylist() == [u for u, k in zip(urls, keys, strict=True) if k in keep]
     # cleaning the cleaned copy composes: its rows keep their first numbers
     second = set(kept[::2])
     c1.write_clean(c1.shards()[0], gate_for(c1, c1.shards()[0], second), tmp_path / "c2")

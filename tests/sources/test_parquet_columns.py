@@ -165,7 +165,7 @@ def test_row_digest_is_per_row_and_sees_every_type() -> None:
     whole = digester.digests(batch)
     assert len(set(whole)) == len(rows)  # any changed cell changes the row's digest
     assert digester.digests(batch.slice(3, 5)) == whole[3:8]  # a row's digest does not depend on its batch
-    renamed = pa.schema([*schema][:-1] + [pa.field("other", pa.large_binary())])
+    renamed = pa.schema([*list(schema)[:-1], pa.field("other", pa.large_binary())])
     assert RowDigester(renamed).digests(batch)[0] != whole[0]  # names count too
 
 
@@ -224,3 +224,26 @@ def write_hf(out: Path, n: int) -> list[Path]:
     from cleanset.sources.synth import write_parquet_bytes
 
     return write_parquet_bytes(out, items()[:n], per_file=100, style="hf", row_group_size=4)
+
+
+def test_row_group_that_breaks_midway_fails_only_its_unread_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cleanset.sources._parquet as pq_mod
+    from cleanset.sources.synth import write_parquet_bytes
+
+    (path,) = write_parquet_bytes(tmp_path / "pq", items()[:12], per_file=100, row_group_size=12)
+    monkeypatch.setattr(pq_mod, "MAX_BATCH_ROWS", 5)
+    real = pq.ParquetFile.iter_batches
+
+    def breaks_after_one(self: pq.ParquetFile, *args: object, **kw: object):  # type: ignore[no-untyped-def]
+        it = real(self, *args, **kw)  # type: ignore[arg-type]
+        yield next(it)
+        raise pa.ArrowInvalid("page checksum mismatch")
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", breaks_after_one)
+    src = ParquetImageSource([path])
+    got = list(src.read(src.shards()[0]))
+    assert [it.key for it in got] == [it.key for it in items()[:12]]  # every row, keys from the key column
+    assert [it.error is None for it in got] == [True] * 5 + [False] * 7
+    assert "unreadable row group 0" in (got[5].error or "") and "checksum" in (got[5].error or "")

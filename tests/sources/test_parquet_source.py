@@ -84,9 +84,10 @@ def test_write_clean_same_schema_kept_rows(tmp_path: Path, style: str) -> None:
         assert new.schema == orig.schema and new.schema.metadata == orig.schema.metadata
         assert new.to_pylist() == [r for i, r in enumerate(orig.to_pylist()) if i % 3 == 1]
         kept = [i for i in range(len(keys[sh.id])) if i % 3 == 1]
-        assert pq.ParquetFile(out / Path(sh.path).name).metadata.metadata[SOURCE_ROWS_KEY] == str(
-            [[i, i + 1] for i in kept]
-        ).replace(" ", "").encode()
+        assert (
+            pq.ParquetFile(out / Path(sh.path).name).metadata.metadata[SOURCE_ROWS_KEY]
+            == str([[i, i + 1] for i in kept]).replace(" ", "").encode()
+        )
     # keys live in a column (img2dataset) or are row numbers the cleaned file carries (Hugging Face): either way
     # the cleaned files re-read with the keys the scan gave those rows
     assert sorted(it.key for it in _all(ParquetImageSource([out]))) == sorted(keep)

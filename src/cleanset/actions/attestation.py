@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cleanset.actions import dsse
 from cleanset.actions.clean import CLEAN_MARKER, read_clean_marker
-from cleanset.actions.merkle import SPEC, DatasetDigest
+from cleanset.actions.merkle import SPEC, DatasetDigest, files_root
 from cleanset.errors import UserError, VerificationError
 from cleanset.results.store import RunStore
 
@@ -373,9 +373,6 @@ def check_marker(marker: Mapping[str, Any] | None, folder: Path, store: RunStore
             f"{folder} is not a finished `cleanset clean` output (no valid {CLEAN_MARKER}); clean the dataset with "
             "`cleanset clean` and attest its --out as it is"
         )
-    fingerprint = store.manifest.get("fingerprint")
-    if not fingerprint or marker.get("run_fingerprint") != fingerprint:
-        raise UserError(f"{folder} was cleaned from another run than {store.path} (run fingerprints differ)")
     revision = marker.get("revision")
     latest = store.latest_revision()
     if not isinstance(revision, int) or isinstance(revision, bool) or not 0 <= revision <= latest:
@@ -385,6 +382,9 @@ def check_marker(marker: Mapping[str, Any] | None, folder: Path, store: RunStore
             f"{folder} was cleaned at revision {revision}, but {store.path} is at revision {latest} (rematched "
             "since): the copy may hold items the run now drops; run `cleanset clean` again, then attest"
         )
+    fingerprint = store.manifest.get("fingerprint")
+    if not fingerprint or marker.get("run_fingerprint") != fingerprint:
+        raise UserError(f"{folder} was cleaned from another run than {store.path} (run fingerprints differ)")
     for flag in ("keep_review", "keep_failed", "written"):
         if flag not in marker:
             raise UserError(f"{folder}: its {CLEAN_MARKER} has no {flag!r}")
@@ -436,6 +436,16 @@ def attest(
         keep_failed=bool(marker.get("keep_failed")),
         keep_review=bool(marker.get("keep_review")),
     )
+    # The marker may record the files root of everything the clean wrote but itself: then the copy must be exactly
+    # that, and nothing (an image no reader looks at, an archive) can have been added since.
+    recorded = marker.get("files_root")
+    if recorded is not None:
+        marker_path = CLEAN_MARKER.encode()
+        if files_root({p: d for p, d in digest.files.items() if p != marker_path}) != recorded:
+            raise UserError(
+                f"{folder}: its files are not the ones `cleanset clean` wrote (files root differs from the one in "
+                f"{CLEAN_MARKER}): the copy changed after the clean; clean again"
+            )
     # More items than the clean wrote were added since (a kept image copied under a new name passes the content
     # check); fewer is a subset of what was kept, which the attestation then describes as it is.
     written = marker.get("written")

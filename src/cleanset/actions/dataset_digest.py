@@ -15,10 +15,11 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from cleanset.actions.merkle import DatasetDigest, canonical_row, item_digest
+from cleanset.actions.merkle import DatasetDigest, canonical_row, files_root, item_digest
+from cleanset.errors import UserError
 
 _CHUNK = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -89,29 +90,33 @@ def _hash_file(path: bytes) -> tuple[str | None, str]:
 
 
 def _walk(top: bytes, rel: bytes, files: dict[bytes, str], bad: dict[bytes, str]) -> None:
-    try:
-        with os.scandir(top) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as err:
-        bad[rel or b"."] = f"folder cannot be listed: {err.strerror or err}"
-        return
-    for entry in entries:
-        name = rel + b"/" + entry.name if rel else entry.name
+    """Every entry under ``top`` (iteratively: a crafted dataset may nest deeper than Python recurses)."""
+    stack = [(top, rel)]
+    while stack:
+        here, prefix = stack.pop()
         try:
-            if entry.is_dir(follow_symlinks=False):
-                _walk(entry.path, name, files, bad)
-                continue
-            if not entry.is_file(follow_symlinks=False):
-                bad[name] = _kind(entry.stat(follow_symlinks=False).st_mode)
-                continue
+            with os.scandir(here) as it:
+                entries = list(it)
         except OSError as err:
-            bad[name] = f"cannot be read: {err.strerror or err}"
+            bad[prefix or b"."] = f"folder cannot be listed: {err.strerror or err}"
             continue
-        digest, why = _hash_file(entry.path)
-        if digest is None:
-            bad[name] = why
-        else:
-            files[name] = digest
+        for entry in entries:
+            name = prefix + b"/" + entry.name if prefix else entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, name))
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    bad[name] = _kind(entry.stat(follow_symlinks=False).st_mode)
+                    continue
+            except OSError as err:
+                bad[name] = f"cannot be read: {err.strerror or err}"
+                continue
+            digest, why = _hash_file(entry.path)
+            if digest is None:
+                bad[name] = why
+            else:
+                files[name] = digest
 
 
 def digest_files(paths: Sequence[Path]) -> tuple[dict[bytes, str], list[tuple[bytes, str]]]:
@@ -144,6 +149,18 @@ def digest_files(paths: Sequence[Path]) -> tuple[dict[bytes, str], list[tuple[by
     for path in bad:
         files.pop(path, None)
     return files, sorted(bad.items())
+
+
+def output_files_root(folder: Path, exclude: Collection[str] = ()) -> str:
+    """Files root (``cleanset-merkle-v2``) of a folder less the named top-level files, for ``clean`` to record in
+    its completion marker (less the marker itself) so ``attest`` can tell the copy is byte for byte what was
+    written. A folder holding anything but regular files and folders has no such root."""
+    files, bad = digest_files([folder])
+    if bad:
+        p, why = bad[0]
+        raise UserError(f"{folder}: {display_path(p)!r} is not a regular file ({why})")
+    skip = {os.fsencode(name) for name in exclude}
+    return files_root({p: d for p, d in files.items() if p not in skip})
 
 
 def digest_dataset(paths: Sequence[Path], format: str | None = None) -> tuple[DatasetDigest, str]:

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from cleanset.actions import charts
+from cleanset.pipeline.policy import UNSCREENED_FRAMES
 
 MAX_TABLE_ROWS = 100_000
 # The page may load nothing from anywhere: only its own inline style and script run.
@@ -172,6 +173,8 @@ def _charts(data: dict[str, Any]) -> dict[str, Markup]:
         )
     review = (data["run"].get("policy") or {}).get("score_review") or {}
     for name, h in data["scores"].items():
+        if name == UNSCREENED_FRAMES:  # a count the "why" column states item by item
+            continue
         marks = [(float(review[name]), f"review at {review[name]:g}")] if name in review else []
         out[f"score-{name}"] = Markup(charts.histogram(h["edges"], h["items"], f"score: {name}", name, marks=marks))
     return out

@@ -195,7 +195,7 @@ def _truncate(text: str | None, n: int = CAPTION_CHARS) -> str | None:
     return flat if len(flat) <= n else flat[: n - 1].rstrip() + "…"
 
 
-class _Explainer:
+class Explainer:
     """Why the policy gave a flagged item its verdict, in the words of the policy that gave it.
 
     Uses ``pipeline.policy.match_verdict`` itself, so the reason shown cannot drift from the rule applied."""
@@ -232,7 +232,7 @@ class _Explainer:
         return out
 
 
-def flagged_rows(items: pa.Table, explain: _Explainer) -> list[dict[str, Any]]:
+def flagged_rows(items: pa.Table, explain: Explainer) -> list[dict[str, Any]]:
     """One row per removed or review item: where it is, what matched (the closest match that asked for its verdict)
     and why the policy gave that verdict.
 
@@ -510,6 +510,6 @@ def build_report(run: Path, revision: int | None = None) -> dict[str, Any]:
         "progress": progress(store.ledger()),
         "scores": score_histograms(items),
         "changes": revision_changes(store, rev, m),
-        "flagged": flagged_rows(items, _Explainer(m, allow)),
+        "flagged": flagged_rows(items, Explainer(m, allow)),
         "failed": failed_rows(items),
     }

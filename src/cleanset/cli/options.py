@@ -11,6 +11,7 @@ Kept import-light: the app imports every command module at start-up, and this ru
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,8 +91,6 @@ def open_banks(specs: Sequence[str] | None) -> list[Any]:
 
 
 def _where(root: Path, env: str) -> str:
-    import os
-
     if os.environ.get(env):
         return f"{env}={root}"
     return f"{root} ({env} is not set; that is its default)"

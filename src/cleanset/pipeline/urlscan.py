@@ -297,6 +297,7 @@ class _Outcome:
         self.status = status
         self.reason = None
         self.hashes: dict[str, str] = {}
+        self.scores: dict[str, float] = {}
         self.pdq_quality = self.width = self.height = self.format = None
         self.probes = probes
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
-from pyarrow.fs import LocalFileSystem
 
 from cleanset.errors import UserError
 from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA
 from cleanset.results.store import RunStore
+from cleanset.results.summary import register_files
 
 LEDGER_SCHEMA = pa.schema(
     [
@@ -39,11 +38,7 @@ def connect(run: Path | str, revision: int | None = None) -> duckdb.DuckDBPyConn
     con = duckdb.connect()
     files = store.item_files(revision)
     if files:
-        # A path is data: DuckDB's read_parquet would expand '*', '?' and '[' in it as a glob (and read a sibling
-        # run), so the files go in as an Arrow dataset over exactly these paths, still scanned lazily.
-        items = ds.dataset([str(f) for f in files], format="parquet", filesystem=LocalFileSystem())
-        con.register("items_files", items)
-        con.execute("CREATE VIEW items AS SELECT * FROM items_files")
+        register_files(con, "items", files)
     else:
         con.register("items_empty", ITEM_SCHEMA.empty_table())
         con.execute("CREATE VIEW items AS SELECT * FROM items_empty")

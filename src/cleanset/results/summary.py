@@ -13,6 +13,16 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
+from pyarrow.fs import LocalFileSystem
+
+
+def register_files(con: duckdb.DuckDBPyConnection, view: str, files: Sequence[Path]) -> None:
+    """A view over exactly these Parquet files. A path is data: DuckDB's ``read_parquet`` would expand ``*``,
+    ``?`` and ``[`` in it as a glob (and read a sibling run), so the files go in as an Arrow dataset over these
+    paths, still scanned lazily."""
+    con.register(f"{view}_files", ds.dataset([str(f) for f in files], format="parquet", filesystem=LocalFileSystem()))
+    con.execute(f"CREATE VIEW {view} AS SELECT * FROM {view}_files")
 
 
 def summarize(items: pa.Table | Sequence[Path]) -> dict[str, Any]:
@@ -26,8 +36,7 @@ def summarize(items: pa.Table | Sequence[Path]) -> dict[str, Any]:
         elif not items:
             return _empty()
         else:
-            files = ", ".join(sql_string(str(p)) for p in items)
-            con.execute(f"CREATE VIEW items AS SELECT * FROM read_parquet([{files}])")
+            register_files(con, "items", items)
         row = con.execute(
             """SELECT count(*),
                       count(*) FILTER (WHERE verdict = 'keep'),
@@ -70,8 +79,3 @@ def _empty() -> dict[str, Any]:
 
 def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, int]:
     return {str(k): int(n) for k, n in con.execute(sql).fetchall()}
-
-
-def sql_string(s: str) -> str:
-    """A SQL string literal (DuckDB reads file lists from SQL text)."""
-    return "'" + s.replace("'", "''") + "'"

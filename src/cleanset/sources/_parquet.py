@@ -279,11 +279,12 @@ class Chunk:
     error: str | None = None
 
 
-def batch_rows(pf: pq.ParquetFile, row_group: int, target: int = BATCH_BYTES, most: int = MAX_BATCH_ROWS) -> int:
-    """Rows per batch so a batch holds about ``target`` uncompressed bytes, by the footer's sizes."""
+def batch_rows(pf: pq.ParquetFile, row_group: int) -> int:
+    """Rows per batch so a batch holds about :data:`BATCH_BYTES` uncompressed bytes by the footer's sizes, and at
+    most :data:`MAX_BATCH_ROWS`."""
     md = pf.metadata.row_group(row_group)
     per_row = md.total_byte_size / max(md.num_rows, 1)
-    return int(max(1, min(most, target // max(per_row, 1))))
+    return int(max(1, min(MAX_BATCH_ROWS, BATCH_BYTES // max(per_row, 1))))
 
 
 def iter_chunks(
