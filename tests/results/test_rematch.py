@@ -285,3 +285,19 @@ def test_incremental_equals_full(tmp_path: Path, cleanset_home: Path, monkeypatc
         )
 
     assert changes(run) == changes(tmp_path / "run_full")
+
+
+def test_rematch_sweeps_revisions_a_killed_rematch_left(tmp_path: Path, cleanset_home: Path) -> None:
+    """A half-built revision of a dead process holds the run's hashes: the next rematch removes it."""
+    import subprocess
+
+    run, v = hand_run(tmp_path)
+    revisions = run / "revisions"
+    revisions.mkdir(exist_ok=True)
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    leftover = revisions / f".tmp-7-{proc.pid}"
+    (leftover / "items").mkdir(parents=True)
+    (leftover / "items" / "s.parquet").write_bytes(b"hashes")
+    rematch(run, [], snapshots=[MemoryBank.from_hex("listA", [("md5", v[2]["md5"], "A2")], version=2)])
+    assert not leftover.exists()

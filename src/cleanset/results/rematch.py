@@ -165,6 +165,21 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _sweep_dead(revisions: Path) -> None:
+    """Remove revisions a killed rematch left half-built (``.tmp-<rev>-<pid>`` of a process that is gone): they hold
+    the run's hashes and are never read."""
+    for d in revisions.iterdir():
+        parts = d.name.split("-")
+        if not (d.name.startswith(".tmp-") and len(parts) == 3 and parts[2].isdigit()):
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            continue  # another user's live process
+
+
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_output(path) as tmp:  # owner-only inside the run (cleanset.atomic)
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -221,6 +236,7 @@ def rematch(
     make_dirs(revisions)  # owner-only like the run
     existing = [int(p.name) for p in revisions.iterdir() if p.name.isdigit()]
     rev = max([base_rev, *existing]) + 1
+    _sweep_dead(revisions)
     tmp = revisions / f".tmp-{rev}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
