@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from cleanset.atomic import fsync_dir
 from cleanset.errors import UserError
 from cleanset.pipeline.runs import write_json_atomic
+from cleanset.pipeline.scan import reopen_options
 from cleanset.results.schema import MATCH_TYPE
 from cleanset.results.store import RunStore
 from cleanset.sources import open_source
@@ -183,9 +184,8 @@ def clean(
     scanned_format = manifest.get("format")
     if format is not None and scanned_format and format != scanned_format:
         raise UserError(f"{run} was scanned as {scanned_format!r}, not {format!r}")
-    # The run's reading options (column names...) but not a joined image folder: clean writes the metadata rows.
-    options = {k: v for k, v in (manifest.get("source_options") or {}).items() if k != "images"}
-    source: Source = open_source(sources, format or scanned_format, **options)
+    # The run's reading options (column names), not a joined image folder: clean writes the metadata rows.
+    source: Source = open_source(sources, format or scanned_format, **reopen_options(manifest))
     _check_out_dir(out, [Path(p) for p in sources], run)
 
     shards = source.shards()

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cleanset.cli import options
 from cleanset.errors import ExitCode
 
 
@@ -31,7 +32,9 @@ def register(app: typer.Typer) -> None:
         sources: Annotated[list[Path], typer.Argument(help="Dataset paths: a folder, tar shards, Parquet files.")],
         bank: Annotated[list[str], typer.Option("--bank", help="Bank to match against (NAME or NAME@VERSION).")],
         out: Annotated[Path, typer.Option("--out", help="Run directory for results (resumable).")],
-        workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+        workers: Annotated[
+            int | None, typer.Option(help="Worker processes (default: all cores).", callback=options.workers)
+        ] = None,
         format: Annotated[str | None, typer.Option("--format", help="Force the source kind.")] = None,
         images: Annotated[
             Path | None, typer.Option(help="img2dataset's download of URL metadata, joined back by URL.")
@@ -48,12 +51,20 @@ def register(app: typer.Typer) -> None:
         ] = None,
         no_probes: Annotated[bool, typer.Option("--no-probes", help="No rotation/flip or region probes.")] = False,
         review_above: Annotated[
-            int | None, typer.Option(help="Perceptual matches farther than N bits go to review, not removal.")
+            int | None,
+            typer.Option(
+                help="Perceptual matches farther than N bits go to review, not removal.", callback=options.review_above
+            ),
         ] = None,
         review_bank: Annotated[
             list[str] | None, typer.Option("--review-bank", help="Matches of this bank go to review.")
         ] = None,
-        quality_gate: Annotated[int, typer.Option(help="PDQ quality below which only exact matches count.")] = 50,
+        quality_gate: Annotated[
+            int,
+            typer.Option(
+                help="PDQ quality (0-100) below which only exact matches count.", callback=options.quality_gate
+            ),
+        ] = options.DEFAULT_QUALITY_GATE,
         executor: Annotated[str, typer.Option(help="Where shards run: local | inline.")] = "local",
         strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any item failed.")] = False,
     ) -> None:
@@ -78,7 +89,7 @@ def register(app: typer.Typer) -> None:
             workers=workers,
         )
         err = Console(stderr=True)
-        prep = prepare(opts)
+        prep = prepare(opts, options.open_banks(bank))
         view = ScanProgress(err, prep)
         with view.progress:
             summary = execute(prep, executor, workers, on_event=view.on_event)
