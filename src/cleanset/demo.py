@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -131,21 +130,9 @@ def run_demo(out: Path, n_images: int = 120, log: Callable[[str], None] = lambda
     report, _ = write_report(run, json_out=True)
     keys = out / "keys"
     priv, pub = dsse.generate_keypair(keys)
-    rs = RunStore(run)
-    rev = rs.latest_revision()
-    clean_rec = json.loads((run / "clean.json").read_text())
     attestation = out / "attestation.intoto.json"
-    attest(
-        manifest=rs.manifest_of(rev),
-        summary=rs.summary_of(rev),
-        items=rs.items_table(rev, columns=["shard", "key", "status", "verdict", "sha256"]),
-        revision=rev,
-        clean=clean_rec,
-        dataset=[cleaned],
-        key=dsse.load_private_key(priv),
-        out=attestation,
-        format=clean_rec.get("format"),
-    )
+    attest(run=run, dataset=[cleaned], key=dsse.load_private_key(priv), out=attestation)
+    store_of_run = RunStore(run)
     result = verify([cleaned], attestation, dsse.load_public_key(pub))
     verified = not result.differences
     return DemoResult(
@@ -155,7 +142,7 @@ def run_demo(out: Path, n_images: int = 120, log: Callable[[str], None] = lambda
         cleaned=cleaned,
         report=report,
         attestation=attestation,
-        summary=rs.summary_of(rev),
+        summary=store_of_run.summary_of(store_of_run.latest_revision()),
         rematch_changes=changes,
         verified=verified,
         planted=planted,

@@ -105,6 +105,7 @@ class ItemResult:
     height: int | None = None
     format: str | None = None
     url: str | None = None
+    caption: str | None = None
     content_sha256: str | None = None  # digest of what clean would write (never a list value by itself)
     probes: list[Probe] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)

@@ -106,7 +106,7 @@ def test_a_kept_image_copied_under_a_new_name_is_refused(made: dict[str, Any], t
     ds = copy(made, "dup")
     first = sorted((ds / "d01").glob("*.jpg"))[0]
     shutil.copy(first, ds / "d01" / "zz-copy.jpg")
-    with pytest.raises(UserError, match="holds 9 items but `cleanset clean` wrote 8"):
+    with pytest.raises(UserError, match="files root differs"):
         sign(made, ds, tmp_path / "a.json")
 
 

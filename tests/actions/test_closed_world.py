@@ -153,7 +153,7 @@ def test_folder_files_in_other_formats_and_binary_sidecars_are_left_out(tmp_path
     summary = scan([root], tmp_path / "run", bank)
     rows = {r["key"]: r for r in RunStore(tmp_path / "run").items_table().to_pylist()}
     assert rows["x.ppm"]["verdict"] == "remove"
-    assert rows["y.json"]["status"] == "failed" and rows["z"]["status"] == "failed"
+    assert rows["y.json"]["status"] == "failed" and rows["z.svg"]["status"] == "failed"
     assert summary["kept"] == 2
     clean([root], tmp_path / "run", tmp_path / "out")
     files = sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -23,7 +23,7 @@ from cleanset.actions.report import render_html, write_report
 from cleanset.actions.report_data import Explainer, build_report, failure_code, flagged_rows, probe_words
 from cleanset.banks.base import MemoryBank
 from cleanset.imaging.decode import PAM_REASON, SVG_REASON
-from cleanset.records import ItemResult, Match, Probe, Status, Verdict
+from cleanset.records import DIHEDRAL_NAMES, ItemResult, Match, Probe, Status, Verdict
 from cleanset.results.rematch import rematch
 from cleanset.results.schema import to_table
 from cleanset.results.store import RunStore
@@ -149,6 +149,11 @@ def parse(page: str) -> Page:
 )
 def test_probe_in_words(probe: str, words: str) -> None:
     assert probe_words(probe) == words
+
+
+def test_every_rotation_has_words() -> None:
+    words = {probe_words(f"pdq/{name}") for name in DIHEDRAL_NAMES}
+    assert len(words) == len(DIHEDRAL_NAMES) and not set(DIHEDRAL_NAMES) & words
 
 
 @pytest.mark.parametrize(
@@ -344,6 +349,7 @@ def test_revision_section_lists_changed_verdicts(tmp_path: Path, cleanset_home: 
     page = out.read_text()
     p = parse(page)
     assert "changes-head" in p.ids and "What changed in revision 1 (against revision 0)" in page
+    assert 'id="changes-verdicts" data-count="3"' in page and 'id="changes-newly" data-count="2"' in page
     assert p.data["changes-data"] == ch["items"]
     assert [h["data-col"] for h in p.heads["changes"]][:4] == ["key", "shard", "old_verdict", "new_verdict"]
     # The revision's flagged row explains itself with the revision's list version and the rotated view.

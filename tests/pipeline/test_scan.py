@@ -182,6 +182,9 @@ class _BrokenSource:
     def shards(self) -> list[Shard]:
         return self.inner.shards()
 
+    def shard_digest(self, shard: Shard) -> str | None:
+        return self.inner.shard_digest(shard)
+
     def read(self, shard: Shard) -> Iterator[SourceItem]:
         if shard.id == self.crash_id:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -81,7 +81,7 @@ def stacked_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[int
         _integers(ax.xaxis)
         ax.set_xlabel("items")
         ax.set_title(title, loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.06, 1.0), frameon=False, fontsize=8)
     return _svg(fig, title)
 
 

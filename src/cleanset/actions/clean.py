@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cleanset.actions.dataset_digest import output_files_root
 from cleanset.atomic import fsync_dir
 from cleanset.errors import UserError
 from cleanset.pipeline.runs import write_json_atomic
@@ -243,6 +244,8 @@ def clean(
             "complete": True,
             "run_fingerprint": manifest.get("fingerprint"),
             **{k: v for k, v in report.to_json().items() if k in MARKER_FIELDS},
+            # every byte written, so attest can refuse a copy that changed after the clean
+            "files_root": output_files_root(tmp, exclude=[CLEAN_MARKER]),
         }
         write_json_atomic(tmp / CLEAN_MARKER, marker)
         _finish(tmp, out)

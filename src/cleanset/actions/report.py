@@ -130,21 +130,17 @@ def _policy_words(run: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _blocks_by_pdq(b: dict[str, Any]) -> bool:
+    return not b.get("allow") and "pdq" in (b.get("thresholds") or {})
+
+
 def _charts(data: dict[str, Any]) -> dict[str, Markup]:
     """Only charts that add to the tables: the per-list, per-probe and per-reason counts are tables already."""
     out: dict[str, Markup] = {}
     pdq = data["pdq_distance"]
     if any(pdq["items"]):
         policy = data["run"].get("policy") or {}
-        limits = sorted(
-            {
-                int(t)
-                for b in data["banks"]
-                if not b.get("allow")
-                for s, t in (b.get("thresholds") or {}).items()
-                if s == "pdq"
-            }
-        )
+        limits = sorted({int(b["thresholds"]["pdq"]) for b in data["banks"] if _blocks_by_pdq(b)})
         marks = [(t + 0.5, f"threshold {t}") for t in limits]
         if policy.get("review_above") is not None:
             marks.append((int(policy["review_above"]) + 0.5, f"review above {policy['review_above']}"))
@@ -168,7 +164,8 @@ def _charts(data: dict[str, Any]) -> dict[str, Markup]:
                     ("review", [s["review"] for s in shards], charts.REVIEW),
                     ("failed", [s["failed"] for s in shards], charts.FAILED),
                 ],
-                "flagged and failed items per shard (most first)",
+                "flagged and failed items per shard"
+                + (f" (the {charts.MAX_BARS} with most)" if len(shards) > charts.MAX_BARS else " (most first)"),
             )
         )
     review = (data["run"].get("policy") or {}).get("score_review") or {}

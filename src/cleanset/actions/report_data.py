@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.pipeline.policy import UNSCREENED_FRAMES, Policy, match_verdict
-from cleanset.records import DIHEDRAL_NAMES, Match, Verdict
+from cleanset.records import Match, Verdict
 from cleanset.results.schema import ITEM_SCHEMA
 from cleanset.results.store import RunStore
 
@@ -57,11 +57,14 @@ _DIHEDRAL_WORDS = {
     "flipplus1": "mirrored on the diagonal",
     "flipminus1": "mirrored on the other diagonal",
 }
-assert set(_DIHEDRAL_WORDS) == set(DIHEDRAL_NAMES)
 _FRAME = re.compile(r"frame(\d+)")
 _GRID_STEP = re.compile(r"(\d+)x(\d+)u*\.(\d+)")
-_REGIONS = {"trim": "border trimmed", "trim.rows": "top/bottom border trimmed", "trim.cols": "side borders trimmed"}
-_REGIONS["inset"] = "picture inside a window"
+_REGIONS = {
+    "trim": "border trimmed",
+    "trim.rows": "top/bottom border trimmed",
+    "trim.cols": "side borders trimmed",
+    "inset": "picture inside a window",
+}
 
 # Failure reason codes: first rule that fits wins. The free text stays beside the code; the code is what groups.
 FAILURE_CODES: dict[str, str] = {
@@ -246,10 +249,10 @@ def flagged_rows(items: pa.Table, explain: Explainer) -> list[dict[str, Any]]:
         asking = [m for m, v in judged if v is verdict]
         # A policy that changed since (an old manifest) can leave no match asking for the verdict: show the closest.
         best = _closest(asking) or _closest(m for m, v in judged if v is not None)
-        why = sorted({explain.match_reason(m, verdict) for m in asking}) if verdict is Verdict.REVIEW else []
-        if verdict is Verdict.REMOVE and best is not None:
-            why = [explain.match_reason(best, verdict)]
-        if verdict is Verdict.REVIEW:
+        if verdict is Verdict.REMOVE:
+            why = [explain.match_reason(best, verdict)] if asking and best is not None else []
+        else:  # every reason counts for a reviewer: a list set to review and a score may both apply
+            why = sorted({explain.match_reason(m, verdict) for m in asking})
             why += explain.score_reasons(dict(r["scores"] or []))
         out.append(
             {

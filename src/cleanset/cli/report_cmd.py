@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.")],
-        json_out: Annotated[bool, typer.Option("--json", help="Also write RUN/report.json (same content).")] = False,
+        json_out: Annotated[
+            bool, typer.Option("--json", help="Also write RUN/report.json (the page's data, same fields).")
+        ] = False,
         card: Annotated[
             bool, typer.Option("--card", help="Print a Markdown section for a dataset card to stdout.")
         ] = False,
@@ -25,7 +27,8 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--attestation-name", help="File name of the attestation the card refers to.")
         ] = "attestation.intoto.json",
     ) -> None:
-        """Write RUN/report.html: counts, matches, failures, progress and flagged items by key; never an image."""
+        """Write RUN/report.html: counts; removed and review items by URL or key with what matched and why; failed
+        items by reason code; what a revision changed; charts. Never an image, a list value or an item's hash."""
         from cleanset.actions.card import render_card
         from cleanset.actions.report import write_report
 

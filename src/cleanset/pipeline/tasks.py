@@ -170,12 +170,18 @@ def build_result(
         height=outcome.height,
         format=outcome.format,
         url=item.url,
+        caption=_caption(item),
         content_sha256=item.digest,
         probes=list(outcome.probes),
         matches=list(matches),
         scores=dict(outcome.scores),
         notes=list(notes),
     )
+
+
+def _caption(item: SourceItem) -> str | None:
+    caption = item.meta.get("caption")
+    return caption if isinstance(caption, str) else None
 
 
 def safe_items(source: Source, shard: Shard) -> Iterator[SourceItem]:

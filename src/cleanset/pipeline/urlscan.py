@@ -355,6 +355,7 @@ def _assemble(
         "height": pa.nulls(n, pa.int32()),
         "format": nulls,
         "url": batch.column("url"),
+        "caption": nulls,  # the column path reads only what it screens
         "content_sha256": nulls,  # rows have no bytes of their own: clean checks the shard file's digest
         "probes": probes,
         "matches": matches,

@@ -55,6 +55,7 @@ ITEM_SCHEMA = pa.schema(
         pa.field("height", pa.int32()),
         pa.field("format", pa.string()),
         pa.field("url", pa.string()),
+        pa.field("caption", pa.string()),  # the item's caption as the source gave it, for the report's tables
         # sha256 of the content ``clean`` writes for the item (``cleanset.sources.base.content_digest``), always
         # computed whatever the signals: clean copies only bytes whose digest is this, attest checks it again.
         pa.field("content_sha256", pa.string()),
@@ -135,6 +136,7 @@ def to_table(results: Sequence[ItemResult]) -> pa.Table:
         cols["height"].append(r.height)
         cols["format"].append(r.format)
         cols["url"].append(r.url)
+        cols["caption"].append(r.caption)
         cols["content_sha256"].append(r.content_sha256)
         cols["probes"].append(
             [
@@ -166,6 +168,7 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> list[ItemResult]:
                 height=row["height"],
                 format=row["format"],
                 url=row["url"],
+                caption=row.get("caption"),
                 content_sha256=row.get("content_sha256"),
                 probes=[Probe(c, c, row[c]) for c in COLUMN_PROBES if row.get(c) is not None]
                 + [Probe(**p) for p in row["probes"] or []],

@@ -8,11 +8,10 @@ the cleaned output and are dropped with it, but only when their content is text 
 is left out. Any other file is not an item and is not copied; ``ignored_files`` lists them so a caller can report
 them.
 
-Key: the path relative to the root without extension (``cats/001``); when two images share a stem (``a.jpg`` and
-``a.png``) both keep their extension in the key, and any key still used twice in a directory (``a.jpg`` beside
-``a.jpg.png``, whose stem is ``a.jpg``) falls back to the path with extension for every image involved, so keys
-stay unique. Undecodable bytes in names appear as ``\\xNN`` in keys, metadata and messages (the file is still
-opened by its real name); should that make two keys equal, the later gets ``#2``.
+Key: the image's path relative to the root, extension included (``cats/001.jpg``). It names the file whatever else
+lies beside it, so a kept ``a.jpg`` keeps its key in the cleaned copy when a listed ``a.png`` beside it is removed.
+Undecodable bytes in names appear as ``\\xNN`` in keys, metadata and messages (the file is still opened by its real
+name); should that make two keys equal, the later gets ``#2``.
 
 The source is one directory, or image files named one by one (``photos/*.jpg`` expanded by a shell): then the
 root is their deepest common folder and only the named images are items (their sidecars still travel with them).
@@ -124,30 +123,13 @@ def _dir_entries(
             side[stem].append(name)
         elif only is None:
             ignored.append(printable_key(f"{rel_dir}/{name}" if rel_dir else name))
-    rels: list[str] = []
-    keys: list[str] = []
+    unique = UniqueKeys()  # paths themselves can only meet once undecodable bytes are written out
+    entries: list[FolderEntry] = []
     for name in images:
         stem = name.rsplit(".", 1)[0] if "." in name else name
         rel = f"{rel_dir}/{name}" if rel_dir else name
-        rels.append(rel)
-        keys.append(printable_key(rel if len(stems[stem]) > 1 else (f"{rel_dir}/{stem}" if rel_dir else stem)))
-    while True:  # a key used twice falls back to the path with extension for every image involved
-        count: dict[str, int] = defaultdict(int)
-        for k in keys:
-            count[k] += 1
-        changed = False
-        for i, k in enumerate(keys):
-            full = printable_key(rels[i])
-            if count[k] > 1 and k != full:
-                keys[i], changed = full, True
-        if not changed:
-            break
-    unique = UniqueKeys()  # paths themselves can only meet once undecodable bytes are written out
-    entries: list[FolderEntry] = []
-    for name, rel, key in zip(images, rels, keys, strict=True):
-        stem = name.rsplit(".", 1)[0] if "." in name else name
         sidecars = tuple(f"{rel_dir}/{s}" if rel_dir else s for s in side.get(stem, ()))
-        entries.append(FolderEntry(key=unique(key), rel=rel, sidecars=sidecars))
+        entries.append(FolderEntry(key=unique(printable_key(rel)), rel=rel, sidecars=sidecars))
     return entries
 
 

@@ -10,16 +10,17 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from cleanset.banks.base import BankFormat, BankRow
+from cleanset.banks.base import BankRow
 from cleanset.banks.formats import FORMATS, first_line
 from cleanset.banks.formats._lines import content_lines
+from cleanset.banks.formats._options import Format
 from cleanset.banks.formats.rows import RowMaker, required_signal
 
 _HEX_HEAD = re.compile(r"^[0-9A-Fa-f]+(\s|$)")
 
 
 @FORMATS.register("plain")
-class PlainHexList(BankFormat):
+class PlainHexList(Format):
     name = "plain"
     description = "one hex value per line (optional id after it); needs --signal"
 
@@ -29,8 +30,8 @@ class PlainHexList(BankFormat):
 
     def parse(self, path: Path, *, signal: str | None = None, skip_invalid: bool = False) -> Iterator[BankRow]:
         sig = required_signal(path, signal, "plain hex")
-        maker = RowMaker(path, skip_invalid=skip_invalid)
-        self.skipped = 0
+        maker = RowMaker(path, skip_invalid=skip_invalid, encoding=self.options.encoding)
+        self.reset()
         for number, text in content_lines(path):
             fields = text.split(None, 1)
             eid = fields[1] if len(fields) > 1 else None

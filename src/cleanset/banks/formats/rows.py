@@ -6,6 +6,8 @@ content, and messages end up in terminals and logs.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +24,8 @@ class LineError(ValueError):
 
 _NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 _HEX_LIKE = re.compile(r"[0-9A-Fa-f]{8,}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+BASE64_HINT = "it looks like base64: pass --value-encoding base64"
 
 
 def shown_name(text: str) -> str:
@@ -40,7 +44,36 @@ def check_url(text: str) -> str:
     return url
 
 
-def value_for(signal_text: str, value_text: str) -> tuple[str, str]:
+def _b64_bytes(text: str) -> bytes | None:
+    """The bytes of a base64 value (standard or URL-safe alphabet, padding optional), or None."""
+    t = text.strip()
+    if not t or not _BASE64.fullmatch(t):
+        return None
+    body = t.rstrip("=")
+    try:
+        return base64.b64decode(body.replace("-", "+").replace("_", "/") + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def looks_base64(text: str, signal: str) -> bool:
+    """True when a value that is not hex of ``signal`` decodes as base64 to exactly one value of it. A 64-digit
+    PDQ written in base64 is 44 characters, so lengths never collide with hex."""
+    raw = _b64_bytes(text)
+    return raw is not None and len(raw) * 2 == names.hex_len(signal)
+
+
+def from_base64(signal: str, text: str) -> str:
+    raw = _b64_bytes(text)
+    if raw is None:
+        raise LineError(f"{signal} value is not base64")
+    want = names.hex_len(signal) // 2
+    if len(raw) != want:
+        raise LineError(f"{signal} value must be {want} bytes of base64, got {len(raw)}")
+    return raw.hex()
+
+
+def value_for(signal_text: str, value_text: str, encoding: str = "hex") -> tuple[str, str]:
     """(bank signal, canonical hex) for one signal type and value as written in a list."""
     sig = names.resolve(signal_text)
     if sig is None:
@@ -50,10 +83,13 @@ def value_for(signal_text: str, value_text: str) -> tuple[str, str]:
         raise LineError("empty value")
     if sig == names.RAW_URL:
         return names.URL_TARGET, names.url_hash(check_url(value_text))
+    if encoding == "base64":
+        return sig, from_base64(sig, value_text)
     try:
         return sig, get_signal(sig).validate(value_text)
     except ValueError as e:
-        raise LineError(str(e)) from None
+        hint = f" ({BASE64_HINT})" if looks_base64(value_text, sig) else ""
+        raise LineError(f"{e}{hint}") from None
 
 
 def required_signal(path: Path, signal: str | None, fmt: str) -> str:
@@ -70,9 +106,10 @@ def required_signal(path: Path, signal: str | None, fmt: str) -> str:
 class RowMaker:
     """Builds rows for one file and either raises ``file:line: what is wrong`` or counts the skip."""
 
-    def __init__(self, path: Path, *, skip_invalid: bool) -> None:
+    def __init__(self, path: Path, *, skip_invalid: bool, encoding: str = "hex") -> None:
         self.path = path
         self.skip_invalid = skip_invalid
+        self.encoding = encoding
         self.skipped = 0
 
     def fail(self, line: int, message: str) -> None:
@@ -88,9 +125,10 @@ class RowMaker:
         value_text: str | None,
         entry_id: str | None = None,
         labels: Mapping[str, str] | None = None,
+        encoding: str | None = None,
     ) -> BankRow | None:
         try:
-            return self.build(line, signal_text, value_text, entry_id, labels)
+            return self.build(line, signal_text, value_text, entry_id, labels, encoding)
         except LineError as e:
             self.fail(line, str(e))
             return None
@@ -102,12 +140,13 @@ class RowMaker:
         value_text: str | None,
         entry_id: str | None,
         labels: Mapping[str, str] | None,
+        encoding: str | None = None,
     ) -> BankRow:
         if signal_text is None or not signal_text.strip():
             raise LineError("missing signal type")
         if value_text is None:
             raise LineError("missing value")
-        sig, value = value_for(signal_text, value_text)
+        sig, value = value_for(signal_text, value_text, encoding or self.encoding)
         if entry_id is None:
             eid = str(line)
         else:
