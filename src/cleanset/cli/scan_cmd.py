@@ -4,6 +4,8 @@ Exit code 0 when the scan finished, even with failed items: they are recorded pe
 counts in RUN/summary.json and on screen) and the cleaned dataset leaves them out. ``--strict`` exits 1 when any
 item failed, for pipelines that want to stop on them. A scan that screened nothing is never a success: no items
 at all exits 2 (the paths or ``--format``/``--url-col`` are likely wrong), only failed items exits 1.
+``--fail-on-match`` exits 1 when anything was removed or sent to review, for a pipeline step that must stop on a
+hit (the results are written all the same). ``--json`` prints the summary as one JSON document on stdout.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import typer
 from rich.console import Console
 
 from cleanset.cli import options
+from cleanset.cli.conventions import echo_json, local_path, stdout_console
 from cleanset.errors import ExitCode
 
 
@@ -29,15 +32,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("scan")
     def scan(
-        sources: Annotated[list[Path], typer.Argument(help="Dataset paths: a folder, tar shards, Parquet files.")],
+        sources: Annotated[
+            list[Path],
+            typer.Argument(help="Dataset paths: a folder, tar shards, Parquet files.", parser=local_path),
+        ],
         bank: Annotated[list[str], typer.Option("--bank", help="Bank to match against (NAME or NAME@VERSION).")],
-        out: Annotated[Path, typer.Option("--out", help="Run directory for results (resumable).")],
+        out: Annotated[Path, typer.Option("--out", help="Run directory for results (resumable).", parser=local_path)],
         workers: Annotated[
             int | None, typer.Option(help="Worker processes (default: all cores).", callback=options.workers)
         ] = None,
         format: Annotated[str | None, typer.Option("--format", help="Force the source kind.")] = None,
         images: Annotated[
-            Path | None, typer.Option(help="img2dataset's download of URL metadata, joined back by URL.")
+            Path | None,
+            typer.Option(help="img2dataset's download of URL metadata, joined back by URL.", parser=local_path),
         ] = None,
         url_col: Annotated[
             str | None, typer.Option("--url-col", help="URL column of Parquet rows (default: url, any case).")
@@ -67,6 +74,12 @@ def register(app: typer.Typer) -> None:
         ] = options.DEFAULT_QUALITY_GATE,
         executor: Annotated[str, typer.Option(help="Where shards run: local | inline.")] = "local",
         strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any item failed.")] = False,
+        fail_on_match: Annotated[
+            bool, typer.Option("--fail-on-match", help="Exit 1 when any item was removed or sent to review.")
+        ] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the summary as JSON on stdout (the table goes to stderr).")
+        ] = False,
     ) -> None:
         """Scan a dataset against banks; results go to OUT (re-run the same command to resume)."""
         from cleanset.pipeline.policy import Policy
@@ -93,7 +106,14 @@ def register(app: typer.Typer) -> None:
         view = ScanProgress(err, prep)
         with view.progress:
             summary = execute(prep, executor, workers, on_event=view.on_event)
-        print_summary(Console(), summary, out)
+        print_summary(err if as_json else stdout_console(), summary, out)
+        if as_json:
+            echo_json({"run": str(out.resolve()), **summary})
         check_screened(summary, sources)
         if strict and summary["failed"]:
+            raise typer.Exit(int(ExitCode.FAILED_ITEMS))
+        if fail_on_match and (summary["removed"] or summary["review"]):
+            err.print(
+                f"--fail-on-match: {summary['removed']:,} item(s) removed, {summary['review']:,} sent to review"
+            )
             raise typer.Exit(int(ExitCode.FAILED_ITEMS))

@@ -111,11 +111,13 @@ class RowMaker:
         self.skip_invalid = skip_invalid
         self.encoding = encoding
         self.skipped = 0
+        #: Put before every message: where inside the line the record is (a JSON element, an XML entry).
+        self.where = ""
 
     def fail(self, line: int, message: str) -> None:
         """A line the format itself cannot read (bad JSON, wrong column count)."""
         if not self.skip_invalid:
-            raise InputFormatError(str(self.path), message, line)
+            raise InputFormatError(str(self.path), self.where + message, line)
         self.skipped += 1
 
     def make(
