@@ -190,13 +190,7 @@ def clean(
     _check_out_dir(out, [Path(p) for p in sources], run)
 
     shards = source.shards()
-    ledger = {str(e["shard"]): e for e in store.ledger()}
-    missing = [s.id for s in shards if s.id not in ledger]
-    if missing:
-        raise UserError(
-            f"{run} is incomplete: {len(missing)} of {len(shards)} shards of the source have no committed results "
-            f"(first: {missing[0]}); run the same scan again to finish it before cleaning"
-        )
+    ledger = _complete_ledger(store, run, shards)
     revision = store.latest_revision()
     items_dir = store.revision_dir(revision) / "items"
     source_ids = {s.id for s in shards}
@@ -216,11 +210,8 @@ def clean(
     try:
         removed_parts: list[pa.Table] = []
         for shard in shards:
-            rows = _shard_rows(items_dir, shard)
+            rows, unread, keep, dropped = _decide_shard(items_dir, shard, keep_review, keep_failed, report)
             keys = rows["key"].to_pylist()
-            unread = marker_key(shard.id, "unread") in set(keys)
-            # A shard whose items the scan could not even list is left out whole: none of it is known to be clean.
-            keep, dropped = _decide(rows, keep_review, keep_failed and not unread, report)
             written = 0
             if not unread:
                 gate = CleanGate(
@@ -254,6 +245,65 @@ def clean(
         raise
     write_json_atomic(run / CLEAN_JSON, report.to_json())
     return report
+
+
+def preview(
+    sources: Sequence[Path],
+    run: Path,
+    keep_review: bool = False,
+    keep_failed: bool = False,
+    format: str | None = None,
+) -> tuple[CleanReport, pa.Table]:
+    """What :func:`clean` would leave out, by the same decisions and checks, writing nothing (``clean --dry-run``).
+
+    Returns the report ``clean`` would write (``written`` stays 0: only writing tells which kept items have bytes)
+    and the rows ``removed.parquet`` would hold. Reads the run's results and lists the source's shards, but no
+    image: a preview of a large dataset costs seconds, and a clean that follows still checks every byte."""
+    store = RunStore(run)
+    manifest = store.manifest
+    scanned_format = manifest.get("format")
+    if format is not None and scanned_format and format != scanned_format:
+        raise UserError(f"{run} was scanned as {scanned_format!r}, not {format!r}")
+    source: Source = open_source(sources, format or scanned_format, **reopen_options(manifest))
+    shards = source.shards()
+    _complete_ledger(store, run, shards)
+    revision = store.latest_revision()
+    items_dir = store.revision_dir(revision) / "items"
+    report = CleanReport(
+        out="",
+        format=source.name,
+        sources=[str(Path(p).resolve()) for p in sources],
+        run=str(run.resolve()),
+        revision=revision,
+        shards=len(shards),
+        keep_review=keep_review,
+        keep_failed=keep_failed,
+    )
+    parts = [_decide_shard(items_dir, shard, keep_review, keep_failed, report)[3] for shard in shards]
+    return report, pa.concat_tables(parts) if parts else REMOVED_SCHEMA.empty_table()
+
+
+def _complete_ledger(store: RunStore, run: Path, shards: Sequence[Shard]) -> dict[str, dict[str, Any]]:
+    """The run's ledger by shard; a shard of the source without an entry was never checked, so nothing is cleaned."""
+    ledger = {str(e["shard"]): e for e in store.ledger()}
+    missing = [s.id for s in shards if s.id not in ledger]
+    if missing:
+        raise UserError(
+            f"{run} is incomplete: {len(missing)} of {len(shards)} shards of the source have no committed results "
+            f"(first: {missing[0]}); run the same scan again to finish it before cleaning"
+        )
+    return ledger
+
+
+def _decide_shard(
+    items_dir: Path, shard: Shard, keep_review: bool, keep_failed: bool, report: CleanReport
+) -> tuple[pa.Table, bool, set[str], pa.Table]:
+    """One shard's rows, whether the scan could not list it, the keys to keep and the dropped rows."""
+    rows = _shard_rows(items_dir, shard)
+    unread = marker_key(shard.id, "unread") in set(rows["key"].to_pylist())
+    # A shard whose items the scan could not even list is left out whole: none of it is known to be clean.
+    keep, dropped = _decide(rows, keep_review, keep_failed and not unread, report)
+    return rows, unread, keep, dropped
 
 
 def _decide(rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanReport) -> tuple[set[str], pa.Table]:

@@ -1,11 +1,22 @@
-"""`cleanset clean`: the dataset in its own format minus removed (and failed, and review) items."""
+"""`cleanset clean`: the dataset in its own format minus removed (and failed, and review) items.
+
+``cleanset clean RUN --out DIR`` cleans the dataset the run scanned, at the paths the scan recorded;
+``cleanset clean SOURCE... RUN --out DIR`` names them (a dataset moved since the scan). ``--dry-run`` says what
+would go, by the same decisions, and writes nothing.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from cleanset.cli.conventions import echo_json, local_path
+from cleanset.errors import UserError
+
+USAGE = "usage: cleanset clean [SOURCE...] RUN --out DIR (or --dry-run)"
 
 
 def register(app: typer.Typer) -> None:
@@ -13,23 +24,49 @@ def register(app: typer.Typer) -> None:
 
     @app.command("clean")
     def clean(
-        paths: Annotated[list[Path], typer.Argument(help="The scanned dataset's paths, then the RUN directory.")],
-        out: Annotated[Path, typer.Option("--out", help="New or empty folder for the cleaned dataset.")],
+        paths: Annotated[
+            list[Path],
+            typer.Argument(
+                help="The RUN directory, after the scanned dataset's paths when they moved since the scan.",
+                metavar="[SOURCE]... RUN",
+                parser=local_path,
+            ),
+        ],
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="New or empty folder for the cleaned dataset.", parser=local_path),
+        ] = None,
         keep_review: Annotated[bool, typer.Option("--keep-review", help="Keep items the scan sent to review.")] = False,
         keep_failed: Annotated[
             bool, typer.Option("--keep-failed", help="Keep items that could not be read or hashed.")
         ] = False,
         format: Annotated[str | None, typer.Option("--format", help="Force the source kind.")] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Say what would be left out (counts and keys); write nothing.")
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     ) -> None:
-        """Write SOURCE... minus what RUN says must go, in the same format and layout, with DIR/removed.parquet."""
-        from cleanset.actions.clean import REMOVED_FILE
+        """Write the scanned dataset minus what RUN says must go, in the same format and layout, with
+        DIR/removed.parquet naming what was left out."""
+        from cleanset.actions.clean import REMOVED_FILE, preview
         from cleanset.actions.clean import clean as do_clean
-        from cleanset.errors import UserError
+        from cleanset.cli.options import run_sources
 
-        if len(paths) < 2:
-            raise UserError("usage: cleanset clean SOURCE... RUN --out DIR")
+        if not paths:
+            raise UserError(USAGE)
         *sources, run = paths
+        if not sources:
+            sources = run_sources(run)
+        if dry_run:
+            report, dropped = preview(sources, run, keep_review=keep_review, keep_failed=keep_failed, format=format)
+            _show_preview(report.to_json(), dropped.select(["key", "shard", "dropped_as", "banks"]).to_pylist(), as_json)
+            return
+        if out is None:
+            raise UserError(f"--out DIR is required (or --dry-run); {USAGE}")
         report = do_clean(sources, run, out, keep_review=keep_review, keep_failed=keep_failed, format=format)
+        if as_json:
+            echo_json({**report.to_json(), "removed_list": str(Path(report.out) / REMOVED_FILE)})
+            return
         review = f"review kept {report.review_kept}" if keep_review else f"review dropped {report.review_dropped}"
         failed = f"failed kept {report.failed_kept}" if keep_failed else f"failed dropped {report.failed_dropped}"
         typer.echo(
@@ -37,3 +74,21 @@ def register(app: typer.Typer) -> None:
             f"kept {report.kept}, removed {report.removed}, {review}, {failed}"
         )
         typer.echo(f"written to {report.out} (list of left-out items: {Path(report.out) / REMOVED_FILE})")
+
+
+def _show_preview(report: dict[str, Any], dropped: list[dict[str, Any]], as_json: bool) -> None:
+    """Counts by why each item would go, then one line per item: key, reason, shard and the banks that matched
+    (never a hash: a removed item's own hash is a list value)."""
+    by = Counter(str(d["dropped_as"]) for d in dropped)
+    if as_json:
+        echo_json({"dry_run": True, **report, "dropped_as": dict(by), "dropped": dropped})
+        return
+    typer.echo(
+        f"dry run, nothing written: of {report['items']:,} items in {report['shards']} shards, {report['kept']:,} "
+        f"would be kept and {len(dropped):,} left out ("
+        + ", ".join(f"{k} {by.get(k, 0):,}" for k in ("removed", "review", "failed"))
+        + ")"
+    )
+    for d in dropped:
+        banks = f"  {','.join(d['banks'])}" if d["banks"] else ""
+        typer.echo(f"{d['dropped_as']}\t{d['key']}\t{d['shard']}{banks}")

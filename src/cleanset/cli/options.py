@@ -101,3 +101,23 @@ def _known(store: BankStore) -> str:
     if not names:
         return "there are no banks there yet: add one with `cleanset bank import NAME FILE`"
     return f"banks there: {', '.join(names)}"
+
+
+def run_sources(run: Path) -> list[Path]:
+    """The dataset paths a run's scan recorded (absolute), for the commands that let ``SOURCE...`` be left out.
+
+    A recorded path that is gone is named here rather than left to the source to misreport: the usual cause is a
+    dataset moved since the scan, and then the paths must be given."""
+    from cleanset.results.store import RunStore
+
+    recorded = RunStore(run).manifest.get("sources") or []
+    if not recorded:
+        raise UserError(f"{run}: the run records no dataset paths; give them: SOURCE... {run}")
+    paths = [Path(p) for p in recorded]
+    gone = [p for p in paths if not p.exists()]
+    if gone:
+        raise UserError(
+            f"{run}: the scanned dataset is no longer at {gone[0]} (moved since the scan?); give its paths: "
+            f"SOURCE... {run}"
+        )
+    return paths

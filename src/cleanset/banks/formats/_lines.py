@@ -21,6 +21,12 @@ def check_utf8(path: Path, line: int, text: str) -> None:
         raise InputFormatError(str(path), "not UTF-8 text (an invalid byte on this line)", line)
 
 
+def first_bad_byte(text: str) -> int | None:
+    """Position of the first byte that was not UTF-8 in text read with ``ERRORS``, or None."""
+    m = _ESCAPED.search(text)
+    return None if m is None else m.start()
+
+
 def content_lines(path: Path, *, comments: bool = True) -> Iterator[tuple[int, str]]:
     """(line number, stripped text) of every line that carries content."""
     with path.open("r", encoding="utf-8-sig", errors=ERRORS, newline=None) as f:
