@@ -36,7 +36,7 @@ from cleanset.actions.verify import verify
 from cleanset.errors import UserError, VerificationError
 from cleanset.records import Verdict
 from cleanset.results.schema import to_table
-from cleanset.sources.synth import sample_items, write_folder
+from cleanset.sources.synth import image_ext, sample_items, write_folder
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -120,7 +120,7 @@ def test_added_image_is_named(signed: dict[str, Path]) -> None:
     (ds / "d01" / "intruder.jpg").write_bytes(sample_items(1, seed=99)[0].data)
     proc = cli("verify", str(ds), str(signed["att"]), "--pubkey", str(signed["pub"]))
     assert proc.returncode == 1
-    assert "added item 'd01/intruder' in shard 'd01__00000'" in proc.stderr
+    assert "added item 'd01/intruder.jpg' in shard 'd01__00000'" in proc.stderr
     assert "extra file 'd01/intruder.jpg'" in proc.stderr
 
 
@@ -129,7 +129,7 @@ def test_removed_image_is_named(signed: dict[str, Path]) -> None:
     victim = images(ds, "d00")[1]
     victim.unlink()
     res = verify([ds], signed["att"], dsse.load_public_key(signed["pub"]))
-    assert found(res) == {("removed", f"d00/{victim.stem}"), ("file_missing", f"d00/{victim.name}")}
+    assert found(res) == {("removed", f"d00/{victim.name}"), ("file_missing", f"d00/{victim.name}")}
 
 
 def test_altered_bytes_are_named(signed: dict[str, Path]) -> None:
@@ -140,7 +140,7 @@ def test_altered_bytes_are_named(signed: dict[str, Path]) -> None:
     victim.write_bytes(bytes(data))
     proc = cli("verify", str(ds), str(signed["att"]), "--pubkey", str(signed["pub"]))
     assert proc.returncode == 1
-    assert f"altered item 'd01/{victim.stem}' in shard 'd01__00000'" in proc.stderr
+    assert f"altered item 'd01/{victim.name}' in shard 'd01__00000'" in proc.stderr
     assert f"altered file 'd01/{victim.name}'" in proc.stderr
 
 
@@ -150,8 +150,8 @@ def test_renamed_key_is_named(signed: dict[str, Path]) -> None:
     victim.rename(victim.with_name("renamed" + victim.suffix))
     res = verify([ds], signed["att"], dsse.load_public_key(signed["pub"]))
     assert found(res) == {
-        ("added", "d00/renamed"),
-        ("removed", f"d00/{victim.stem}"),
+        ("added", f"d00/renamed{victim.suffix}"),
+        ("removed", f"d00/{victim.name}"),
         ("file_extra", f"d00/renamed{victim.suffix}"),
         ("file_missing", f"d00/{victim.name}"),
     }
@@ -197,8 +197,8 @@ def test_leaves_file_is_trusted_only_by_digest(signed: dict[str, Path], tmp_path
 def test_attest_refuses_what_the_run_did_not_keep(signed: dict[str, Path], tmp_path: Path) -> None:
     ds = copy(signed, "unclean")
     [key] = [k for k in pq.read_table(ds / "removed.parquet").column("key").to_pylist() if k.startswith("d01/")]
-    removed = sorted(signed["src"].glob(f"{key}.*"))[0]  # the image, not its caption: sorted puts .jpg/.png first
-    assert removed.suffix != ".txt"
+    removed = signed["src"] / key  # the key is the image's path, extension included (not its caption)
+    assert removed.is_file() and removed.suffix != ".txt"
     shutil.copy(removed, ds / "d01" / removed.name)
     kw: dict[str, Any] = dict(run=signed["run"], key=dsse.load_private_key(signed["key"]), out=tmp_path / "x.json")
     with pytest.raises(UserError, match="was remove in the run"):
@@ -230,7 +230,7 @@ def test_new_shard_is_named(signed: dict[str, Path]) -> None:
     assert [str(d) for d in res.differences] == [
         "extra file 'd02/stowaway.jpg'",
         "shard 'd02__00000' added",
-        "added item 'd02/stowaway' in shard 'd02__00000'",
+        "added item 'd02/stowaway.jpg' in shard 'd02__00000'",
     ]
 
 
@@ -289,7 +289,7 @@ def test_recorded_leaves_name_is_only_a_file_name(signed: dict[str, Path], tmp_p
     att = resign(signed, tmp_path / "b.intoto.json", name("../../elsewhere/attested.parquet"))
     shutil.copy(leaves_path_for(signed["att"]), tmp_path / "attested.parquet")
     res = verify([ds], att, pub)
-    assert found(res) == {("removed", f"d00/{victim.stem}"), ("file_missing", f"d00/{victim.name}")}
+    assert found(res) == {("removed", f"d00/{victim.name}"), ("file_missing", f"d00/{victim.name}")}
     for bad in ("", "/", ".."):
         att = resign(signed, tmp_path / "c.intoto.json", name(bad))
         with pytest.raises(VerificationError, match="no usable leaves file"):
@@ -339,7 +339,8 @@ def test_attest_takes_keep_review_from_the_marker(signed: dict[str, Path], tmp_p
     [sample] = sample_items(1, seed=11)
     write_folder(src, [sample], subdirs=0, captions=False)
     run = tmp_path / "run"
-    write_run(run, [item(sample.key, "%root__00000", Verdict.REVIEW, sha256=hashlib.sha256(sample.data).hexdigest())])
+    key = f"{sample.key}.{image_ext(sample.data)}"  # a folder key is the image's path, extension included
+    write_run(run, [item(key, "%root__00000", Verdict.REVIEW, sha256=hashlib.sha256(sample.data).hexdigest())])
     ds = tmp_path / "clean"
     clean([src], run, ds, keep_review=True)
     kw: dict[str, Any] = dict(run=run, dataset=[ds], key=dsse.load_private_key(signed["key"]))

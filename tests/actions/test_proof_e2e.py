@@ -65,5 +65,5 @@ def test_scan_clean_report_attest_verify(tmp_path: Path, cleanset_home: Path) ->
     victim = next(p for p in sorted(tampered.rglob("*.jpg")))
     victim.unlink()
     bad = cli("verify", str(tampered), str(att), "--pubkey", pub, rc=1)
-    key = f"{victim.parent.name}/{victim.stem}"
+    key = f"{victim.parent.name}/{victim.name}"  # a folder key is the image's path, extension included
     assert f"removed item {key!r}" in bad.stderr

@@ -27,7 +27,7 @@ def test_reads_what_write_folder_wrote(tmp_path: Path) -> None:
     src = open_source([tmp_path / "ds"])
     assert isinstance(src, FolderSource)
     got = _all(src)
-    want = {f"d{i % 2:02d}/{it.key}": it for i, it in enumerate(its)}
+    want = {f"d{i % 2:02d}/{it.key}.{image_ext(it.data)}": it for i, it in enumerate(its)}
     assert set(got) == set(want)
     for k, it in want.items():
         assert got[k].data == it.data  # type: ignore[attr-defined]
@@ -57,9 +57,9 @@ def test_broken_files_fail_with_reasons_and_odd_names_are_screened(tmp_path: Pat
     (root / "twin.png").write_bytes(its[2].data)
     src = FolderSource([root])
     got = _all(src)
-    assert set(got) == {"empty", "dangling", "no_extension", "twin.jpg", "twin.png"}
-    assert "empty file" in got["empty"].error  # type: ignore[attr-defined]
-    assert got["dangling"].error.startswith("read:")  # type: ignore[attr-defined]
+    assert set(got) == {"empty.jpg", "dangling.png", "no_extension", "twin.jpg", "twin.png"}
+    assert "empty file" in got["empty.jpg"].error  # type: ignore[attr-defined]
+    assert got["dangling.png"].error.startswith("read:")  # type: ignore[attr-defined]
     assert got["no_extension"].data == its[0].data  # type: ignore[attr-defined]
     assert src.ignored_files == ["README.md"]
 
@@ -68,22 +68,22 @@ def test_write_clean_copies_kept_files_and_their_sidecars(tmp_path: Path) -> Non
     its = items()[:8]
     write_folder(tmp_path / "ds", its, subdirs=2)
     src = FolderSource([tmp_path / "ds"])
-    keep = {f"d{i % 2:02d}/{it.key}" for i, it in enumerate(its) if i % 3}
+    keep = {f"d{i % 2:02d}/{it.key}.{image_ext(it.data)}" for i, it in enumerate(its) if i % 3}
     out = tmp_path / "out"
     written = sum(src.write_clean(sh, gate_for(src, sh, keep), out) for sh in src.shards())
     assert written == len(keep)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     want = sorted(
-        f"{k}.{ext}"
+        f"{stem}.{ext}"
         for i, it in enumerate(its)
-        for k in [f"d{i % 2:02d}/{it.key}"]
-        if k in keep
+        for stem in [f"d{i % 2:02d}/{it.key}"]
+        if f"{stem}.{image_ext(it.data)}" in keep
         for ext in (image_ext(it.data), "txt")
     )
     assert files == want
     again = _all(FolderSource([out]))
     assert set(again) == keep
-    by_key = {f"d{i % 2:02d}/{it.key}": it for i, it in enumerate(its)}
+    by_key = {f"d{i % 2:02d}/{it.key}.{image_ext(it.data)}": it for i, it in enumerate(its)}
     assert all(again[k].data == by_key[k].data for k in keep)  # type: ignore[attr-defined]
 
 
@@ -94,7 +94,7 @@ def test_image_files_named_one_by_one(tmp_path: Path) -> None:
     src = open_source(chosen)
     assert isinstance(src, FolderSource) and src.root == (tmp_path / "ds").resolve()
     got = _all(src)
-    assert set(got) == {p.relative_to(tmp_path / "ds").with_suffix("").as_posix() for p in chosen}
+    assert set(got) == {p.relative_to(tmp_path / "ds").as_posix() for p in chosen}
     assert all(got[k].meta.get("caption") for k in got)  # type: ignore[attr-defined]
     out = tmp_path / "out"
     for sh in src.shards():
@@ -114,7 +114,7 @@ def test_shard_ids_of_distinct_directories_never_collide(tmp_path: Path) -> None
     ids = [s.id for s in src.shards()]
     assert len(ids) == len(set(ids)) == 6
     assert "%root__00000" in ids
-    assert set(_all(src)) == {"a/b/1", "a__b/2", "_root/3", "4", "a%2Fb/5", "a%b/6"}
+    assert set(_all(src)) == {"a/b/1.jpg", "a__b/2.jpg", "_root/3.jpg", "4.jpg", "a%2Fb/5.jpg", "a%b/6.jpg"}
 
 
 def test_keys_stay_unique_when_a_stem_holds_an_extension(tmp_path: Path) -> None:
@@ -127,12 +127,17 @@ def test_keys_stay_unique_when_a_stem_holds_an_extension(tmp_path: Path) -> None
     (root / "b.jpg").write_bytes(its[3].data)
     src = FolderSource([root])
     keys = [it.key for sh in src.shards() for it in src.read(sh)]
-    assert sorted(keys) == ["a.jpg", "a.jpg.png", "a.png", "b"]
+    assert sorted(keys) == ["a.jpg", "a.jpg.png", "a.png", "b.jpg"]
     got = _all(src)
     assert got["a.jpg"].data == its[0].data and got["a.jpg.png"].data == its[2].data  # type: ignore[attr-defined]
     out = tmp_path / "out"
     assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], set(keys), keys), out) == 4
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.jpg.png", "a.png", "b.jpg"]
+    # a kept a.jpg keeps its key in the cleaned copy when the listed a.png beside it is removed
+    kept = {"a.jpg", "a.jpg.png", "b.jpg"}
+    out2 = tmp_path / "out2"
+    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], kept), out2) == 3
+    assert set(_all(FolderSource([out2]))) == kept
 
 
 def test_undecodable_file_names_become_printable_keys(tmp_path: Path) -> None:
@@ -143,7 +148,7 @@ def test_undecodable_file_names_become_printable_keys(tmp_path: Path) -> None:
     (sub / os.fsdecode(b"caf\xe9.jpg")).write_bytes(jpg)
     src = FolderSource([root])
     got = list(_all(src).values())
-    assert [it.key for it in got] == ["d\\xff/caf\\xe9"]  # type: ignore[attr-defined]
+    assert [it.key for it in got] == ["d\\xff/caf\\xe9.jpg"]  # type: ignore[attr-defined]
     assert got[0].data == jpg and got[0].error is None  # type: ignore[attr-defined]
     pa.array([it.key for it in got] + [it.meta["path"] for it in got])  # type: ignore[attr-defined]
     pa.array([s.id for s in src.shards()])
@@ -191,8 +196,8 @@ def test_fifo_is_never_opened(tmp_path: Path) -> None:
         got = _all(src)
     finally:
         stop.set()
-    assert set(got) == {"ok", "pipe"}
-    assert "not a regular file" in got["pipe"].error  # type: ignore[attr-defined]
+    assert set(got) == {"ok.jpg", "pipe.jpg"}
+    assert "not a regular file" in got["pipe.jpg"].error  # type: ignore[attr-defined]
     assert src.ignored_files == ["pipe"]
 
 
@@ -204,4 +209,4 @@ def test_write_clean_counts_only_images_written(tmp_path: Path) -> None:
     (root / "b.jpg").write_bytes(items()[1].data)
     src = FolderSource([root])
     (root / "a.jpg").unlink()  # gone since the scan (kept with --keep-failed)
-    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], {"a", "b"}), tmp_path / "out") == 1
+    assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], {"a.jpg", "b.jpg"}), tmp_path / "out") == 1

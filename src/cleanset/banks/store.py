@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from cleanset.atomic import fsync_dir
 from cleanset.banks import formats, names
-from cleanset.banks.base import BankRow
+from cleanset.banks.base import BankFormat, BankRow
 from cleanset.banks.columns import LABEL_PREFIX, ParsedBank, canonicalize, from_rows
 from cleanset.banks.digest import content_digest, file_sha256
 from cleanset.banks.formats.rows import LineError, value_for
@@ -56,6 +56,10 @@ class ImportReport:
     source_sha256: str | None
     thresholds: dict[str, int]
     elapsed_s: float
+    #: What the format read but left out on purpose (PhotoDNA values, false positives ...), in words.
+    notes: list[str] = field(default_factory=list)
+    #: True when the list was identical to the latest version: no version was written, ``version`` is that one.
+    unchanged: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,26 +152,34 @@ class BankStore:
         self,
         name: str,
         path: Path | str,
-        format: str | None = None,
+        format: str | BankFormat | None = None,
         signal: str | None = None,
         allow: bool | None = None,
         skip_invalid: bool = False,
         note: str = "",
         thresholds: Mapping[str, int] | None = None,
     ) -> ImportReport:
-        """Parse a list file and store it as the bank's next version. ``allow=None`` keeps the bank's kind."""
+        """Parse a list file and store it as the bank's next version. ``allow=None`` keeps the bank's kind.
+        ``format`` is a format name or a format already configured (``formats.resolve``)."""
         check_name(name)
         started = time.perf_counter()
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path}: no such file")
-        fmt = formats.get_format(format) if format else formats.detect(path)
+        if isinstance(format, BankFormat):
+            fmt = format
+        else:
+            fmt = formats.get_format(format) if format else formats.detect(path)
         # The source digest is computed while the list is parsed (hashlib releases the GIL on large reads).
         with ThreadPoolExecutor(max_workers=1) as pool:
             source_digest = pool.submit(file_sha256, path)
             parsed = fmt.read_columns(path, signal=signal, skip_invalid=skip_invalid)
             source = SourceInfo(file=path.name, sha256=source_digest.result(), bytes=path.stat().st_size)
-        return self._commit(name, parsed, str(path), fmt.name, source, allow, note, thresholds, started)
+        notes = formats.notes_of(fmt)
+        if parsed.entry_count == 0 and notes:
+            raise InputFormatError(str(path), f"no entries to import ({'; '.join(notes)})")
+        report = self._commit(name, parsed, str(path), fmt.name, source, allow, note, thresholds, started)
+        return replace(report, notes=notes)
 
     def create_from_rows(
         self,
@@ -224,6 +236,15 @@ class BankStore:
         new_pairs = {s: (c.values, parsed.ids_of(s)) for s, c in parsed.signals.items()}
         old_pairs = {s: (prev.values(s), prev.entry_ids(s).arrow) for s in prev.signals()} if prev else {}
         added, removed = diff_counts(new_pairs, old_pairs)
+        digest = content_digest(new_pairs)
+        effective_allow = keep_allow if allow is None else bool(allow)
+        if prev is not None and (digest, effective_allow, merged) == (
+            prev.manifest.digest,
+            prev.manifest.allow,
+            dict(prev.manifest.thresholds),
+        ):
+            # A refresh that changed nothing: a new version would only make "what changed?" harder to answer.
+            return self._report(prev.manifest, parsed, fmt, source, started, unchanged=True)
         version = (numbers[-1] + 1) if numbers else 1
         from cleanset import __version__
 
@@ -231,7 +252,7 @@ class BankStore:
             name=name,
             version=version,
             created=_now(),
-            allow=keep_allow if allow is None else bool(allow),
+            allow=effective_allow,
             format=fmt,
             note=note,
             source=source,
@@ -241,26 +262,38 @@ class BankStore:
             removed=removed,
             skipped=parsed.skipped,
             duplicates=parsed.duplicates,
-            digest=content_digest(new_pairs),
+            digest=digest,
             thresholds=merged,
             cleanset_version=__version__,
         )
         self._write_version(manifest, parsed)
+        return self._report(manifest, parsed, fmt, source, started)
+
+    @staticmethod
+    def _report(
+        manifest: VersionManifest,
+        parsed: ParsedBank,
+        fmt: str,
+        source: SourceInfo,
+        started: float,
+        unchanged: bool = False,
+    ) -> ImportReport:
         return ImportReport(
-            name=name,
-            version=version,
+            name=manifest.name,
+            version=manifest.version,
             format=fmt,
             allow=manifest.allow,
             counts=manifest.counts,
             entry_count=manifest.entry_count,
-            added=added,
-            removed=removed,
-            skipped=manifest.skipped,
-            duplicates=manifest.duplicates,
+            added=0 if unchanged else manifest.added,
+            removed=0 if unchanged else manifest.removed,
+            skipped=parsed.skipped,
+            duplicates=parsed.duplicates,
             digest=manifest.digest,
             source_sha256=source.sha256,
-            thresholds={s: merged.get(s, get_signal(s).default_threshold) for s in manifest.counts},
+            thresholds={s: manifest.thresholds.get(s, get_signal(s).default_threshold) for s in manifest.counts},
             elapsed_s=round(time.perf_counter() - started, 3),
+            unchanged=unchanged,
         )
 
     def _write_version(self, manifest: VersionManifest, parsed: ParsedBank) -> None:

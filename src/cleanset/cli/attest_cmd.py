@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cleanset.cli.conventions import echo_json, local_path
 from cleanset.errors import UserError, VerificationError
 
 
@@ -19,7 +20,10 @@ def register(app: typer.Typer) -> None:
     @app.command("keygen")
     def keygen(
         out: Annotated[
-            Path, typer.Option("--out", help="Directory for cleanset.key (0600) and cleanset.pub; made 0700.")
+            Path,
+            typer.Option(
+                "--out", help="Directory for cleanset.key (0600) and cleanset.pub; made 0700.", parser=local_path
+            ),
         ],
     ) -> None:
         """Make an Ed25519 signing key pair for attestations."""
@@ -36,16 +40,36 @@ def register(app: typer.Typer) -> None:
 
     @app.command("attest")
     def attest(
-        run: Annotated[Path, typer.Argument(help="Run directory (scanned, and cleaned with `cleanset clean`).")],
-        key: Annotated[Path, typer.Option("--key", help="Ed25519 private key PEM (from `cleanset keygen`).")],
+        run: Annotated[
+            Path,
+            typer.Argument(help="Run directory (scanned, and cleaned with `cleanset clean`).", parser=local_path),
+        ],
+        key: Annotated[
+            Path,
+            typer.Option("--key", help="Ed25519 private key PEM (from `cleanset keygen`).", parser=local_path),
+        ],
+        cleaned: Annotated[
+            list[Path] | None,
+            typer.Argument(
+                help="The cleaned dataset (same as --dataset); default: the `out` recorded in RUN/clean.json.",
+                parser=local_path,
+                show_default=False,
+            ),
+        ] = None,
         dataset: Annotated[
             list[Path] | None,
-            typer.Option("--dataset", help="The cleaned dataset; default: the `out` recorded in RUN/clean.json."),
+            typer.Option(
+                "--dataset",
+                help="The cleaned dataset; default: the `out` recorded in RUN/clean.json.",
+                parser=local_path,
+            ),
         ] = None,
         out: Annotated[
-            Path | None, typer.Option("--out", help="Attestation file; default RUN/attestation.intoto.json.")
+            Path | None,
+            typer.Option("--out", help="Attestation file; default RUN/attestation.intoto.json.", parser=local_path),
         ] = None,
         fmt: Annotated[str | None, typer.Option("--format", help="Source format of the dataset.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     ) -> None:
         """Sign an in-toto statement whose subject is the cleaned dataset's Merkle root (every item and file).
 
@@ -55,6 +79,9 @@ def register(app: typer.Typer) -> None:
         from cleanset.actions.attestation import attest as do_attest
         from cleanset.actions.attestation import leaves_path_for
 
+        if cleaned and dataset:
+            raise UserError("name the cleaned dataset once: after RUN or with --dataset, not both")
+        dataset = dataset or cleaned
         clean_path = run / "clean.json"
         if not dataset:
             clean = json.loads(clean_path.read_text()) if clean_path.is_file() else None
@@ -65,6 +92,19 @@ def register(app: typer.Typer) -> None:
         target = out or run / "attestation.intoto.json"
         st = do_attest(run=run, dataset=dataset, key=private, out=target, format=fmt)
         pred = st["predicate"]
+        if as_json:
+            echo_json(
+                {
+                    "attestation": str(target),
+                    "leaves": str(leaves_path_for(target)),
+                    "root": pred["merkle"]["root"],
+                    "items": pred["dataset"]["items"],
+                    "files": pred["dataset"]["files"],
+                    "shards": len(pred["merkle"]["shards"]),
+                    "keyid": pred["signer"]["keyid"],
+                }
+            )
+            return
         typer.echo(
             f"attested {pred['dataset']['items']:,} items in {len(pred['merkle']['shards'])} shards and "
             f"{pred['dataset']['files']:,} files, root {pred['merkle']['root']}\n"
@@ -73,16 +113,29 @@ def register(app: typer.Typer) -> None:
 
     @app.command("verify")
     def verify(
-        dataset: Annotated[list[Path], typer.Argument(help="The dataset as you have it (folder, shards, files).")],
+        dataset: Annotated[
+            list[Path],
+            typer.Argument(
+                help="The dataset as you have it (folder, shards, files), then the attestation unless -a names it.",
+                metavar="DATASET... [ATTESTATION]",
+                parser=local_path,
+            ),
+        ],
         attestation: Annotated[
-            Path | None, typer.Option("--attestation", "-a", help="The attestation file (or the last argument).")
+            Path | None,
+            typer.Option("--attestation", "-a", help="The attestation file (or the last argument).", parser=local_path),
         ] = None,
         pubkey: Annotated[
-            Path | None, typer.Option("--pubkey", help="Publisher's public key PEM; without it only integrity.")
+            Path | None,
+            typer.Option("--pubkey", help="Publisher's public key PEM; without it only integrity.", parser=local_path),
         ] = None,
         leaves: Annotated[
-            Path | None, typer.Option("--leaves", help="Leaves file, if not beside the attestation.")
+            Path | None,
+            typer.Option("--leaves", help="Leaves file, if not beside the attestation.", parser=local_path),
         ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the result as JSON on stdout (also when it fails).")
+        ] = False,
     ) -> None:
         """Recompute the dataset's Merkle root, check the signature, and name any item that differs.
 
@@ -100,16 +153,34 @@ def register(app: typer.Typer) -> None:
         key = dsse.load_public_key(pubkey) if pubkey is not None else None
         res = do_verify(paths, attestation, key, leaves)
         if not res.ok:
+            if as_json:
+                echo_json({"verified": False, "error": describe_failure(res)})
             raise VerificationError(describe_failure(res))
         pred = res.statement["predicate"]
         c = pred.get("counts") or {}
-        typer.echo(
-            f"verified: {res.items:,} items, {res.files:,} files, root {res.root}\n"
-            f"signed by keyid {res.keyid} at {pred.get('attestedAt')}; scanned with cleanset "
-            f"{(pred.get('cleanset') or {}).get('version')} against "
-            + ", ".join(f"{b['name']}@{b['version']}" for b in pred.get("banks") or [])
-            + f"; removed {c.get('removed')}, review {c.get('review')}, failed {c.get('failed')}"
-        )
+        if as_json:
+            echo_json(
+                {
+                    "verified": True,
+                    "items": res.items,
+                    "files": res.files,
+                    "root": res.root,
+                    "keyid": res.keyid,
+                    "trusted_key": res.trusted_key,
+                    "attested_at": pred.get("attestedAt"),
+                    "cleanset_version": (pred.get("cleanset") or {}).get("version"),
+                    "banks": [{"name": b["name"], "version": b["version"]} for b in pred.get("banks") or []],
+                    "counts": {k: c.get(k) for k in ("removed", "review", "failed")},
+                }
+            )
+        else:
+            typer.echo(
+                f"verified: {res.items:,} items, {res.files:,} files, root {res.root}\n"
+                f"signed by keyid {res.keyid} at {pred.get('attestedAt')}; scanned with cleanset "
+                f"{(pred.get('cleanset') or {}).get('version')} against "
+                + ", ".join(f"{b['name']}@{b['version']}" for b in pred.get("banks") or [])
+                + f"; removed {c.get('removed')}, review {c.get('review')}, failed {c.get('failed')}"
+            )
         if not res.trusted_key:
             typer.echo(
                 "warning: no --pubkey given; checked against the key inside the attestation, which proves the "

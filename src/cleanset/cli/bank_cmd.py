@@ -52,6 +52,19 @@ def import_cmd(
     signal: Annotated[
         str | None, typer.Option("--signal", "-s", help="Signal of a list that does not name one (plain lists).")
     ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="Which column (or JSON key) holds what, e.g. md5=MD5,pdq=PDQ,id=Ref,category=Grade; roles: "
+            "md5, sha1, sha256, pdq, phash, id, category, photodna (counted, not read). Implies --format wide "
+            "for a table.",
+        ),
+    ] = None,
+    value_encoding: Annotated[
+        str,
+        typer.Option("--value-encoding", help="How the list writes hash values: hex (default) or base64."),
+    ] = "hex",
     allow: Annotated[
         bool | None,
         typer.Option(
@@ -70,13 +83,23 @@ def import_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the import report as JSON.")] = False,
 ) -> None:
-    """Import a list file as the bank's next version."""
+    """Import a list file as the bank's next version (none is written when it is identical to the latest)."""
+    from cleanset.banks.formats import resolve
+    from cleanset.banks.formats._options import parse_columns
     from cleanset.banks.store import parse_thresholds
 
+    column_map = parse_columns(columns)
+    chosen: Any = format
+    if column_map or value_encoding != "hex":
+        if not file.is_file():
+            from cleanset.errors import UserError
+
+            raise UserError(f"{file}: no such file")
+        chosen = resolve(file, format, column_map, value_encoding)
     report = _store().import_file(
         name,
         file,
-        format=format,
+        format=chosen,
         signal=signal,
         allow=allow,
         skip_invalid=skip_invalid,
@@ -85,6 +108,14 @@ def import_cmd(
     )
     if as_json:
         _echo_json(report.to_json())
+        return
+    if report.unchanged:
+        typer.echo(
+            f"bank {report.name}: the list is identical to version {report.version} "
+            f"({report.entry_count:,} entries, {report.digest}); no new version written"
+        )
+        for line in report.notes:
+            typer.echo(f"left out: {line}")
         return
     table = Table(title=f"bank {escape(report.name)} version {report.version}", show_header=False)
     table.add_column("field", style="bold")
@@ -100,6 +131,8 @@ def import_cmd(
     table.add_row("source sha256", report.source_sha256 or "-")
     table.add_row("time", f"{report.elapsed_s:.2f} s")
     Console().print(table)
+    for line in report.notes:  # plain lines, unwrapped: scripts grep them
+        typer.echo(f"left out: {line}")
 
 
 @bank_app.command("list")

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from cleanset.cli.conventions import local_path
 from cleanset.errors import UserError
 
 bench_app = typer.Typer(help="Benchmarks on benign photos.", no_args_is_help=True)
@@ -24,8 +25,10 @@ def register(app: typer.Typer) -> None:
 
 @bench_app.command("robustness")
 def robustness(
-    dirs: Annotated[list[Path], typer.Argument(help="Folders (or files) of benign photos.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for table.md/.html, recall.png, json.")] = None,
+    dirs: Annotated[list[Path], typer.Argument(help="Folders (or files) of benign photos.", parser=local_path)],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for table.md/.html, recall.png, json.", parser=local_path)
+    ] = None,
     threshold: Annotated[int, typer.Option("--threshold", help="PDQ match threshold (bits of 256).")] = 31,
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most this many distinct photos.")] = None,
     max_side: Annotated[int, typer.Option("--max-side", help="Shrink photos to this longest side first.")] = 1024,

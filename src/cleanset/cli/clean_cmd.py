@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
             sources = run_sources(run)
         if dry_run:
             report, dropped = preview(sources, run, keep_review=keep_review, keep_failed=keep_failed, format=format)
-            _show_preview(report.to_json(), dropped.select(["key", "shard", "dropped_as", "banks"]).to_pylist(), as_json)
+            rows = dropped.select(["key", "shard", "dropped_as", "banks"]).to_pylist()
+            _show_preview(report.to_json(), rows, as_json)
             return
         if out is None:
             raise UserError(f"--out DIR is required (or --dry-run); {USAGE}")
@@ -81,14 +82,14 @@ def _show_preview(report: dict[str, Any], dropped: list[dict[str, Any]], as_json
     (never a hash: a removed item's own hash is a list value)."""
     by = Counter(str(d["dropped_as"]) for d in dropped)
     if as_json:
-        echo_json({"dry_run": True, **report, "dropped_as": dict(by), "dropped": dropped})
+        shown = {k: v for k, v in report.items() if k not in ("out", "created", "written")}  # known only by writing
+        echo_json({"dry_run": True, **shown, "dropped_as": dict(by), "dropped": dropped})
         return
     typer.echo(
-        f"dry run, nothing written: of {report['items']:,} items in {report['shards']} shards, {report['kept']:,} "
-        f"would be kept and {len(dropped):,} left out ("
+        f"dry run, nothing written: of {report['items']:,} items in {report['shards']} shard(s), "
+        f"{report['kept']:,} would be kept and {len(dropped):,} left out ("
         + ", ".join(f"{k} {by.get(k, 0):,}" for k in ("removed", "review", "failed"))
         + ")"
     )
-    for d in dropped:
-        banks = f"  {','.join(d['banks'])}" if d["banks"] else ""
-        typer.echo(f"{d['dropped_as']}\t{d['key']}\t{d['shard']}{banks}")
+    for d in dropped:  # tab-separated, for cut and awk
+        typer.echo("\t".join([d["dropped_as"], d["key"], d["shard"], ",".join(d["banks"] or [])]))

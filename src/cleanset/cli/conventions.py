@@ -77,6 +77,8 @@ class _Argument(TyperArgument):
         return None
 
     def _usage_display_name(self) -> str:
+        if self.metavar is not None:  # written out whole, as the command wants it read
+            return self.metavar
         name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
         return name + ("..." if self.nargs != 1 else "")
 

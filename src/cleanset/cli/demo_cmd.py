@@ -7,15 +7,17 @@ from typing import Annotated
 
 import typer
 
+from cleanset.cli.conventions import local_path
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
     @app.command("demo")
     def demo(
-        out: Annotated[Path, typer.Option("--out", help="Folder for the demo's dataset, run and outputs.")] = Path(
-            "cleanset-demo"
-        ),
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for the demo's dataset, run and outputs.", parser=local_path)
+        ] = Path("cleanset-demo"),
         images: Annotated[int, typer.Option(help="How many sample images to make.", min=40, max=5000)] = 120,
     ) -> None:
         """Make a benign dataset and a stand-in list, then scan, rematch, clean, report, attest and verify."""

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cleanset.cli.conventions import local_path
 from cleanset.errors import ExitCode, UserError
 from cleanset.imaging.decode import DEFAULT_MAX_PIXELS
 from cleanset.records import HashOutcome, Status
@@ -70,7 +71,7 @@ def outcome_json(path: Path, outcome: HashOutcome) -> dict[str, Any]:
 
 
 def hash_files(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False, parser=local_path)],
     signals: Annotated[str, typer.Option("--signals", "-s", help="Comma-separated signals to compute.")] = ",".join(
         IMAGE_SIGNALS
     ),

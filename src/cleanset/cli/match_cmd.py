@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from cleanset.cli import options
+from cleanset.cli.conventions import local_path
 from cleanset.errors import ExitCode, InputFormatError, UserError
 from cleanset.records import Probe
 
@@ -58,7 +59,10 @@ def match(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", "-f", help="One hash per line, or `cleanset hash` JSON lines ('-' reads standard input)."
+            "--file",
+            "-f",
+            help="One hash per line, or `cleanset hash` JSON lines ('-' reads standard input).",
+            parser=local_path,
         ),
     ] = None,
     signal: Annotated[

@@ -76,6 +76,15 @@ def open_banks(specs: Sequence[str] | None) -> list[Any]:
     there: the usual cause is a shell without CLEANSET_HOME (or with another one), not a typo, and the store's
     own message names neither.
     """
+    check_banks(specs)
+    from cleanset.pipeline.scan import open_banks as resolve
+
+    return resolve(list(specs or ()))
+
+
+def check_banks(specs: Sequence[str] | None) -> None:
+    """Refuse an unknown bank name as :func:`open_banks` does, for commands that open the banks themselves
+    (`rematch`): the same message, naming CLEANSET_HOME, wherever a bank is named."""
     from cleanset.banks.layout import HOME_ENV, home
     from cleanset.banks.store import BankStore
 
@@ -85,9 +94,6 @@ def open_banks(specs: Sequence[str] | None) -> list[Any]:
         name = spec.partition("@")[0]
         if not store.exists(name):  # an invalid name is refused here too, by the store's name check
             raise UserError(f"no bank named {name!r} in {_where(root, HOME_ENV)}; {_known(store)}")
-    from cleanset.pipeline.scan import open_banks as resolve
-
-    return resolve(list(specs or ()))
 
 
 def _where(root: Path, env: str) -> str:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cleanset.cli.conventions import local_path, stdout_console
 from cleanset.errors import UserError
 
 
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("query")
     def query(
-        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.")],
+        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.", parser=local_path)],
         sql: Annotated[str, typer.Argument(help="SQL over the views items, matches, probes, ledger.")],
         as_json: Annotated[bool, typer.Option("--json", help="Rows as a JSON array.")] = False,
         as_csv: Annotated[bool, typer.Option("--csv", help="Rows as CSV.")] = False,
@@ -68,5 +69,5 @@ def register(app: typer.Typer) -> None:
             t = Table(*[escape(c) for c in table.column_names])  # names and cells are data, not markup
             for r in rows:
                 t.add_row(*["" if v is None else escape(str(_jsonable(v))) for v in r.values()])
-            Console().print(t)
+            stdout_console().print(t)
             Console(stderr=True).print(f"{len(rows)} rows")

@@ -8,13 +8,16 @@ from typing import Annotated
 
 import typer
 
+from cleanset.cli import options
+from cleanset.cli.conventions import echo_json, local_path
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
     @app.command("rematch")
     def rematch(
-        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.")],
+        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.", parser=local_path)],
         bank: Annotated[
             list[str],
             typer.Option("--bank", "-b", help="Bank with a new version (NAME or NAME@VERSION); repeat for several."),
@@ -23,6 +26,7 @@ def register(app: typer.Typer) -> None:
         full: Annotated[
             bool, typer.Option("--full", help="Match every probe against every list, not only the changed entries.")
         ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     ) -> None:
         """Match the run's stored probes against the banks' current versions and write RUN/revisions/<n>/.
 
@@ -31,8 +35,36 @@ def register(app: typer.Typer) -> None:
         from cleanset.results.changes import CHANGE_KINDS
         from cleanset.results.rematch import rematch as do_rematch
 
+        options.check_banks(bank)
         res = do_rematch(run, bank, max_examples=show, full=full)
         s = res.summary
+        stale = _stale_clean(run, res.revision)
+        if stale:
+            typer.echo(stale, err=True)
+        if as_json:
+            echo_json(
+                {
+                    "revision": res.revision,
+                    "base_revision": res.base_revision,
+                    "path": str(res.path),
+                    "mode": res.mode,
+                    "items": res.items,
+                    "matched_items": res.matched_items,
+                    "seconds": round(res.seconds, 3),
+                    "entries_added": res.entries_added,
+                    "entries_removed": res.entries_removed,
+                    "banks": [{"name": b["name"], "version": b["version"]} for b in s.get("banks") or []],
+                    "changes": {k: res.changes.get(k, 0) for k in CHANGE_KINDS},
+                    "transitions": [
+                        {"from": old, "to": new, "items": n}
+                        for (old, new), n in sorted(res.transitions.items(), key=lambda kv: -kv[1])
+                    ],
+                    "now": {k: s[k] for k in ("kept", "removed", "review", "failed")},
+                    "examples": res.examples,
+                    "stale_clean": stale,
+                }
+            )
+            return
         typer.echo(
             f"revision {res.revision} (from {res.base_revision}): {res.items:,} items, "
             f"{res.matched_items:,} re-matched in {res.seconds:.2f}s ({res.items_per_s:,.0f} items/s)"
@@ -53,9 +85,6 @@ def register(app: typer.Typer) -> None:
             where = f" {c['bank']}:{c['entry_id']}" if c["bank"] else f" {c['old_verdict']} -> {c['new_verdict']}"
             typer.echo(f"  {c['change']}: {c['key']!r} (shard {c['shard']}){where}")
         typer.echo(f"wrote {res.path}")
-        stale = _stale_clean(run, res.revision)
-        if stale:
-            typer.echo(stale, err=True)
 
 
 def _stale_clean(run: Path, revision: int) -> str | None:

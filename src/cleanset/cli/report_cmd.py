@@ -1,4 +1,8 @@
-"""`cleanset report`: the run's report page, its data, and a dataset-card section."""
+"""`cleanset report`: the run's report page, its data, and a dataset-card section.
+
+stdout holds one thing a script can take: with ``--card`` the card alone (to redirect into a README), else with
+``--json`` a JSON document naming the files written; anything for a person goes to stderr then.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,21 @@ from typing import Annotated
 
 import typer
 
+from cleanset.cli.conventions import echo_json, local_path
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
     @app.command("report")
     def report(
-        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.")],
+        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.", parser=local_path)],
         json_out: Annotated[
-            bool, typer.Option("--json", help="Also write RUN/report.json (the page's data, same fields).")
+            bool,
+            typer.Option(
+                "--json",
+                help="Also write RUN/report.json (the page's data, same fields) and print the paths as JSON.",
+            ),
         ] = False,
         card: Annotated[
             bool, typer.Option("--card", help="Print a Markdown section for a dataset card to stdout.")
@@ -27,13 +37,16 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--attestation-name", help="File name of the attestation the card refers to.")
         ] = "attestation.intoto.json",
     ) -> None:
-        """Write RUN/report.html: counts; removed and review items by URL or key with what matched and why; failed
-        items by reason code; what a revision changed; charts. Never an image, a list value or an item's hash."""
+        """Write RUN/report.html: what was removed, sent to review or failed, and why; never an image.
+
+        Counts; removed and review items by URL or key with what matched and why; failed items by reason code;
+        what a revision changed; charts. Never an image, a list value or an item's hash."""
         from cleanset.actions.card import render_card
         from cleanset.actions.report import write_report
 
         out, data = write_report(run, revision=revision, json_out=json_out)
-        # With --card, stdout is the card alone so it can be redirected into a README.
-        typer.echo(f"wrote {out}" + (f" and {run / 'report.json'}" if json_out else ""), err=card)
+        typer.echo(f"wrote {out}" + (f" and {run / 'report.json'}" if json_out else ""), err=card or json_out)
         if card:
             typer.echo(render_card(data, attestation_name))
+        elif json_out:
+            echo_json({"html": str(out), "json": str(run / "report.json")})

@@ -113,7 +113,5 @@ def register(app: typer.Typer) -> None:
         if strict and summary["failed"]:
             raise typer.Exit(int(ExitCode.FAILED_ITEMS))
         if fail_on_match and (summary["removed"] or summary["review"]):
-            err.print(
-                f"--fail-on-match: {summary['removed']:,} item(s) removed, {summary['review']:,} sent to review"
-            )
+            err.print(f"--fail-on-match: {summary['removed']:,} item(s) removed, {summary['review']:,} sent to review")
             raise typer.Exit(int(ExitCode.FAILED_ITEMS))

@@ -10,43 +10,112 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 
 class ScanProgress:
-    """items/s, failures and an ETA by shards (item totals are unknown until a shard is read)."""
+    """Items done, items/s, failures, shards and an ETA, redrawn ten times a second.
+
+    Counted per item as the workers report batches, not per shard: one shard can hold a whole folder. The ETA is
+    from items, so it needs the item total. A source that can tell it cheaply offers ``item_counts()`` (shard id
+    -> items, or None); otherwise it is estimated from the shards already committed (the mean per shard for each
+    one still to do), and until one is, the ETA says ``?`` rather than guess. The rate is this session's, from the
+    start of the scan, so it slows honestly while nothing arrives.
+    """
 
     def __init__(self, console: Console, prep: Any) -> None:
+        self.t0 = time.perf_counter()
+        self.shards_total: int = prep.shards_total
+        self.committed: dict[str, int] = {sid: int(e.get("items") or 0) for sid, e in prep.done.items()}
+        self.resumed_items = sum(self.committed.values())
+        self.partial: dict[str, int] = {}  # items reported so far by shards not yet committed
+        self.items = 0  # this session's
+        self.failed = 0
+        self.known = _item_counts(prep.ctx.source)
+        self.total: int | None = self._estimate()  # recomputed on each report; the redraw thread only reads it
         self.progress = Progress(
             TextColumn("[bold]scan"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f} shards"),
-            TextColumn("{task.fields[items]:,} items  {task.fields[rate]:,.0f}/s  {task.fields[failed]:,} failed"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            BarColumn(bar_width=24),
+            _Line(self),
             console=console,
             transient=False,
         )
-        self.t0 = time.perf_counter()
-        self.items = 0
-        self.failed = 0
-        self.task = self.progress.add_task("scan", total=len(prep.todo), items=0, failed=0, rate=0.0)
+        self.task = self.progress.add_task("scan", total=self.total, completed=self.resumed_items)
         if prep.resumed:
-            console.print(f"resuming: {len(prep.done)} of {prep.shards_total} shards already committed")
+            console.print(
+                f"resuming: {len(prep.done)} of {prep.shards_total} shards ({self.resumed_items:,} items) "
+                "already committed"
+            )
+
+    def _estimate(self) -> int | None:
+        """All items of the scan, resumed ones included, or None while there is nothing to estimate it from."""
+        if self.known is not None:
+            return sum(self.known.values())
+        if not self.committed:
+            return None
+        mean = sum(self.committed.values()) / len(self.committed)
+        todo = self.shards_total - len(self.committed) - len(self.partial)
+        return round(sum(self.committed.values()) + sum(max(n, mean) for n in self.partial.values()) + todo * mean)
+
+    def done(self) -> int:
+        return self.resumed_items + self.items
+
+    def rate(self) -> float:
+        return self.items / max(time.perf_counter() - self.t0, 1e-9)
+
+    def eta_s(self) -> float | None:
+        total, rate = self.total, self.rate()
+        if total is None or rate <= 0:
+            return None
+        return max(total - self.done(), 0) / rate
 
     def on_event(self, ev: Any) -> None:
         if ev.kind == "progress":
             self.items += ev.items
             self.failed += ev.failed
+            self.partial[ev.shard] = self.partial.get(ev.shard, 0) + ev.items
         elif ev.kind == "shard":
-            self.progress.advance(self.task, 1)
+            self.partial.pop(ev.shard, None)
+            self.committed[ev.shard] = int((ev.entry or {}).get("items") or 0)
         elif ev.kind in ("retry", "gave_up"):
             what = "retrying" if ev.kind == "retry" else "giving up on"
             self.progress.console.print(f"[yellow]{what} shard {ev.shard}: {ev.reason}")
-        rate = self.items / max(time.perf_counter() - self.t0, 1e-9)
-        self.progress.update(self.task, items=self.items, failed=self.failed, rate=rate)
+        self.total = self._estimate()
+        self.progress.update(self.task, total=self.total, completed=self.done())
+
+
+def _item_counts(source: Any) -> dict[str, int] | None:
+    counts = getattr(source, "item_counts", None)
+    if not callable(counts):
+        return None
+    got = counts()
+    return {str(k): int(v) for k, v in got.items()} if got is not None else None
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class _Line(ProgressColumn):
+    """The numbers, read from the view at every redraw so elapsed time, rate and ETA move between reports."""
+
+    def __init__(self, view: ScanProgress) -> None:
+        super().__init__()
+        self.view = view
+
+    def render(self, task: Task) -> Text:
+        v = self.view
+        total = v.total
+        of = f"/{total:,}" if total is not None else ""
+        return Text(
+            f"{v.done():,}{of} items  {v.rate():,.0f}/s  {v.failed:,} failed  "
+            f"{len(v.committed)}/{v.shards_total} shards  {_clock(time.perf_counter() - v.t0)}  ETA {_clock(v.eta_s())}"
+        )
 
 
 def print_summary(console: Console, s: dict[str, Any], out: Path) -> None:

@@ -46,6 +46,7 @@ from cleanset.signals.pdq import (
     pdq_rgb,
     result_from_samples,
     scan,
+    scan_both,
     too_small,
 )
 from cleanset.signals.phash import exact_grey, grey_plan, phash_from_blocks, phash_from_grey
@@ -92,6 +93,7 @@ class HashEngine:
         self._bytes = [n for n, s in kinds.items() if issubclass(s, BytesSignal)]
         self._pixels = [n for n, s in kinds.items() if issubclass(s, PixelSignal)]
         self._urls = [n for n, s in kinds.items() if issubclass(s, UrlSignal)]
+        self._pixel_set = frozenset(self._pixels)
         self._names = DIHEDRAL_NAMES if self.config.dihedral else DIHEDRAL_NAMES[:1]
 
     # -- entry points -------------------------------------------------------------------------------------------
@@ -169,21 +171,27 @@ class HashEngine:
     def _add_pixels(self, rgb: np.ndarray, out: HashOutcome, frame: str = "") -> None:
         """Pixel probes of one picture. ``frame`` prefixes the probe names of a later frame, which adds probes
         only: the item's ``hashes`` and qualities describe frame 0."""
-        want = set(self._pixels)
+        want = self._pixel_set
         first = not frame
         pdq_res: PdqResult | None = None
+        res512: PdqResult | None = None
         phash_value: str | None = None
-        need_scan = "pdq" in want or ("pdq512" in want and not needs_resize_512(rgb))
+        big = needs_resize_512(rgb)
+        need_scan = "pdq" in want or ("pdq512" in want and not big)
         plan = grey_plan(rgb.shape[0], rgb.shape[1]) if "phash" in want else None
         if too_small(rgb):
             pdq_res = ZERO_RESULT
         elif need_scan or plan is not None:
-            # One pass: PDQ samples and, when pHash is wanted, its greyscale block sums.
-            if plan is not None:
-                samples = scan(rgb, plan.block_rows, plan.block_cols, plan.sums)
-                phash_value = phash_from_blocks(plan.means())
+            # One pass over the pixels, one luma per pixel: PDQ's samples, pHash's greyscale block sums when
+            # wanted, and the 512x512 dialect's samples gathered from the same luma rows.
+            grey = (plan.block_rows, plan.block_cols, plan.sums) if plan is not None else ()
+            if "pdq512" in want and big:
+                samples, samples512 = scan_both(rgb, *grey)
+                res512 = result_from_samples(samples512)
             else:
-                samples = scan(rgb)
+                samples = scan(rgb, *grey)
+            if plan is not None:
+                phash_value = phash_from_blocks(plan.means())
             pdq_res = result_from_samples(samples)
         if "pdq" in want and pdq_res is not None:
             if first:
@@ -191,8 +199,8 @@ class HashEngine:
                 out.pdq_quality = pdq_res.quality
             out.probes.extend(self._pdq_probes(f"{frame}pdq", pdq_res))
         if "pdq512" in want:
-            big = needs_resize_512(rgb)
-            res512 = pdq512_rgb(rgb) if big else pdq_res
+            if res512 is None:
+                res512 = pdq512_rgb(rgb) if big else pdq_res
             assert res512 is not None
             if first:
                 out.hashes["pdq512"] = res512.hex

@@ -124,6 +124,48 @@ def scan(
     )
 
 
+def scan_both(
+    rgb: np.ndarray,
+    grey_block_rows: int = 0,
+    grey_block_cols: int = 0,
+    grey_sum: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 64x64 buffers of both dialects (full resolution, and the 512x512 resize of an image larger than that),
+    with pHash's block sums as in ``scan``, from one pass that computes each pixel's luma once.
+
+    Separate scans convert the pixel rows the 512 resize reads a second time; the shared pass gathers them from
+    the luma row already computed. Bit-identical to ``scan(rgb)`` and ``scan(rgb, size=(512, 512))``.
+    """
+    rgb = _as_rgb(rgb)
+    n_rows, n_cols = rgb.shape[:2]
+    if not needs_resize_512(rgb) or (n_rows, n_cols) == (64, 64):
+        full = scan(rgb, grey_block_rows, grey_block_cols, grey_sum)
+        return full, full if not needs_resize_512(rgb) else scan(rgb, size=(DOWNSAMPLE_DIMS, DOWNSAMPLE_DIMS))
+    row_start, row_w = k.tent_weights(n_rows)
+    col_start, col_w = k.tent_weights(n_cols)
+    small_start, small_w = k.tent_weights(DOWNSAMPLE_DIMS)
+    return k.scan_shared(
+        rgb,
+        _words(rgb),
+        k.LUMA_R,
+        k.LUMA_G,
+        k.LUMA_B,
+        row_start,
+        row_w,
+        col_start,
+        col_w,
+        _nearest_index(n_rows),
+        _nearest_index(n_cols),
+        small_start,
+        small_w,
+        small_start,
+        small_w,
+        grey_block_rows,
+        grey_block_cols,
+        _NO_GREY_SUM if grey_sum is None else grey_sum,
+    )
+
+
 def _words(rgb: np.ndarray) -> np.ndarray | None:
     """``rgb``'s pixels as little-endian RGBX words, when ``rgb`` is a view of a C-contiguous HxWx4 buffer."""
     base = rgb.base

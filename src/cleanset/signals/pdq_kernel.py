@@ -309,3 +309,139 @@ def gather(rgb: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
             out[i, j, 1] = rgb[y, x, 1]
             out[i, j, 2] = rgb[y, x, 2]
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _luma_row(
+    rgb: np.ndarray,
+    words: np.ndarray | None,
+    y: int,
+    lut_r: np.ndarray,
+    lut_g: np.ndarray,
+    lut_b: np.ndarray,
+    luma: np.ndarray,
+) -> None:
+    # Inlined so that LLVM sees ``luma`` is the caller's own buffer and vectorises the loop (as a call it may not).
+    if words is not None:
+        wrow = words[y]
+        for x in range(luma.shape[0]):
+            w = wrow[x]
+            r8 = np.float64(w & 0xFF)
+            g8 = np.float64((w >> 8) & 0xFF)
+            b8 = np.float64((w >> 16) & 0xFF)
+            luma[x] = np.float32(r8 * 0.299 + g8 * 0.587 + b8 * 0.114)
+    else:
+        for x in range(luma.shape[0]):
+            luma[x] = np.float32(lut_r[rgb[y, x, 0]] + lut_g[rgb[y, x, 1]] + lut_b[rgb[y, x, 2]])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_weighted(vert: np.ndarray, row_start: np.ndarray, row_w: np.ndarray, first: int, y: int, luma: np.ndarray) -> None:
+    r = first
+    while r < 64 and row_start[r] <= y:
+        wv = row_w[r, y - row_start[r]]
+        if wv != 0.0:
+            for x in range(luma.shape[0]):
+                vert[r, x] += wv * np.float64(luma[x])
+        r += 1
+
+
+@njit(cache=True, nogil=True)
+def _horizontal(vert: np.ndarray, col_start: np.ndarray, col_w: np.ndarray) -> np.ndarray:
+    out = np.empty((64, 64), dtype=np.float32)
+    for i in range(64):
+        for c in range(64):
+            s = 0.0
+            x0 = col_start[c]
+            for k in range(col_w.shape[1]):
+                s += col_w[c, k] * vert[i, x0 + k]
+            out[i, c] = np.float32(s)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def scan_shared(
+    rgb: np.ndarray,
+    words: np.ndarray | None,
+    lut_r: np.ndarray,
+    lut_g: np.ndarray,
+    lut_b: np.ndarray,
+    row_start: np.ndarray,
+    row_w: np.ndarray,
+    col_start: np.ndarray,
+    col_w: np.ndarray,
+    small_rows: np.ndarray,
+    small_cols: np.ndarray,
+    small_row_start: np.ndarray,
+    small_row_w: np.ndarray,
+    small_col_start: np.ndarray,
+    small_col_w: np.ndarray,
+    grey_block_rows: int,
+    grey_block_cols: int,
+    grey_sum: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``scan_image`` of the full image, of its nearest-neighbour resize to ``small_rows`` x ``small_cols`` (source
+    indices; empty for none) and the pHash block sums, from one luma computation per pixel row.
+
+    Each full-resolution luma row is computed once and feeds the full-size samples, the grey blocks and, gathered
+    at ``small_cols``, every resized row that copies it. Every float operation is the one ``scan_image`` does, in
+    the same order, so both buffers are bit-identical to two separate scans. Returns (full, small); ``small`` is
+    ``full`` when no resize was asked for.
+    """
+    n_rows = rgb.shape[0]
+    n_cols = rgb.shape[1]
+    lv = row_w.shape[1]
+    vert = np.zeros((64, n_cols), dtype=np.float64)
+    luma = np.empty(n_cols, dtype=np.float32)
+    want_grey = grey_block_rows > 0
+    band = np.zeros(n_cols if want_grey else 1, dtype=np.float64)
+    n_small = small_rows.shape[0]
+    want_small = n_small > 0
+    ns_cols = small_cols.shape[0]
+    small_vert = np.zeros((64, ns_cols if want_small else 1), dtype=np.float64)
+    small_luma = np.empty(ns_cols, dtype=np.float32)
+    lvs = small_row_w.shape[1]
+    first = 0  # first sample row whose vertical window has not ended yet
+    small_first = 0
+    si = 0  # next row of the resized image
+    for y in range(n_rows):
+        while first < 64 and row_start[first] + lv <= y:
+            first += 1
+        in_window = first < 64 and row_start[first] <= y
+        small_here = si < n_small and small_rows[si] == y
+        if not (in_window or want_grey or small_here):
+            if first == 64 and si >= n_small:
+                break
+            continue
+        _luma_row(rgb, words, y, lut_r, lut_g, lut_b, luma)
+        if want_grey:
+            for x in range(n_cols):
+                band[x] += np.float64(luma[x])
+            if (y + 1) % grey_block_rows == 0 or y == n_rows - 1:
+                # Block sums in scan_image's order (left to right within each block), written column by column
+                # of the blocks so the additions of neighbouring blocks are independent.
+                acc = grey_sum[y // grey_block_rows]
+                whole = n_cols // grey_block_cols
+                acc[:] = 0.0
+                for j in range(grey_block_cols):
+                    for bx in range(whole):
+                        acc[bx] += band[bx * grey_block_cols + j]
+                for bx in range(whole, acc.shape[0]):
+                    t = 0.0
+                    for x in range(bx * grey_block_cols, n_cols):
+                        t += band[x]
+                    acc[bx] = t
+                band[:] = 0.0
+        _add_weighted(vert, row_start, row_w, first, y, luma)
+        if small_here:
+            for x in range(ns_cols):
+                small_luma[x] = luma[small_cols[x]]
+            while si < n_small and small_rows[si] == y:  # an upscaled axis repeats source rows
+                while small_first < 64 and small_row_start[small_first] + lvs <= si:
+                    small_first += 1
+                _add_weighted(small_vert, small_row_start, small_row_w, small_first, si, small_luma)
+                si += 1
+    out = _horizontal(vert, col_start, col_w)
+    if want_small:
+        return out, _horizontal(small_vert, small_col_start, small_col_w)
+    return out, out

@@ -47,6 +47,16 @@ class GreyPlan:
 
 def grey_plan(height: int, width: int) -> GreyPlan | None:
     """Block layout for an image, or None when it is small enough for the exact imagehash path."""
+    layout = _grey_layout(height, width)
+    if layout is None:
+        return None
+    fy, fx, counts = layout
+    return GreyPlan(fy, fx, np.zeros(counts.shape, dtype=np.float64), counts)
+
+
+@lru_cache(maxsize=256)
+def _grey_layout(height: int, width: int) -> tuple[int, int, np.ndarray] | None:
+    # Cached: a corpus has few distinct sizes, and building the counts costs as much as the pHash itself.
     fy = max(height // GREY_MIN_SIDE, 1)
     fx = max(width // GREY_MIN_SIDE, 1)
     if fy == 1 and fx == 1:
@@ -56,7 +66,8 @@ def grey_plan(height: int, width: int) -> GreyPlan | None:
     rows_per = np.minimum(fy, height - np.arange(nby) * fy)
     cols_per = np.minimum(fx, width - np.arange(nbx) * fx)
     counts = np.outer(rows_per, cols_per).astype(np.float64)
-    return GreyPlan(fy, fx, np.zeros((nby, nbx), dtype=np.float64), counts)
+    counts.flags.writeable = False
+    return fy, fx, counts
 
 
 @lru_cache(maxsize=1)

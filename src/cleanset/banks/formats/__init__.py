@@ -7,6 +7,7 @@ so a CSV header is never mistaken for a plain list.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from cleanset.banks.base import BankFormat
@@ -15,9 +16,11 @@ from cleanset.registry import Registry
 
 FORMATS: Registry[type[BankFormat]] = Registry("list format")
 
-#: Asked in this order by ``detect``.
-DETECT_ORDER = ("csv", "jsonl", "te", "urls", "plain")
-_MODULES = ("plain", "csv_list", "jsonl", "te_local", "url_list")
+#: Asked in this order by ``detect``: documents with a telling first line, then headers that name their columns
+#: (python-threatexchange's before the wide shape before the long one, which also claims any other ``.csv``),
+#: then line formats.
+DETECT_ORDER = ("ncmec", "json", "txcsv", "wide", "csv", "jsonl", "te", "urls", "plain")
+_MODULES = ("plain", "csv_list", "jsonl", "te_local", "url_list", "wide", "json_array", "tx_csv", "ncmec_xml")
 _loaded = False
 
 HEAD_BYTES = 64 * 1024
@@ -29,6 +32,13 @@ def _load() -> None:
         _loaded = True
         for mod in _MODULES:
             importlib.import_module(f"cleanset.banks.formats.{mod}")
+
+
+def notes_of(fmt: BankFormat) -> list[str]:
+    """What the last read left out on purpose, in words (PhotoDNA values, deleted entries ...)."""
+    from cleanset.banks.formats._options import notes_of as _notes
+
+    return _notes(fmt)
 
 
 def format_names() -> list[str]:
@@ -49,6 +59,33 @@ def first_line(head: bytes) -> str:
         if s and not s.startswith("#"):
             return s
     return ""
+
+
+def resolve(
+    path: Path, name: str | None, columns: Mapping[str, str] | None = None, encoding: str = "hex"
+) -> BankFormat:
+    """The format to read ``path`` with, told what the command line said about the file. A column map without
+    ``--format`` means a table: the wide format unless the file is JSON (whose keys the map names)."""
+    from cleanset.banks.formats._options import Format, ReadOptions
+
+    _load()
+    options = ReadOptions(columns=dict(columns or {}), encoding=encoding)
+    if name:
+        fmt = FORMATS.get(name)()
+    elif options.columns:
+        try:
+            fmt = detect(path)
+        except InputFormatError:
+            fmt = FORMATS.get("wide")()
+        if not (isinstance(fmt, Format) and fmt.takes_columns):
+            fmt = FORMATS.get("wide")()
+    else:
+        fmt = detect(path)
+    if options != ReadOptions():
+        if not isinstance(fmt, Format):
+            raise UserError(f"the {fmt.name} format takes no --columns or --value-encoding")
+        fmt.configure(options)
+    return fmt
 
 
 def detect(path: Path) -> BankFormat:

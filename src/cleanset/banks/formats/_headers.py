@@ -91,8 +91,9 @@ def resolve_roles(headers: Sequence[str], options: ReadOptions) -> Roles:
         claimed[sig] = pos
 
     for pos, header in enumerate(headers):
-        role = taken.get(pos)
-        if role is not None:
+        mapped = taken.get(pos)
+        if mapped is not None:
+            role = mapped
             if role == ID:
                 id_pos = pos
             elif role == CATEGORY:

@@ -69,7 +69,7 @@ def unsupported_signal(text: str) -> str | None:
 
 
 def unsupported_note(signal: str, count: int) -> str:
-    shown, why = UNSUPPORTED[signal]
+    shown, why = UNSUPPORTED.get(signal, ("other-signal", "cleanset does not read that signal type"))
     return f"{count:,} {shown} value{'s' if count != 1 else ''} skipped: {why}"
 
 

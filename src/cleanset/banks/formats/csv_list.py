@@ -25,7 +25,9 @@ from cleanset.banks import names
 from cleanset.banks.base import BankFormat, BankRow
 from cleanset.banks.columns import ParsedBank, SignalColumns
 from cleanset.banks.formats import FORMATS, first_line
+from cleanset.banks.formats._headers import names_hashes
 from cleanset.banks.formats._lines import ERRORS, check_utf8
+from cleanset.banks.formats._options import Format
 from cleanset.banks.formats.rows import LineError, RowMaker, check_url, required_signal, shown_name
 from cleanset.banks.hexcodec import decode_column
 from cleanset.errors import InputFormatError
@@ -53,10 +55,15 @@ class Header:
         if dup:
             raise InputFormatError(str(path), f"header repeats column {shown_name(dup[0])}", line)
         if VALUE not in cols or (SIGNAL not in cols and not signal):
+            hint = ""
+            if "signal_str" in cols:
+                hint = "; python-threatexchange's `tx dataset -P --csv` output is read with --format txcsv"
+            elif names_hashes(cols):
+                hint = "; a table with one column per hash type is read with --format wide"
             raise InputFormatError(
                 str(path),
                 f"header must name {SIGNAL},{VALUE}[,{ID}] (the first line has {len(cols)} columns: "
-                f"{', '.join(shown_name(c) for c in cols)[:200]})",
+                f"{', '.join(shown_name(c) for c in cols)[:200]}){hint}",
                 line,
             )
         if "" in cols:
@@ -70,7 +77,7 @@ class Header:
 
 
 @FORMATS.register("csv")
-class CsvList(BankFormat):
+class CsvList(Format):
     name = "csv"
     description = "CSV with header signal_type,signal_value[,id], other columns kept as labels"
 
@@ -85,8 +92,8 @@ class CsvList(BankFormat):
     def parse(self, path: Path, *, signal: str | None = None, skip_invalid: bool = False) -> Iterator[BankRow]:
         if signal:
             required_signal(path, signal, "csv")
-        maker = RowMaker(path, skip_invalid=skip_invalid)
-        self.skipped = 0
+        maker = RowMaker(path, skip_invalid=skip_invalid, encoding=self.options.encoding)
+        self.reset()
         header: Header | None = None
         with path.open("r", encoding="utf-8-sig", errors=ERRORS, newline="") as f:
             reader = csv.reader(f, strict=True)
@@ -130,7 +137,9 @@ class CsvList(BankFormat):
     def read_columns(self, path: Path, *, signal: str | None = None, skip_invalid: bool = False) -> ParsedBank:
         if signal:
             required_signal(path, signal, "csv")
-        header = _first_line_header(path, signal)
+        self.reset()
+        # The bulk reader decodes hex only; values in another encoding go through the reference reader.
+        header = _first_line_header(path, signal) if self.options.encoding == "hex" else None
         table = _arrow_read(path, header) if header is not None else None
         if table is None:
             return super().read_columns(path, signal=signal, skip_invalid=skip_invalid)

@@ -21,7 +21,6 @@ from cleanset.banks.formats._lines import content_lines
 from cleanset.banks.formats._options import Format, unsupported_signal
 from cleanset.banks.formats.rows import RowMaker, required_signal
 
-
 TX_EXTRA = (
     "more than '<signal_type> <value>' on this line: `tx dataset -P` adds the collaboration and metadata; "
     "write the file with `tx dataset -P -S` (type and value only) or `tx dataset -P --csv` (format txcsv)"

@@ -1,0 +1,78 @@
+"""The scan's progress view: counted per item as batches arrive (not per shard), an ETA only once the item total
+can be told, and numbers that move between reports."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+from typing import Any
+
+from rich.console import Console
+
+from cleanset.pipeline.executors import Event
+from cleanset.pipeline.progress import ScanProgress
+
+
+def prep(shards: int, done: dict[str, dict[str, Any]] | None = None, source: Any = None) -> Any:
+    return SimpleNamespace(
+        shards_total=shards,
+        done=done or {},
+        resumed=bool(done),
+        todo=[],
+        ctx=SimpleNamespace(source=source or object()),
+    )
+
+
+def view_of(p: Any) -> ScanProgress:
+    return ScanProgress(Console(file=io.StringIO(), width=200), p)
+
+
+def test_items_count_before_any_shard_finishes() -> None:
+    v = view_of(prep(4))
+    v.on_event(Event("progress", "s0", items=512, failed=3))
+    task = v.progress.tasks[0]
+    assert task.completed == 512  # per item, not 0 shards
+    assert v.failed == 3
+    assert v.total is None and v.eta_s() is None  # no shard finished, no count offered: no guess
+
+
+def test_eta_from_items_once_a_shard_is_committed() -> None:
+    v = view_of(prep(4))
+    v.on_event(Event("progress", "s0", items=100))
+    v.on_event(Event("shard", "s0", entry={"items": 100, "failed": 0}))
+    v.on_event(Event("progress", "s1", items=30))
+    assert v.total == 400  # 100 done + s1 (at least the mean) + two shards at the mean
+    eta = v.eta_s()
+    assert eta is not None and eta > 0
+    assert v.progress.tasks[0].completed == 130
+
+
+def test_a_retried_shard_takes_its_items_back() -> None:
+    v = view_of(prep(2))
+    v.on_event(Event("progress", "s0", items=50))
+    v.on_event(Event("progress", "s0", items=-50))
+    assert v.progress.tasks[0].completed == 0 and v.partial["s0"] == 0
+
+
+def test_resumed_shards_count_and_estimate_from_the_start() -> None:
+    v = view_of(prep(4, done={"s0": {"items": 10}, "s1": {"items": 10}}))
+    assert v.progress.tasks[0].completed == 20
+    assert v.total == 40
+
+
+def test_a_source_that_counts_its_items_gives_the_total_at_once() -> None:
+    class Counting:
+        def item_counts(self) -> dict[str, int]:
+            return {"a": 7, "b": 5}
+
+    v = view_of(prep(2, source=Counting()))
+    assert v.total == 12
+
+
+def test_the_line_moves_between_reports() -> None:
+    v = view_of(prep(1))
+    col = v.progress.columns[-1]
+    first = str(col(v.progress.tasks[0]))  # type: ignore[operator]
+    assert "0 items" in first and "ETA ?" in first and "0/1 shards" in first
+    v.t0 -= 2.0  # two seconds on: elapsed shows it without any new event
+    assert "0:00:02" in str(col(v.progress.tasks[0]))  # type: ignore[operator]
