@@ -12,7 +12,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from proof_runs import SECRET_BANK_VALUE, bank, write_run
@@ -231,10 +230,11 @@ def test_flagged_table_says_where_what_and_why(tmp_path: Path) -> None:
 
 
 def test_caption_is_shown_truncated_when_results_carry_one(tmp_path: Path) -> None:
-    """Captions are not in the results schema yet; once a ``caption`` column is there the table shows it."""
-    items = to_table([row("c1.jpg", Verdict.REMOVE, Match("listA", 1, "A-1", "pdq", 3, "pdq/flipx"))])
+    """A flagged item's caption (kept in the results for flagged items only) is shown, truncated."""
     long = "A long caption about a harmless beach scene " * 5
-    items = items.append_column("caption", pa.array([long]))
+    flagged = row("c1.jpg", Verdict.REMOVE, Match("listA", 1, "A-1", "pdq", 3, "pdq/flipx"))
+    flagged.caption = long
+    items = to_table([flagged])
     rows = flagged_rows(items, Explainer({"banks": [bank("listA")]}, set()))
     assert len(rows[0]["caption"]) == 80 and rows[0]["caption"].endswith("…")
     assert long.startswith(rows[0]["caption"][:-1])

@@ -297,3 +297,9 @@ def test_jsonl_reads_wide_objects_too(tmp_path: Path) -> None:
     assert triples(rows) == sorted(
         [("md5", MD5[0], "e0"), ("pdq", PDQ[0], "e0"), ("md5", MD5[1], "e1"), ("pdq", PDQ[1], "e1")]
     )
+
+
+def test_category_prefers_the_column_named_category(tmp_path: Path) -> None:
+    f = write(tmp_path / "l.csv", f"label,md5,category,grade\nfrom-label,{MD5[0]},from-category,A\n")
+    rows, _ = parse("wide", f)
+    assert rows[0].labels == {"category": "from-category", "label": "from-label", "grade": "A"}

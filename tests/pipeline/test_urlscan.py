@@ -128,6 +128,8 @@ def test_column_path_equals_item_path(laion, tmp_path: Path) -> None:
     rows = {r["key"].rsplit("/", 1)[1]: r for r in a.to_pylist()}
     assert rows["10"]["verdict"] == "remove" and rows["12"]["verdict"] == "remove" and rows["20"]["verdict"] == "remove"
     assert rows["5"]["verdict"] == "remove"
+    # the report's captions: flagged rows have theirs on both paths, kept rows none
+    assert rows["10"]["caption"] and all(r["caption"] is None for r in rows.values() if r["verdict"] == "keep")
     assert rows["11"]["verdict"] == "keep" and any("allow bank" in n for n in rows["11"]["notes"])
     assert any("allow bank" in n for n in rows["30"]["notes"])
     assert rows["301"]["verdict"] == "remove"  # HTTP://Example.COM:80/Path/A?Q=1#frag

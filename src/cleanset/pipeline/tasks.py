@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from cleanset.pipeline.ledger import ShardCounts
 from cleanset.pipeline.policy import Policy, decide
-from cleanset.records import HashOutcome, ItemResult, Probe, Status
+from cleanset.records import HashOutcome, ItemResult, Probe, Status, Verdict
 from cleanset.results.schema import to_table
 from cleanset.sources.base import Shard, Source, SourceItem, content_digest, marker_key
 
@@ -158,19 +158,20 @@ def build_result(
     notes: Sequence[str],
     policy: Policy,
 ) -> ItemResult:
+    verdict = decide(outcome.status, matches, outcome.scores, policy)
     return ItemResult(
         key=item.key,
         shard=shard.id,
         status=outcome.status,
         reason=outcome.reason,
-        verdict=decide(outcome.status, matches, outcome.scores, policy),
+        verdict=verdict,
         hashes=dict(outcome.hashes),
         pdq_quality=outcome.pdq_quality,
         width=outcome.width,
         height=outcome.height,
         format=outcome.format,
         url=item.url,
-        caption=_caption(item),
+        caption=caption_of(item, verdict),
         content_sha256=item.digest,
         probes=list(outcome.probes),
         matches=list(matches),
@@ -179,9 +180,13 @@ def build_result(
     )
 
 
-def _caption(item: SourceItem) -> str | None:
+# Verdicts whose items the report lists one by one, with their captions; other items' captions are not kept.
+FLAGGED: tuple[str, ...] = ("remove", "review")
+
+
+def caption_of(item: SourceItem, verdict: Verdict | None) -> str | None:
     caption = item.meta.get("caption")
-    return caption if isinstance(caption, str) else None
+    return caption if isinstance(caption, str) and verdict in FLAGGED else None
 
 
 def safe_items(source: Source, shard: Shard) -> Iterator[SourceItem]:

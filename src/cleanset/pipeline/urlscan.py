@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleanset.pipeline import urlhash
+from cleanset.pipeline.tasks import FLAGGED
 from cleanset.pipeline.urlhash import digest_column, hex_prefixes, interleave, normal_form_mask
 from cleanset.records import Probe, Status
 from cleanset.results.schema import COLUMN_PROBES, HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE, match_row
@@ -142,7 +143,20 @@ def scan_url_shard(shard: Shard, ctx: ScanContext, progress: ProgressFn | None, 
     timings.read_s += clock() - t
     if not tables:
         return ITEM_SCHEMA.empty_table()
-    return pa.concat_tables(tables)
+    return _with_captions(pa.concat_tables(tables), shard, ctx.source)
+
+
+def _with_captions(table: pa.Table, shard: Shard, source: Any) -> pa.Table:
+    """Captions of the flagged rows, as the item path records them (``tasks.caption_of``): read afterwards, for
+    those rows only, since the column path screens without the caption column."""
+    flagged = pc.is_in(table["verdict"], value_set=pa.array(FLAGGED, pa.string()))
+    keys = table.filter(pc.fill_null(flagged, False))["key"].to_pylist()
+    captions = source.captions(shard, keys) if keys and hasattr(source, "captions") else {}
+    if not captions:
+        return table
+    values = pa.array([captions.get(k) for k in table["key"].to_pylist()], pa.string())
+    i = table.schema.get_field_index("caption")
+    return table.set_column(i, table.schema.field(i), values)
 
 
 def _safe_batches(source: Any, shard: Shard) -> Iterator[pa.RecordBatch]:
@@ -355,7 +369,7 @@ def _assemble(
         "height": pa.nulls(n, pa.int32()),
         "format": nulls,
         "url": batch.column("url"),
-        "caption": nulls,  # the column path reads only what it screens
+        "caption": nulls,  # flagged rows' captions are read afterwards (_with_captions)
         "content_sha256": nulls,  # rows have no bytes of their own: clean checks the shard file's digest
         "probes": probes,
         "matches": matches,

@@ -44,7 +44,7 @@ there; ``batchable`` is False then. ``write_clean`` never joins them: it writes 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,29 @@ class LaionSource(Source):
                 if self._index is not None and item.error is None and item.url is not None:
                     self._index.attach(item)
                 yield item
+
+    def captions(self, shard: Shard, keys: Collection[str]) -> dict[str, str]:
+        """Captions of a few rows by key (the flagged ones, for the report), reading only the caption column: the
+        column path screens without it, and most shards flag nothing."""
+        f = self._open(shard)
+        if f.pf is None or not keys:
+            return {}
+        names = (self.caption_col,) if self.caption_col else CAPTION_NAMES
+        text_col = find_column(f.pf.schema_arrow, *names)
+        if text_col is None:
+            return {}
+        wanted = set(keys)
+        prefix = f"{shard.id}/"
+        out: dict[str, str] = {}
+        for chunk in iter_chunks(f.pf, Path(shard.path).name, columns=[text_col], batch_size=DEFAULT_BATCH):
+            if chunk.batch is None:
+                continue
+            rows = f.rows.rows(chunk.first, chunk.num_rows)
+            for row, caption in zip(rows.tolist(), chunk.batch.column(0).to_pylist(), strict=True):
+                key = f"{prefix}{row}"
+                if key in wanted and isinstance(caption, str):
+                    out[key] = caption
+        return out
 
     def write_clean(self, shard: Shard, gate: CleanGate, out_dir: Path) -> int:
         f = self._open(shard)

@@ -90,7 +90,15 @@ def resolve_roles(headers: Sequence[str], options: ReadOptions) -> Roles:
             )
         claimed[sig] = pos
 
+    if CATEGORY not in options.columns:
+        # An exact "category" header wins; else the first header spelled like one (label, grade ...).
+        spelled = [p for p, h in enumerate(headers) if p not in taken and key(h) in _CATEGORY_SPELLINGS]
+        exact = [p for p in spelled if key(headers[p]) == CATEGORY]
+        category_pos = (exact or spelled)[0] if spelled else None
+
     for pos, header in enumerate(headers):
+        if pos == category_pos:
+            continue
         mapped = taken.get(pos)
         if mapped is not None:
             role = mapped
@@ -116,12 +124,10 @@ def resolve_roles(headers: Sequence[str], options: ReadOptions) -> Roles:
             unsupported.append((pos, other))
         elif k in _ID_SPELLINGS and id_pos is None and ID not in options.columns:
             id_pos = pos
-        elif k in _CATEGORY_SPELLINGS and category_pos is None and CATEGORY not in options.columns:
-            category_pos = pos
         else:
             labels.append((pos, folded[pos]))
     if category_pos is not None:
-        labels = [(p, n) for p, n in labels if n != CATEGORY] + [(category_pos, CATEGORY)]
+        labels.append((category_pos, CATEGORY))
     return Roles(tuple(signals), tuple(unsupported), id_pos, tuple(sorted(labels)))
 
 
