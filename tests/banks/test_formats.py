@@ -31,7 +31,7 @@ def expect_error(fmt: str, path: Path, line: int, words: str, **kw: object) -> I
 
 
 def test_registry_names_every_format() -> None:
-    assert format_names() == ["csv", "jsonl", "plain", "te", "urls"]
+    assert format_names() == ["csv", "json", "jsonl", "ncmec", "plain", "te", "txcsv", "urls", "wide"]
     with pytest.raises(UserError, match="unknown list format 'xml'"):
         get_format("xml")
 

@@ -303,3 +303,15 @@ def test_category_prefers_the_column_named_category(tmp_path: Path) -> None:
     f = write(tmp_path / "l.csv", f"label,md5,category,grade\nfrom-label,{MD5[0]},from-category,A\n")
     rows, _ = parse("wide", f)
     assert rows[0].labels == {"category": "from-category", "label": "from-label", "grade": "A"}
+
+
+def test_headerless_base64_list_is_never_quoted(tmp_path: Path) -> None:
+    # values that look like names to a careless check: letters and digits only, a letter first
+    encoded = (base64.b64encode(bytes.fromhex(m)).decode().rstrip("=") for m in hexes("md5", 200, 75))
+    values = [v for v in encoded if v.isalnum() and v[0].isalpha()][:3]
+    assert len(values) == 3
+    f = write(tmp_path / "l.csv", "".join(f"{v},x\n" for v in values))
+    with pytest.raises(InputFormatError) as info:
+        parse("csv", f)
+    for v in values:
+        assert v.lower() not in str(info.value).lower()

@@ -62,12 +62,12 @@ def test_versions_record_added_and_removed(store: BankStore, tmp_path: Path) -> 
     r2 = store.import_file("b", csv_file(tmp_path, "v2.csv", PDQ[3:15], MD5[2:4]), note="refresh")
     assert (r2.version, r2.added, r2.removed) == (2, 5, 5)  # +pdq 10..14; -pdq 0..2, -md5 0..1
     r3 = store.import_file("b", csv_file(tmp_path, "v3.csv", PDQ[3:15], MD5[2:4]))
-    assert (r3.version, r3.added, r3.removed, r3.digest) == (3, 0, 0, r2.digest)
+    assert r3.unchanged and (r3.version, r3.digest) == (2, r2.digest)  # identical: no new version
     assert store.open("b", 1).entry_count == 14
-    assert store.open("b").version == 3
-    assert [v.version for v in store.versions("b")] == [1, 2, 3]
+    assert store.open("b").version == 2
+    assert [v.version for v in store.versions("b")] == [1, 2]
     info = store.info("b")
-    assert [v["note"] for v in info["versions"]] == ["", "refresh", ""]
+    assert [v["note"] for v in info["versions"]] == ["", "refresh"]
     with pytest.raises(UserError, match="bank 'b' has no version 7"):
         store.open("b", 7)
     with pytest.raises(UserError, match="no bank named 'nope'"):
@@ -182,7 +182,8 @@ def test_plain_and_url_imports_through_the_store(store: BankStore, tmp_path: Pat
     u = write(tmp_path / "u.txt", "https://example.com/1\nhttps://example.com/2\n")
     r = store.import_file("u", u)
     assert r.format == "urls" and r.counts == {"url_sha1": 2}
-    assert store.import_file("p", f, format="te", signal="pdq").version == 2
+    again = store.import_file("p", f, format="te", signal="pdq")  # same entries through another format
+    assert again.unchanged and again.version == 1
 
 
 def test_in_memory_digest_equals_stored_digest(store: BankStore) -> None:

@@ -76,3 +76,21 @@ def test_the_line_moves_between_reports() -> None:
     assert "0 items" in first and "ETA ?" in first and "0/1 shards" in first
     v.t0 -= 2.0  # two seconds on: elapsed shows it without any new event
     assert "0:00:02" in str(col(v.progress.tasks[0]))  # type: ignore[operator]
+
+
+def test_bench_reports_each_transformed_photo() -> None:
+    import skimage.data
+
+    from cleanset.cli.bench_cmd import BenchProgress
+    from cleanset.evaluation.corpus import Photo
+    from cleanset.evaluation.robustness import run_photos
+
+    photos = [Photo(n, getattr(skimage.data, n)()) for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    calls: list[tuple[str, int, int | None]] = []
+    run_photos(photos, transforms=["flip-h", "rotate90"], cost=False, progress=lambda *a: calls.append(a))
+    assert calls[0] == ("transforms", 0, 8) and calls[-1] == ("transforms", 8, 8)
+    assert [c[1] for c in calls] == list(range(9))  # one report per photo and transform, from the start
+    view = BenchProgress()
+    view.update("transforms", 3, 8)
+    task = view.progress.tasks[0]
+    assert (task.completed, task.total, task.description) == (3, 8, "transformed photos")

@@ -58,6 +58,7 @@ MARKER_FIELDS = (
     "failed_dropped",
     "review_kept",
     "failed_kept",
+    "failed_when_cleaning",
     "keep_review",
     "keep_failed",
     "created",
@@ -94,6 +95,7 @@ class CleanReport:
     failed_dropped: int = 0
     review_kept: int = 0
     failed_kept: int = 0
+    failed_when_cleaning: int = 0  # kept by the scan, but gone, unreadable or unscreenable when copied
     keep_review: bool = False
     keep_failed: bool = False
     run_shards_not_in_source: list[str] = field(default_factory=list)
@@ -213,7 +215,9 @@ def clean(
             rows, unread, keep, dropped = _decide_shard(items_dir, shard, keep_review, keep_failed, report)
             keys = rows["key"].to_pylist()
             written = 0
-            if not unread:
+            if unread:  # the scan could not list it: none of it is known to be clean, so it is left out whole
+                unwritten = {k: "its shard could not be read in full by the scan" for k in keep}
+            else:
                 gate = CleanGate(
                     shard,
                     recorded=dict(zip(keys, rows["content_sha256"].to_pylist(), strict=True)),
@@ -221,7 +225,13 @@ def clean(
                     shard_digest=ledger[shard.id].get("source_sha256"),
                 )
                 written = source.write_clean(shard, gate, tmp)
+                unwritten = gate.unwritten()
             report.written += written
+            if unwritten:  # kept by the scan, not written as screened: failed, counted and listed, never silent
+                dropped = pa.concat_tables([dropped, _unwritten_rows(rows, unwritten)])
+                report.kept -= len(unwritten)
+                report.failed_dropped += len(unwritten)
+                report.failed_when_cleaning += len(unwritten)
             if dropped.num_rows:
                 removed_parts.append(dropped)
             if on_shard is not None:
@@ -361,6 +371,27 @@ def _decide(rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanR
         }
     )
     return keep, table.cast(REMOVED_SCHEMA)
+
+
+def _unwritten_rows(rows: pa.Table, unwritten: dict[str, str]) -> pa.Table:
+    """``REMOVED_SCHEMA`` rows for kept items that clean could not write as screened."""
+    picked = rows.filter(pc.is_in(rows["key"], value_set=pa.array(list(unwritten), pa.string())))
+    keys = picked["key"].to_pylist()
+    n = len(keys)
+    matches = picked["matches"] if "matches" in picked.column_names else pa.nulls(n, pa.list_(MATCH_TYPE))
+    table = pa.table(
+        {
+            "key": picked["key"],
+            "shard": picked["shard"],
+            "dropped_as": pa.array(["failed"] * n, pa.string()),
+            "status": pa.array(["failed"] * n, pa.string()),
+            "verdict": picked["verdict"],
+            "reason": pa.array([f"clean: {unwritten[k]}" for k in keys], pa.string()),
+            "banks": pa.array([[] for _ in keys], pa.list_(pa.string())),
+            "matches": matches,
+        }
+    )
+    return table.cast(REMOVED_SCHEMA)
 
 
 def _pylist(col: pa.ChunkedArray | pa.Array) -> list[Any]:

@@ -50,18 +50,61 @@ def robustness(
         raise UserError(f"--threshold must be between 0 and 256, got {threshold}")
     if limit is not None and limit < 4:
         raise UserError(f"--limit must be at least 4, got {limit}")
-    result = run(
-        dirs,
-        out,
-        threshold=threshold,
-        limit=limit,
-        max_side=max_side,
-        include_skimage=skimage,
-        transforms=transform,
-        seed=seed,
-        cost=cost,
-        photographs_only=photographs_only,
-    )
+    with BenchProgress() as view:
+        result = run(
+            dirs,
+            out,
+            threshold=threshold,
+            limit=limit,
+            max_side=max_side,
+            include_skimage=skimage,
+            transforms=transform,
+            seed=seed,
+            cost=cost,
+            photographs_only=photographs_only,
+            progress=view.update,
+        )
     typer.echo(markdown(result), nl=False)
     if out is not None:
         typer.echo(f"wrote {out / 'table.md'}, {out / 'table.html'}, {out / 'recall.png'}, {out / 'results.json'}")
+
+
+class BenchProgress:
+    """The benchmark's stages on stderr: a bar with an ETA over the transformed photos, elapsed time while loading
+    and timing (those give no count). Stays quiet when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]bench[/] {task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task = self.progress.add_task("starting", total=None)
+
+    def __enter__(self) -> BenchProgress:
+        if self.progress.console.is_terminal:  # a log gets the table, not a blank line where a bar was
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress.live.is_started:
+            self.progress.stop()
+
+    def update(self, stage: str, done: int, total: int | None) -> None:
+        what = {"loading": "loading photos", "transforms": "transformed photos", "timing": "timing probes"}
+        self.progress.update(self.task, description=what.get(stage, stage), completed=done, total=total)

@@ -34,11 +34,14 @@ PIPE_WIDTH = 10_000
 _TYPE_LABELS = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "path": "PATH", "Path": "PATH", "datetime": "DATE"}
 
 
-def local_path(raw: str) -> Path:
+def local_path(raw: str | Path) -> Path:
     """A path argument as a local :class:`Path`; a URL is refused on the raw text, because ``Path("s3://b/k")``
     is ``s3:/b/k``, which would then be looked for (or, for an output, created) as a local folder named ``s3:``.
 
-    Used as the ``parser`` of every path parameter, so the check happens before Typer converts anything."""
+    Used as the ``parser`` of every path parameter, so the check happens before Typer converts anything (a
+    default is already a Path, and local)."""
+    if isinstance(raw, Path):
+        return raw
     if REMOTE.match(raw):
         raise UserError(f"{raw}: {REMOTE_MESSAGE}")
     return Path(raw)

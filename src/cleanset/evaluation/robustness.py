@@ -38,6 +38,9 @@ from cleanset.signals.engine import HashConfig, HashEngine
 QUALITY_GATE = 50
 METHODS = ("pdq", "probes", "phash")
 
+# progress(stage, done, total): stage "loading" and "timing" (total None: no count to give), "transforms".
+Progress = Callable[[str, int, int | None], None]
+
 
 @dataclass
 class MethodStats:
@@ -205,8 +208,11 @@ def run_photos(
     seed: int = 0,
     cost: bool = True,
     dropped: Sequence[str] = (),
+    progress: Progress | None = None,
 ) -> RobustnessResult:
-    """The benchmark on already-loaded photos (tests use a handful)."""
+    """The benchmark on already-loaded photos (tests use a handful). ``progress(stage, done, total)`` is told
+    each transformed photo, so a person sees it move and when it will end (see :data:`Progress`)."""
+    tell = progress or (lambda stage, done, total: None)
     if len(photos) < 4:
         raise UserError(f"the robustness benchmark needs at least 4 distinct photos, got {len(photos)}")
     phash_t = get_signal("phash").default_threshold if phash_threshold is None else phash_threshold
@@ -225,6 +231,8 @@ def run_photos(
 
     rows: list[TransformRow] = []
     comparisons = {m: 0 for m in METHODS}
+    steps, step = len(chosen) * len(photos), 0
+    tell("transforms", 0, steps)
     for t in chosen:
         stats = {m: MethodStats() for m in METHODS}
         matched_by: dict[str, int] = {}
@@ -247,7 +255,11 @@ def run_photos(
                         if best is not None:
                             prefix = best.split("/")[0]
                             matched_by[prefix] = matched_by.get(prefix, 0) + 1
+            step += 1
+            tell("transforms", step, steps)
         rows.append(TransformRow(t.name, t.family, stats, matched_by))
+    if cost:
+        tell("timing", 0, None)
     return RobustnessResult(
         photos=len(photos),
         banked=len(banked_idx),
@@ -272,6 +284,7 @@ def run(
     seed: int = 0,
     cost: bool = True,
     photographs_only: bool = False,
+    progress: Progress | None = None,
 ) -> RobustnessResult:
     """Load benign photos from ``paths`` (plus scikit-image's), run the benchmark, write the table/plot to ``out``.
 
@@ -281,8 +294,12 @@ def run(
         files += skimage_files()
     if photographs_only:
         files = [f for f in files if is_photograph(f)]
+    if progress is not None:
+        progress("loading", 0, None)
     photos, dropped = load_photos(files, max_side=max_side, limit=limit, same_within=2 * threshold)
-    result = run_photos(photos, threshold=threshold, transforms=transforms, seed=seed, cost=cost, dropped=dropped)
+    result = run_photos(
+        photos, threshold=threshold, transforms=transforms, seed=seed, cost=cost, dropped=dropped, progress=progress
+    )
     if out is not None:
         from cleanset.evaluation.report import write_report
 

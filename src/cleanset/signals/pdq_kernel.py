@@ -98,6 +98,27 @@ def dct_matrix() -> np.ndarray:
     return (np.float64(scale) * np.cos((np.pi / 2.0 / 64.0) * i * (2.0 * j + 1.0))).astype(np.float32)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _block_sums(band: np.ndarray, block_cols: int, acc: np.ndarray) -> None:
+    """One row of pHash block sums from the column sums ``band`` of a band of pixel rows, which is then cleared.
+
+    Each block is summed left to right (the order fixes the float64 result), but column by column of the blocks,
+    so the additions of neighbouring blocks are independent: a block at a time, each addition waits for the one
+    before and this step costs as much as the rest of the grey pass.
+    """
+    whole = band.shape[0] // block_cols
+    acc[:] = 0.0
+    for j in range(block_cols):
+        for bx in range(whole):
+            acc[bx] += band[bx * block_cols + j]
+    for bx in range(whole, acc.shape[0]):
+        t = 0.0
+        for x in range(bx * block_cols, band.shape[0]):
+            t += band[x]
+        acc[bx] = t
+    band[:] = 0.0
+
+
 @njit(cache=True, nogil=True)
 def scan_image(
     rgb: np.ndarray,
@@ -179,13 +200,7 @@ def scan_image(
             for x in range(n_cols):
                 band[x] += np.float64(luma[x])
             if (y + 1) % grey_block_rows == 0 or y == n_rows - 1:
-                gy = y // grey_block_rows
-                for bx in range(grey_sum.shape[1]):
-                    t = 0.0
-                    for x in range(bx * grey_block_cols, min((bx + 1) * grey_block_cols, n_cols)):
-                        t += band[x]
-                    grey_sum[gy, bx] = t
-                band[:] = 0.0
+                _block_sums(band, grey_block_cols, grey_sum[y // grey_block_rows])
         r = first
         while r < 64 and row_start[r] <= y:
             wv = row_w[r, y - row_start[r]]
@@ -418,20 +433,7 @@ def scan_shared(
             for x in range(n_cols):
                 band[x] += np.float64(luma[x])
             if (y + 1) % grey_block_rows == 0 or y == n_rows - 1:
-                # Block sums in scan_image's order (left to right within each block), written column by column
-                # of the blocks so the additions of neighbouring blocks are independent.
-                acc = grey_sum[y // grey_block_rows]
-                whole = n_cols // grey_block_cols
-                acc[:] = 0.0
-                for j in range(grey_block_cols):
-                    for bx in range(whole):
-                        acc[bx] += band[bx * grey_block_cols + j]
-                for bx in range(whole, acc.shape[0]):
-                    t = 0.0
-                    for x in range(bx * grey_block_cols, n_cols):
-                        t += band[x]
-                    acc[bx] = t
-                band[:] = 0.0
+                _block_sums(band, grey_block_cols, grey_sum[y // grey_block_rows])
         _add_weighted(vert, row_start, row_w, first, y, luma)
         if small_here:
             for x in range(ns_cols):

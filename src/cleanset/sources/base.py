@@ -132,6 +132,10 @@ class CleanGate:
     returns True: that is after the bytes' digest was recomputed and found equal to what the scan hashed.
     ``shard_digest`` is the scan's digest of the whole shard file, for sources that record one
     (:meth:`Source.shard_digest`); they call :meth:`check_shard` with the digest of the bytes they write from.
+
+    A kept item that cannot be written as it was screened (gone or unreadable now, or a cell that may carry an
+    unscreened image) is never silently missing: the source calls :meth:`drop` with the reason, and
+    :meth:`unwritten` names every kept item that was not written, so ``clean`` counts it as failed.
     """
 
     shard: Shard
@@ -139,14 +143,28 @@ class CleanGate:
     keep: Collection[str]
     shard_digest: str | None = None
     seen: set[str] = field(default_factory=set)
-    admitted: int = 0
+    admitted: set[str] = field(default_factory=set)
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def drop(self, key: str, reason: str) -> None:
+        """An admitted item the source will not write after all (its reason is recorded as the item's failure)."""
+        self.admitted.discard(key)
+        self.dropped[key] = reason
+
+    def unwritten(self) -> dict[str, str]:
+        """Kept items that were not written, with why: dropped, unreadable, or never met when cleaning."""
+        out = {k: self.dropped.get(k, "not found when cleaning (gone since the scan)") for k in self.keep}
+        return {k: why for k, why in out.items() if k not in self.admitted}
 
     def admit(self, item: SourceItem) -> bool:
         check_expected(self.shard, item.key, self.recorded)
         if item.key in self.seen:
             raise UnaccountedItem(f"shard {self.shard.id} ({self.shard.path}) yields item {item.key!r} twice")
         self.seen.add(item.key)
-        if item.key not in self.keep or item.error is not None:
+        if item.key not in self.keep:
+            return False
+        if item.error is not None:
+            self.dropped[item.key] = f"unreadable when cleaning: {item.error}"
             return False
         got, want = content_digest(item), self.recorded[item.key]
         if got != want:
@@ -155,7 +173,7 @@ class CleanGate:
                 "screened (its digest differs): the dataset changed since the scan; the item is failed and the "
                 "cleaned output was not finished. Scan it again before cleaning"
             )
-        self.admitted += 1
+        self.admitted.add(item.key)
         return True
 
     def admit_keys(self, keys: Sequence[str], failed: Sequence[bool] | None = None) -> list[bool]:
@@ -168,9 +186,11 @@ class CleanGate:
         if len(batch) == len(keys) and self.seen.isdisjoint(batch) and all(k in recorded for k in keys):
             keep = self.keep
             out = [k in keep and not f for k, f in zip(keys, fails, strict=True)]
-            if all(recorded[k] is None for k, o in zip(keys, out, strict=True) if o):
+            if all(recorded[k] is None for k, o in zip(keys, out, strict=True) if o) and not any(
+                f and k in keep for k, f in zip(keys, fails, strict=True)
+            ):
                 self.seen |= batch
-                self.admitted += sum(out)
+                self.admitted.update(k for k, o in zip(keys, out, strict=True) if o)
                 return out
         # something is off: admit finds it item by item and raises as it would
         return [self.admit(SourceItem(key=k, error="failed" if f else None)) for k, f in zip(keys, fails, strict=True)]

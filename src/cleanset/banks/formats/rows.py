@@ -32,9 +32,15 @@ def shown_name(text: str) -> str:
     """A field quoted in an error only when it looks like a name, never like a value: a list whose columns are
     swapped or that lacks its header would otherwise put a hash value into the message."""
     t = text.strip()
-    if _NAME_LIKE.fullmatch(t) and not _HEX_LIKE.fullmatch(t):
+    if _NAME_LIKE.fullmatch(t) and not _HEX_LIKE.fullmatch(t) and not _looks_random(t):
         return repr(t)
     return "(a field that is not a name)"
+
+
+def _looks_random(t: str) -> bool:
+    """Long and without a word break: unpadded base64 (an MD5 is 22 characters of it), not a column name. A
+    long name without ``_`` is merely not shown; a value must never be."""
+    return len(t) >= 20 and "_" not in t
 
 
 def check_url(text: str) -> str:
