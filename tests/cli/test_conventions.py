@@ -209,3 +209,11 @@ def test_tables_are_not_cut_when_piped(tmp_path: Path, cleanset_home: Path) -> N
     q = cli("query", str(run), f"SELECT '{long}' AS key, count(*) AS n FROM items")
     assert q.returncode == 0, q.stderr
     assert long in q.stdout
+
+
+def test_local_path_keeps_local_paths_and_defaults() -> None:
+    from cleanset.cli.conventions import local_path
+
+    assert local_path("data/x.tar") == Path("data/x.tar")
+    assert local_path(Path("cleanset-demo")) == Path("cleanset-demo")  # a default arrives as a Path
+    assert local_path("s3:local-file-with-colon") == Path("s3:local-file-with-colon")

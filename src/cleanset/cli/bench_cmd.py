@@ -95,6 +95,7 @@ class BenchProgress:
             transient=True,
         )
         self.task = self.progress.add_task("starting", total=None)
+        self.stage = ""
 
     def __enter__(self) -> BenchProgress:
         if self.progress.console.is_terminal:  # a log gets the table, not a blank line where a bar was
@@ -107,4 +108,8 @@ class BenchProgress:
 
     def update(self, stage: str, done: int, total: int | None) -> None:
         what = {"loading": "loading photos", "transforms": "transformed photos", "timing": "timing probes"}
-        self.progress.update(self.task, description=what.get(stage, stage), completed=done, total=total)
+        if stage != self.stage:  # a new task: its own clock and rate, and no total left over from the last
+            self.stage = stage
+            self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(what.get(stage, stage), total=total)
+        self.progress.update(self.task, completed=done)

@@ -82,11 +82,45 @@ def content_digest(item: SourceItem) -> str | None:
     return h.hexdigest()
 
 
+# Text that could carry a picture in a form no decoder sees: the ways bytes are written as text. Each pattern is
+# RE2-compatible, so Arrow (``pyarrow.compute.match_substring_regex``) checks whole string columns with them, and
+# the same list serves sidecars, Parquet cells and metadata values.
+EMBEDDED_IMAGE_PATTERNS: dict[str, str] = {
+    "SVG markup": r"(?i)<svg",
+    "a data URI": r"(?i)data:[^,]{0,100};base64,",
+    "a base64 run": r"[A-Za-z0-9+/_-]{512,}",
+    "wrapped base64": r"(?:[A-Za-z0-9+/]{40,}={0,2}\s+){8,}",
+    "hex-encoded bytes": r"(?:(?:0[xX]|\\x|%)?[0-9A-Fa-f][0-9A-Fa-f][\s,:;]*){400,}",
+    "a byte array": r"(?:[0-9][0-9]?[0-9]?\s*,\s*){400,}",
+}
+
+_SHORTEST_RUN_PATTERN = 8 * 41  # characters the shortest match of any pattern but SVG and data URI takes
+
+
+def text_may_embed_image(text: str) -> str | None:
+    """What in ``text`` could be an image written as text, or None: such text is never copied unscreened.
+
+    Matched with RE2 (through Arrow), whose time is linear in the text: a backtracking engine can be made to spend
+    seconds on a megabyte crafted for it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    low = text.lower()
+    if "<svg" in low:
+        return "SVG markup"
+    if len(text) < _SHORTEST_RUN_PATTERN:  # a caption: too short for any of the run patterns
+        return "a data URI" if "data:" in low and ";base64," in low else None
+    arr = pa.array([text], pa.large_string())
+    for what, rx in EMBEDDED_IMAGE_PATTERNS.items():
+        if pc.match_substring_regex(arr, rx)[0].as_py():
+            return what
+    return None
+
+
 # A sidecar (caption, JSON) travels with its item into the cleaned output without being screened, so only content
-# that cannot be an image may pass: valid UTF-8 text or JSON, small, with no image signature, no SVG and no long
-# base64 run (an embedded image). Anything else is a failed item of its own and is left out.
+# that cannot be an image may pass: valid UTF-8 text or JSON, small, with no image signature and nothing
+# :func:`text_may_embed_image` finds. Anything else is a failed item of its own and is left out.
 SIDECAR_MAX_BYTES = 1 << 20
-_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=_-]{512,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
@@ -105,9 +139,9 @@ def sidecar_kind(data: bytes) -> tuple[str | None, str]:
         return None, "binary content (not UTF-8 text)"
     if _CONTROL.search(text):
         return None, "binary content (control characters)"
-    low = text[:65536].lower()
-    if "<svg" in low or "data:image" in low or _BASE64_RUN.search(data):
-        return None, "text that may embed an image (SVG, data URI or base64)"
+    embedded = text_may_embed_image(text)
+    if embedded is not None:
+        return None, f"text that may embed an image ({embedded})"
     try:
         json.loads(text)
     except ValueError:
