@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -206,3 +207,33 @@ def test_clean_finishes_with_a_marker_and_leaves_no_partial_folder(tmp_path: Pat
     assert hashlib.sha256((tmp_path / "out" / "a.jpg").read_bytes()).hexdigest() == hashlib.sha256(
         (tmp_path / "ds" / "a.jpg").read_bytes()
     ).hexdigest()
+
+
+def test_sidecar_swapped_between_scan_and_clean_is_refused(tmp_path: Path, bank: str) -> None:
+    """A URL-only group's JSON (its screened URL) and an image's caption are part of the content digest."""
+    (tmp_path / "ds").mkdir()
+    url_only = [("u.json", b'{"url": "https://example.org/screened.jpg"}'), ("u.txt", b"a caption")]
+    shard = tmp_path / "ds" / "00000.tar"
+    shard.write_bytes(tar_bytes([("k.jpg", encode(picture(7))), ("k.txt", b"caption"), *url_only]))
+    summary = scan([tmp_path / "ds"], tmp_path / "run", bank)
+    assert summary["kept"] == 2
+    swapped = [("u.json", b'{"url": "https://example.org/never-screened.jpg"}'), ("u.txt", b"a caption")]
+    shard.write_bytes(tar_bytes([("k.jpg", encode(picture(7))), ("k.txt", b"caption"), *swapped]))
+    with pytest.raises(ContentChanged, match="'u'"):
+        clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_kept_item_gone_before_clean_is_counted_failed_not_dropped_silently(tmp_path: Path, bank: str) -> None:
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.jpg").write_bytes(encode(picture(8)))
+    (tmp_path / "ds" / "b.jpg").write_bytes(encode(picture(9)))
+    scan([tmp_path / "ds"], tmp_path / "run", bank)
+    (tmp_path / "ds" / "b.jpg").unlink()
+    (tmp_path / "ds" / "b.jpg").mkdir()  # still listed as a name, but no longer a readable file
+    report = clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    assert (report.kept, report.written, report.failed_when_cleaning) == (1, 1, 1)
+    assert report.items == report.kept + report.removed + report.review_dropped + report.failed_dropped
+    removed = {r["key"]: r for r in pq.read_table(tmp_path / "out" / "removed.parquet").to_pylist()}
+    assert removed["b.jpg"]["dropped_as"] == "failed" and removed["b.jpg"]["reason"].startswith("clean: ")
+    assert read_clean_marker(tmp_path / "out")["kept"] == 1  # type: ignore[index]

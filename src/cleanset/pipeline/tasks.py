@@ -113,7 +113,7 @@ def iter_results(
         tm.read_s += t1 - t
         outcome, notes = outcome_of(item, ctx.engine)
         content = content_digest(item) if item.error is None else None
-        item.data, item.parts = None, []  # hashed: let the allocator reuse the bytes (fresh pages fault slowly)
+        item.data, item.parts, item.extras = None, [], []  # hashed: let the allocator reuse the bytes
         item.digest = content
         batch.append((item, outcome, notes))
         t = clock()

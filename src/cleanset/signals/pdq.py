@@ -62,10 +62,9 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def result_from_samples(samples: np.ndarray) -> PdqResult:
     """Quality, DCT and the eight hashes from the reference's 64x64 float32 buffer."""
-    quality = int(k.quality_score(samples))
-    dct = k.dct_16x16(samples, k.dct_matrix())
-    hexes = _words_hex(k.dihedral_words(dct))
-    return PdqResult(hex=hexes[0], quality=quality, dihedral=hexes)
+    quality, words = k.hash_samples(samples, k.dct_matrix())
+    hexes = _words_hex(words)
+    return PdqResult(hex=hexes[0], quality=int(quality), dihedral=hexes)
 
 
 def too_small(rgb: np.ndarray) -> bool:

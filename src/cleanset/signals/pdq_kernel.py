@@ -269,10 +269,8 @@ def dct_16x16(a: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _bits(b: np.ndarray, words: np.ndarray, which: int) -> None:
+def _bits(b: np.ndarray, median: np.float32, words: np.ndarray, which: int) -> None:
     """Bit (i, j) is set when coefficient (i, j) exceeds the lower median (the reference's Torben median)."""
-    flat = np.sort(b.ravel())
-    median = flat[127]
     for i in range(16):
         w = 0
         for j in range(16):
@@ -282,14 +280,24 @@ def _bits(b: np.ndarray, words: np.ndarray, which: int) -> None:
 
 
 @njit(cache=True, nogil=True)
+def _lower_median(b: np.ndarray) -> np.float32:
+    return np.sort(b.ravel())[127]
+
+
+@njit(cache=True, nogil=True)
 def dihedral_words(b: np.ndarray) -> np.ndarray:
     """Hash words (8 x 16 uint16-valued) of the eight rotations/flips, from the one DCT by sign flips/transposes.
 
     Order: original, rotate90, rotate180, rotate270, flipx, flipy, flipplus1, flipminus1 (the reference's order).
+
+    A transpose does not change which values the coefficients take, only where, so the eight transforms have four
+    medians between them (original = flipplus1, rotate180 = flipminus1, rotate90 = flipy, rotate270 = flipx); each
+    is sorted for once.
     """
     words = np.zeros((8, 16), dtype=np.int64)
     aux = np.empty((16, 16), dtype=np.float32)
-    _bits(b, words, 0)
+    medians = np.empty(4, dtype=np.float32)
+    medians[0] = _lower_median(b)
     for t in range(1, 8):
         for i in range(16):
             for j in range(16):
@@ -308,8 +316,17 @@ def dihedral_words(b: np.ndarray) -> np.ndarray:
                     aux[j, i] = v
                 else:  # flipminus1
                     aux[j, i] = -v if ((i + j) & 1) else v
-        _bits(aux, words, t)
+        if t <= 3:
+            medians[t] = _lower_median(aux)
+        _bits(aux, medians[(0, 1, 2, 3, 3, 1, 0, 2)[t]], words, t)
+    _bits(b, medians[0], words, 0)
     return words
+
+
+@njit(cache=True, nogil=True)
+def hash_samples(samples: np.ndarray, dct: np.ndarray) -> tuple[int, np.ndarray]:
+    """Quality and the eight hashes' words of a 64x64 buffer, in one call (each compiled call costs a dispatch)."""
+    return quality_score(samples), dihedral_words(dct_16x16(samples, dct))
 
 
 @njit(cache=True, nogil=True)

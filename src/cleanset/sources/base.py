@@ -58,24 +58,27 @@ class SourceItem:
     # More image byte streams of the same item (a Parquet row's other image columns, list elements): each is
     # hashed and matched like ``data``, its probes named ``<part name>/<probe>``; one that fails fails the item.
     parts: list[tuple[str, bytes]] = field(default_factory=list)
+    # Bytes written with the item that are not screened as images: its sidecars (caption, JSON with its URL).
+    # They are part of its content digest, so a caption or URL swapped between scan and clean is refused too.
+    extras: list[tuple[str, bytes]] = field(default_factory=list)
     # sha256 of what ``clean`` writes for this item, when that is not ``data`` alone (a Parquet row: every cell).
-    # None: :func:`content_digest` hashes ``data`` (and ``parts``).
+    # None: :func:`content_digest` hashes ``data``, ``parts`` and ``extras``.
     digest: str | None = None
 
 
 def content_digest(item: SourceItem) -> str | None:
     """The digest ``scan`` records and ``clean`` recomputes for an item: bytes are copied only when they agree.
 
-    The source's own ``digest`` when it sets one, else SHA-256 over ``data`` and every part (length-prefixed, so
-    moving bytes between parts changes it); None for an item without bytes (a URL-only row)."""
+    The source's own ``digest`` when it sets one, else SHA-256 over ``data``, every part and every extra
+    (length-prefixed, so moving bytes between them changes it); None for an item without bytes (a URL-only row)."""
     if item.digest is not None:
         return item.digest
-    if item.data is None and not item.parts:
+    if item.data is None and not item.parts and not item.extras:
         return None
-    if not item.parts:
+    if not item.parts and not item.extras:
         return hashlib.sha256(item.data or b"").hexdigest()
     h = hashlib.sha256()
-    for name, data in [("", item.data or b""), *item.parts]:
+    for name, data in [("", item.data or b""), *item.parts, *(("extra:" + n, d) for n, d in item.extras)]:
         raw = name.encode("utf-8", "surrogatepass")
         h.update(len(raw).to_bytes(8, "big") + raw + len(data).to_bytes(8, "big"))
         h.update(data)

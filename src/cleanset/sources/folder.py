@@ -251,7 +251,7 @@ class FolderSource(Source):
             elif not data:
                 item = SourceItem(key=e.key, meta=meta, error=f"empty file (0 bytes): {name}")
             else:
-                item = SourceItem(key=e.key, data=data, meta=meta)
+                item = SourceItem(key=e.key, data=data, meta=meta, extras=[(printable_key(r), b) for r, b in good])
             yield item, e, good
             for b in bad:
                 yield b, e, []

@@ -214,10 +214,11 @@ def _group_items(g: _Group) -> list[tuple[SourceItem, tarfile.TarInfo | None]]:
                     u = obj.get("url")
                     url = u if isinstance(u, str) and u else None
     meta["members"] = [printable_key(m.name) for m, _, _ in g.members]
+    extras = [(printable_key(m.name), data) for m, data in g.sidecars]  # written with each of the group's items
     out: list[tuple[SourceItem, tarfile.TarInfo | None]] = []
     if not images:
         if url is not None:
-            out.append((SourceItem(key=g.key, url=url, meta=meta), None))
+            out.append((SourceItem(key=g.key, url=url, meta=meta, extras=extras), None))
         elif not refused_members:  # else those failed members stand for the group
             names = ", ".join(meta["members"])
             out.append((SourceItem(key=g.key, meta=meta, error=f"no image member in tar group ({names})"), None))
@@ -229,7 +230,7 @@ def _group_items(g: _Group) -> list[tuple[SourceItem, tarfile.TarInfo | None]]:
         elif not data:
             item = SourceItem(key=key, url=url, meta=meta, error=f"empty image member (0 bytes): {name}")
         else:
-            item = SourceItem(key=key, data=data, url=url, meta=meta)
+            item = SourceItem(key=key, data=data, url=url, meta=meta, extras=extras)
         out.append((item, m))
     for m, reason in refused_members:
         _key, ext = split_member(m.name)
