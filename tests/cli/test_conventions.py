@@ -163,7 +163,8 @@ def test_clean_dry_run_says_what_would_go_and_writes_nothing(dataset: Dataset, r
 def test_attest_run_cleaned_form_and_json_results(run: Path, tmp_path: Path) -> None:
     cleaned, keys = tmp_path / "cleaned", tmp_path / "keys"
     assert invoke("clean", str(run), "--out", str(cleaned)).code == 0
-    assert invoke("keygen", "--out", str(keys)).code == 0
+    kg = invoke("keygen", "--out", str(keys), "--json")
+    assert kg.code == 0 and json.loads(kg.stdout)["public_key"] == str(keys / "cleanset.pub")
     res = invoke("attest", str(run), str(cleaned), "--key", str(keys / "cleanset.key"), "--json")
     assert res.code == 0, res.stderr
     att = json.loads(res.stdout)
@@ -217,3 +218,4 @@ def test_local_path_keeps_local_paths_and_defaults() -> None:
     assert local_path("data/x.tar") == Path("data/x.tar")
     assert local_path(Path("cleanset-demo")) == Path("cleanset-demo")  # a default arrives as a Path
     assert local_path("s3:local-file-with-colon") == Path("s3:local-file-with-colon")
+

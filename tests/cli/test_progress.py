@@ -94,3 +94,23 @@ def test_bench_reports_each_transformed_photo() -> None:
     view.update("transforms", 3, 8)
     task = view.progress.tasks[0]
     assert (task.completed, task.total, task.description) == (3, 8, "transformed photos")
+
+
+def test_a_shard_reports_hashed_items_before_its_batch_is_matched(
+    dataset: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """40 items are one match batch: the scan still reports them as they are hashed (here every item, the
+    report interval set to zero), and the reports add up to the shard's items with its failures."""
+    from cli_fixtures import BANK
+
+    from cleanset.pipeline import tasks
+    from cleanset.pipeline.scan import ScanOptions, execute, prepare
+
+    monkeypatch.setattr(tasks, "PROGRESS_EVERY_S", 0.0)
+    events: list[Event] = []
+    opts = ScanOptions(sources=[dataset.data], banks=[BANK], out=tmp_path / "r", executor="inline")
+    summary = execute(prepare(opts), "inline", on_event=events.append)
+    reports = [(e.items, e.failed) for e in events if e.kind == "progress"]
+    assert len(reports) > 10  # not one report for the whole shard
+    assert sum(n for n, _ in reports) == summary["items"] == 40
+    assert sum(f for _, f in reports) == summary["failed"]

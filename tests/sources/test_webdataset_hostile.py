@@ -88,3 +88,45 @@ def test_sparse_member_stays_under_a_gigabyte(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert int(out.stdout.strip().splitlines()[-1]) < 1024 * 1024  # KiB on Linux
+
+
+def test_a_member_named_like_a_marker_never_poses_as_one(tmp_path: Path) -> None:
+    """``00000#unread.jpg`` is an item like any other: its key is not the shard's marker key."""
+    jpg = items()[0].data
+    _write(tmp_path / "00000.tar", [("00000#unread.jpg", jpg), ("00000#truncated.jpg", jpg)])
+    src = WebDatasetSource([tmp_path / "00000.tar"])
+    keys = [it.key for it in src.read(src.shards()[0])]
+    assert keys == ["00000#unread#2", "00000#truncated#2"]
+
+
+def test_bytes_after_the_end_of_archive_are_damage(tmp_path: Path) -> None:
+    """A picture appended after the end-of-archive marker is read by no tar reader: it is reported, not kept."""
+    jpg = items()[0].data
+    for name, mode in (("a.tar", "w"), ("b.tar.gz", "w:gz")):
+        _write(tmp_path / name, _members(2), mode)
+        if mode == "w":
+            with open(tmp_path / name, "ab") as f:
+                f.write(b"\0" * 1024 + jpg)
+        else:
+            import gzip
+
+            raw = gzip.decompress((tmp_path / name).read_bytes())
+            (tmp_path / name).write_bytes(gzip.compress(raw + b"\0" * 1024 + jpg))
+        src = WebDatasetSource([tmp_path / name])
+        got = list(src.read(src.shards()[0]))
+        assert got[-1].key.endswith("#truncated") and "after the tar's end-of-archive" in (got[-1].error or "")
+
+
+def test_a_large_member_that_is_no_image_is_never_read_whole(tmp_path: Path) -> None:
+    """A 64 MB zero-filled ``.bin``: refused after its first kilobyte, a failed item of its own."""
+    big = tarfile.TarInfo("k.bin")
+    big.size = 64 << 20
+    with tarfile.open(tmp_path / "x.tar", "w") as tf:
+        info = tarfile.TarInfo("k.jpg")
+        info.size = len(items()[0].data)
+        tf.addfile(info, io.BytesIO(items()[0].data))
+        tf.addfile(big, io.BytesIO(bytes(big.size)))
+    src = WebDatasetSource([tmp_path / "x.tar"])
+    got = {it.key: it for it in src.read(src.shards()[0])}
+    assert got["k"].data == items()[0].data
+    assert got["k.bin"].data is None and "neither an image nor a text sidecar" in (got["k.bin"].error or "")

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
                 "--out", help="Directory for cleanset.key (0600) and cleanset.pub; made 0700.", parser=local_path
             ),
         ],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the key paths and keyid as JSON.")] = False,
     ) -> None:
         """Make an Ed25519 signing key pair for attestations."""
         from cleanset.actions import dsse
@@ -36,6 +37,9 @@ def register(app: typer.Typer) -> None:
         os.chmod(priv, 0o600)
         os.chmod(pub, 0o644)
         kid = dsse.keyid(dsse.load_public_key(pub))
+        if as_json:
+            echo_json({"private_key": str(priv), "public_key": str(pub), "keyid": kid})
+            return
         typer.echo(f"private key: {priv} (keep it secret)\npublic key:  {pub}\nkeyid:       {kid}")
 
     @app.command("attest")

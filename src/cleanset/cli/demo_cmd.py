@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cleanset.cli.conventions import local_path
+from cleanset.cli.conventions import echo_json, local_path
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--out", help="Folder for the demo's dataset, run and outputs.", parser=local_path)
         ] = Path("cleanset-demo"),
         images: Annotated[int, typer.Option(help="How many sample images to make.", min=40, max=5000)] = 120,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the outcome and the paths as JSON on stdout.")
+        ] = False,
     ) -> None:
         """Make a benign dataset and a stand-in list, then scan, rematch, clean, report, attest and verify."""
         from rich.console import Console
@@ -49,6 +52,17 @@ def register(app: typer.Typer) -> None:
         console.print(f"cleaned dataset: {res.cleaned}")
         console.print(f"report:          {res.report}  (no image in it; items are named by key)")
         console.print(f"attestation:     {res.attestation}")
+        if as_json:
+            echo_json(
+                {
+                    "counts": {c: s[c] for c in ("items", "kept", "removed", "review", "failed")},
+                    "planted": {
+                        key: {"listed_as": how, "outcome": verdicts.get(key)} for key, how in res.planted.items()
+                    },
+                    **{k: str(getattr(res, k)) for k in ("out", "dataset", "run", "cleaned", "report", "attestation")},
+                    "verified": res.verified,
+                }
+            )
         if not res.verified:
             raise VerificationError("the demo's own attestation did not verify")
         console.print("[bold green]attestation verified against the cleaned dataset[/]")

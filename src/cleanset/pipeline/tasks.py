@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # Content hashes that metadata may carry (columns of a LAION-style parquet); they become probes too.
 GIVEN_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256")
 MATCH_BATCH = 512
+# Hashed items are reported at least this often, not only per match batch: a slow source (large images, one
+# worker) takes minutes over 512 items, and a progress view should move from the first second.
+PROGRESS_EVERY_S = 0.5
 
 ProgressFn = Callable[[int, int], None]  # (items done since last call, of which failed)
 
@@ -106,6 +109,8 @@ def iter_results(
     """Per-item path, matching in batches (the matcher amortises its index lookups over a batch)."""
     tm = timings if timings is not None else Timings()
     batch: list[tuple[SourceItem, HashOutcome, list[str]]] = []
+    shown = 0  # items of ``batch`` already reported (their failures are told when the batch is matched)
+    report_at = time.monotonic() + PROGRESS_EVERY_S
     clock = time.process_time
     t = clock()
     for item in safe_items(ctx.source, shard):
@@ -119,12 +124,15 @@ def iter_results(
         t = clock()
         tm.hash_s += t - t1
         if len(batch) >= MATCH_BATCH:
-            yield from _finish(batch, shard, ctx, progress, tm)
-            batch = []
+            yield from _finish(batch, shard, ctx, progress, tm, shown)
+            batch, shown = [], 0
             t = clock()
+        elif progress is not None and time.monotonic() >= report_at:
+            progress(len(batch) - shown, 0)
+            shown, report_at = len(batch), time.monotonic() + PROGRESS_EVERY_S
     tm.read_s += clock() - t
     if batch:
-        yield from _finish(batch, shard, ctx, progress, tm)
+        yield from _finish(batch, shard, ctx, progress, tm, shown)
 
 
 def _finish(
@@ -133,6 +141,7 @@ def _finish(
     ctx: ScanContext,
     progress: ProgressFn | None,
     tm: Timings,
+    shown: int = 0,
 ) -> Iterator[ItemResult]:
     t0 = time.process_time()
     matched = ctx.matcher.match_many([o.probes for _, o, _ in batch])
@@ -146,7 +155,7 @@ def _finish(
         out.append(r)
     tm.decide_s += time.process_time() - t1
     if progress is not None:
-        progress(len(batch), failed)
+        progress(len(batch) - shown, failed)
     yield from out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cleanset.atomic import atomic_output
@@ -120,8 +120,8 @@ class UniqueKeys:
     ``x``, ``x#2``, ``x#2#2``) or a renamed one.
     """
 
-    def __init__(self) -> None:
-        self._given: set[str] = set()
+    def __init__(self, reserved: Iterable[str] = ()) -> None:
+        self._given: set[str] = set(reserved)  # e.g. the shard's marker keys: a member named so must not pose as one
         self._next: dict[str, int] = {}
 
     def __contains__(self, key: object) -> bool:

@@ -34,9 +34,18 @@ IMAGE_EXTS: frozenset[str] = frozenset(
 MARKER_SEP = "#"
 
 
+MARKER_KINDS = ("missing", "unreadable", "truncated", "unread")
+
+
 def marker_key(shard_id: str, what: str) -> str:
     """Key of the one failed item that stands for damage hiding an unknown number of items."""
     return f"{shard_id}{MARKER_SEP}{what}"
+
+
+def marker_keys(shard_id: str) -> list[str]:
+    """Every marker key a shard may hold: sources keep them out of real items' keys (a member named
+    ``00000#unread.jpg`` must not make clean take its shard for unreadable)."""
+    return [marker_key(shard_id, w) for w in MARKER_KINDS]
 
 
 @dataclass(frozen=True)

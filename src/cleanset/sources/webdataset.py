@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,17 +68,20 @@ from cleanset.sources._files import (
 )
 from cleanset.sources.base import (
     IMAGE_EXTS,
+    SIDECAR_MAX_BYTES,
     SOURCES,
     CleanGate,
     Shard,
     Source,
     SourceItem,
     marker_key,
+    marker_keys,
     sidecar_kind,
 )
 
 _BUFFER = 1 << 20
 MAX_MEMBER_BYTES = 512 << 20  # above any image a scan decodes (100 MP); a larger member is refused unread
+MAX_GROUP_BYTES = 1 << 30  # what one group may hold in memory at once
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 
@@ -136,41 +140,65 @@ class _Damage:
     reason: str
 
 
+def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo, ext: str, budget: int) -> tuple[bytes, str | None]:
+    """A member's bytes, or why they were not read: memory follows what the item needs, not what a header says.
+
+    An image (by name, or by its first bytes) is read up to ``MAX_MEMBER_BYTES``; anything else only up to
+    ``SIDECAR_MAX_BYTES``, which is all a sidecar may hold; nothing beyond the group's remaining ``budget``."""
+    ex = tf.extractfile(m)
+    if ex is None:
+        return b"", None
+    if m.size > budget:
+        return b"", f"member of {m.size} bytes refused (its group is over {MAX_GROUP_BYTES} bytes)"
+    head = ex.read(1024)
+    if m.size > SIDECAR_MAX_BYTES and not _is_image_ext(ext) and sniff(head) is None:
+        return b"", f"member of {m.size} bytes is neither an image nor a text sidecar (at most {SIDECAR_MAX_BYTES})"
+    return head + ex.read(), None
+
+
 def _stream_groups(path: Path) -> Iterator[_Group | _Damage]:
-    """Consecutive member groups; a damaged tar ends with the group in progress marked by a ``_Damage``."""
+    """Consecutive member groups; a damaged tar ends with the group in progress marked by a ``_Damage``.
+
+    After the last member only zero padding may follow: bytes after the end-of-archive marker are read by no tar
+    reader cleanset knows, so they are damage, not something to copy or vouch for."""
     with open(path, "rb", buffering=_BUFFER) as f:
         current: _Group | None = None
+        used = 0
         try:
             with tarfile.open(fileobj=f, mode="r|*") as tf:
                 for m in tf:
                     if m.isdir():
                         continue
-                    key, _ext = split_member(m.name)
-                    refused = _refusal(m)
-                    data = b""
-                    if refused is None:
-                        ex = tf.extractfile(m)
-                        data = ex.read() if ex is not None else b""
+                    key, ext = split_member(m.name)
                     if current is not None and current.key != key:
                         yield current
                         current = None
                     if current is None:
-                        current = _Group(key)
+                        current, used = _Group(key), 0
+                    refused = _refusal(m)
+                    data = b""
+                    if refused is None:
+                        data, refused = _read_member(tf, m, ext, MAX_GROUP_BYTES - used)
+                        used += len(data)
                     current.members.append((m, data, refused))
-                end = tf.offset
-        except (tarfile.TarError, EOFError, OSError) as err:
+                tail, nonzero = 0, False
+                while chunk := tf.fileobj.read(1 << 20):
+                    tail += len(chunk)
+                    if chunk.strip(b"\0"):
+                        nonzero = True
+                        break
+                offset = tf.offset
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
             if current is not None:
                 yield current
             yield _Damage(f"truncated tar: {err}")
             return
         if current is not None:
             yield current
-        if path.name.lower().endswith(".tar"):  # a compressed tar's end is checked by its decompressor
-            size = path.stat().st_size
-            f.seek(end)
-            tail = f.read(1024)
-            if end > 0 and (size < end + 1024 or tail.strip(b"\0")):
-                yield _Damage("truncated tar: no end-of-archive marker after the last member")
+        if nonzero:
+            yield _Damage("data after the tar's end-of-archive marker: not read by tar readers, not screened")
+        elif offset > 0 and tail < tarfile.BLOCKSIZE:
+            yield _Damage("truncated tar: no end-of-archive marker after the last member")
 
 
 def _group_items(g: _Group) -> list[tuple[SourceItem, tarfile.TarInfo | None]]:
@@ -286,7 +314,7 @@ class WebDatasetSource(Source):
             return
         seen: set[str] = set()  # group keys as stored, for the sibling Parquet's check
         groups = UniqueKeys()  # a repeated group key (webdataset keys must be consecutive) is a second group
-        keys = UniqueKeys()  # item keys, unique within the shard whatever the member names
+        keys = UniqueKeys(marker_keys(shard.id))  # item keys: unique, never a marker's, whatever the names
         pending: list[tuple[SourceItem, tarfile.TarInfo | None]] = []
         pending_group: _Group | None = None
         complete = True
