@@ -116,3 +116,42 @@ def test_scan_clean_attest_verify(tmp_path: Path, bank: str, fmt: str) -> None:
     assert st["predicate"]["dataset"]["items"] == summary["kept"]
     result = verify([out], att, dsse.load_public_key(pub))
     assert result.ok, result.differences
+
+
+def test_laion_scanned_with_a_named_url_column_attests_and_verifies(tmp_path: Path, bank: str) -> None:
+    """The column options travel with the copy (marker, then the signed statement), so attest and verify read
+    the cleaned file as the scan read its source."""
+    data = tmp_path / "data"
+    data.mkdir()
+    cols = {"link": [it.url for it in ITEMS], "md5": [hashlib.md5(it.data).hexdigest() for it in ITEMS]}
+    pq.write_table(pa.Table.from_pydict(cols), data / "part-00000.parquet")
+    opts = ScanOptions(sources=[data], banks=[bank], out=tmp_path / "run", format="laion", url_col="link")
+    opts.executor = "inline"
+    assert run_scan(opts)["removed"] == 1
+    clean([data], tmp_path / "run", tmp_path / "clean")
+    priv, pub = dsse.generate_keypair(tmp_path / "keys")
+    att = tmp_path / "a.intoto.json"
+    attest(run=tmp_path / "run", dataset=[tmp_path / "clean"], key=dsse.load_private_key(priv), out=att)
+    assert verify([tmp_path / "clean"], att, dsse.load_public_key(pub)).ok
+
+
+def test_a_rewritten_marker_does_not_make_an_added_file_attestable(tmp_path: Path, bank: str) -> None:
+    """The marker travels with the data and anyone can rewrite it: attest also checks the run's own record."""
+    import json
+
+    from cleanset.actions.clean import CLEAN_MARKER
+    from cleanset.actions.dataset_digest import output_files_root
+    from cleanset.errors import UserError
+
+    data = tmp_path / "data"
+    _webdataset(data)
+    run_scan(ScanOptions(sources=[data], banks=[bank], out=tmp_path / "run", executor="inline"))
+    out = tmp_path / "clean"
+    clean([data], tmp_path / "run", out)
+    (out / "extra.bin").write_bytes(LISTED.data)
+    marker = json.loads((out / CLEAN_MARKER).read_text())
+    marker["files_root"] = output_files_root(out, exclude=[CLEAN_MARKER])
+    (out / CLEAN_MARKER).write_text(json.dumps(marker))
+    priv, _pub = dsse.generate_keypair(tmp_path / "keys")
+    with pytest.raises(UserError, match="not the output of this run's latest `cleanset clean`"):
+        attest(run=tmp_path / "run", dataset=[out], key=dsse.load_private_key(priv), out=tmp_path / "a.json")

@@ -114,3 +114,14 @@ def test_a_shard_reports_hashed_items_before_its_batch_is_matched(
     assert len(reports) > 10  # not one report for the whole shard
     assert sum(n for n, _ in reports) == summary["items"] == 40
     assert sum(f for _, f in reports) == summary["failed"]
+
+
+def test_no_total_while_a_shard_outgrows_every_committed_one() -> None:
+    """A small last shard committed first says nothing of a big one still running: no 100% while work remains."""
+    v = view_of(prep(2))
+    v.on_event(Event("progress", "small", items=500))
+    v.on_event(Event("shard", "small", entry={"items": 500}))
+    v.on_event(Event("progress", "big", items=643))
+    assert v.total is None and v.eta_s() is None
+    v.on_event(Event("shard", "big", entry={"items": 1000}))
+    assert v.total == 1500

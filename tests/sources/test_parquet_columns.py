@@ -247,3 +247,26 @@ def test_row_group_that_breaks_midway_fails_only_its_unread_rows(
     assert [it.key for it in got] == [it.key for it in items()[:12]]  # every row, keys from the key column
     assert [it.error is None for it in got] == [True] * 5 + [False] * 7
     assert "unreadable row group 0" in (got[5].error or "") and "checksum" in (got[5].error or "")
+
+
+def test_repeated_keys_read_back_as_scanned_after_the_first_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "ds" / "a.parquet"
+    path.parent.mkdir()
+    keys = ["k", "k", "j", "k", "k#2"]
+    table = pa.table({"key": keys, "jpg": [_img(i) for i in range(len(keys))]})
+    pq.write_table(table, path)
+    src = ParquetImageSource([path])
+    sh = src.shards()[0]
+    scanned = [it.key for it in src.read(sh)]
+    assert scanned == ["k", "k#2", "j", "k#3", "k#2#2"]
+    keep = set(scanned) - {"k"}
+    assert src.write_clean(sh, gate_for(src, sh, keep), tmp_path / "out") == 4
+    again = ParquetImageSource([tmp_path / "out"])
+    got = list(again.read(again.shards()[0]))
+    assert [it.key for it in got] == [k for k in scanned if k in keep]
+    assert [it.data for it in got] == [_img(i) for i in range(1, len(keys))]
+    # and a second clean of the cleaned copy keeps them too
+    second = keep - {"j"}
+    again.write_clean(again.shards()[0], gate_for(again, again.shards()[0], second), tmp_path / "out2")
+    twice = ParquetImageSource([tmp_path / "out2"])
+    assert [it.key for it in twice.read(twice.shards()[0])] == [k for k in scanned if k in second]

@@ -68,3 +68,36 @@ def test_huge_row_group_is_read_and_cleaned_in_bounded_memory(tmp_path: Path) ->
     assert cleaned.metadata.num_rows == got["written"] and cleaned.schema_arrow == pq.read_schema(path)
     first = next(cleaned.iter_batches(batch_size=2, columns=["txt"]))
     assert first.column(0).to_pylist() == ["row 1", "row 2"]
+
+
+BOMB_ROWS = 64
+BOMB_CELL = 20 << 20  # one 20 MB value, named by every row through the dictionary
+
+
+def _dictionary_bomb(path: Path) -> None:
+    """One 20 MB run of zeros stored once in a dictionary page and named by every row: a few kilobytes on disk
+    whose rows decode to 1.3 GB, while the footer's sizes count the page as written."""
+    values = pa.array([bytes(BOMB_CELL)], pa.binary())
+    cells = pa.DictionaryArray.from_arrays(pa.array(np.zeros(BOMB_ROWS, dtype=np.int32)), values)
+    table = pa.table({"jpg": cells, "txt": [f"row {i}" for i in range(BOMB_ROWS)]})
+    pq.write_table(table, path, compression="zstd", row_group_size=BOMB_ROWS, store_schema=False)
+
+
+@pytest.mark.slow
+def test_dictionary_bomb_is_read_and_cleaned_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "ds" / "bomb.parquet"
+    path.parent.mkdir()
+    _dictionary_bomb(path)
+    assert path.stat().st_size < 64 << 10
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path), str(tmp_path / "out"), str(BOMB_CELL)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["items"] == BOMB_ROWS and got["written"] == BOMB_ROWS - len(range(0, BOMB_ROWS, 3))
+    assert got["peak_mb"] < LIMIT_MB, got
+    cleaned = pq.read_table(tmp_path / "out" / "bomb.parquet", columns=["txt"])
+    assert cleaned.column(0).to_pylist()[:2] == ["row 1", "row 2"]

@@ -38,8 +38,9 @@ import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cleanset.actions import dsse
-from cleanset.actions.clean import CLEAN_MARKER, read_clean_marker
+from cleanset.actions.clean import CLEAN_JSON, CLEAN_MARKER, read_clean_marker
 from cleanset.actions.merkle import SPEC, DatasetDigest, files_root
+from cleanset.atomic import atomic_output
 from cleanset.errors import UserError, VerificationError
 from cleanset.results.store import RunStore
 
@@ -183,7 +184,12 @@ def build_statement(
     counts = {k: summary.get(k) for k in ("items", "kept", "removed", "review", "failed")}
     predicate: dict[str, Any] = {
         "cleanset": {"version": __version__, "scanVersion": manifest.get("cleanset_version")},
-        "dataset": {"format": dataset_format, "items": digest.items, "files": len(digest.files)},
+        "dataset": {
+            "format": dataset_format,
+            "items": digest.items,
+            "files": len(digest.files),
+            "sourceOptions": dict((clean or {}).get("source_options") or {}),
+        },
         "merkle": {
             "spec": SPEC,
             "root": digest.root,
@@ -314,12 +320,17 @@ def check_dataset_against_run(
                 if row is not None:
                     if row.content is None:
                         raise refuse(key, sid, "has bytes but the run recorded no content digest for it")
-                    if row.content != sha:
-                        raise refuse(key, sid, "has other bytes than the run scanned")
-                    if not allowed(row):
-                        raise refuse(key, sid, f"was {row.verdict or row.status} in the run; clean the dataset again")
-                    continue
+                    if row.content == sha:
+                        if not allowed(row):
+                            raise refuse(
+                                key, sid, f"was {row.verdict or row.status} in the run; clean the dataset again"
+                            )
+                        continue
+                # Not under this key with this content (a key that shifted when a same-named item before it went):
+                # the content itself must be what the run screened and kept, wherever it stood.
                 same = by_content.get(sha, [])
+                if not same and row is not None:
+                    raise refuse(key, sid, "has other bytes than the run scanned")
                 if not same:
                     where = (
                         f"is in {len(by_key[key])} shards of the run and in none of them under this shard id, "
@@ -411,9 +422,14 @@ def attest(
 ) -> dict[str, Any]:
     """Check the cleaned dataset against the run and its clean, hash it, write ``out`` (the envelope) and its
     leaves file; returns the statement."""
-    from cleanset.actions.dataset_digest import dataset_folder, digest_dataset, display_path
+    from cleanset.actions.dataset_digest import dataset_folder, digest_dataset, display_path, source_options
 
     store = RunStore(run)
+    if len(dataset) != 1 or not Path(dataset[0]).is_dir():
+        raise UserError(
+            "attest the cleaned folder itself (the --out of `cleanset clean`): an attestation covers every file "
+            "of it, so a selection of files cannot be attested"
+        )
     folder = dataset_folder(dataset)
     revision, marker = check_marker(_marker_of(folder), folder, store)
     fmt = format or marker.get("format")
@@ -424,7 +440,8 @@ def attest(
         forms = (Path(os.path.abspath(target)), target.resolve())
         if any(a.is_relative_to(f) for a in forms for f in (folder, folder.resolve())):
             raise UserError(f"{target} lies inside the dataset {folder}: write the attestation beside it, not into it")
-    digest, fmt = digest_dataset(dataset, fmt)
+    options = source_options(marker.get("source_options"))
+    digest, fmt = digest_dataset(dataset, fmt, options)
     if digest.bad_files:
         p, why = digest.bad_files[0]
         raise UserError(
@@ -438,12 +455,22 @@ def attest(
     )
     # The marker records the files root of everything the clean wrote but itself: the copy must be exactly that,
     # and nothing (an image no reader looks at, an archive) can have been added or changed since.
+    # The marker travels with the data and anyone can rewrite it, so its files root must also be the one the run
+    # itself recorded when it cleaned (RUN/clean.json, owner-only).
     recorded = marker.get("files_root")
     if not isinstance(recorded, str):
         raise UserError(f"{folder}: {CLEAN_MARKER} records no files root; clean the dataset again with this cleanset")
+    try:
+        run_clean = json.loads((store.path / CLEAN_JSON).read_text())
+    except (OSError, ValueError):
+        run_clean = {}
+    if not isinstance(run_clean, dict) or run_clean.get("files_root") != recorded:
+        raise UserError(
+            f"{folder} is not the output of this run's latest `cleanset clean` ({store.path / CLEAN_JSON} records "
+            "other files); clean again and attest that output"
+        )
     marker_path = CLEAN_MARKER.encode()
-    whole = len(dataset) == 1 and Path(dataset[0]).is_dir()  # named files attest a subset, each checked above
-    if whole and files_root({p: d for p, d in digest.files.items() if p != marker_path}) != recorded:
+    if files_root({p: d for p, d in digest.files.items() if p != marker_path}) != recorded:
         raise UserError(
             f"{folder}: its files are not the ones `cleanset clean` wrote (files root differs from the one in "
             f"{CLEAN_MARKER}): the copy changed after the clean; clean again"
@@ -472,7 +499,6 @@ def attest(
     )
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     envelope = dsse.sign_envelope(payload, PAYLOAD_TYPE, key)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(envelope, indent=2) + "\n")
-    tmp.replace(out)
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(envelope, indent=2) + "\n")
     return statement

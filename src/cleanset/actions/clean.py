@@ -62,6 +62,7 @@ MARKER_FIELDS = (
     "keep_review",
     "keep_failed",
     "created",
+    "files_root",
 )
 
 REMOVED_SCHEMA = pa.schema(
@@ -100,6 +101,7 @@ class CleanReport:
     keep_failed: bool = False
     run_shards_not_in_source: list[str] = field(default_factory=list)
     created: str = ""
+    files_root: str = ""  # of every file written but the marker (cleanset-merkle-v2), for attest
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,13 +242,14 @@ def clean(
         with atomic_output(tmp / REMOVED_FILE) as part:
             pq.write_table(removed, part)
         report.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        # every byte written, so attest can refuse a copy that changed after the clean (also kept in RUN/clean.json)
+        report.files_root = output_files_root(tmp, exclude=[CLEAN_MARKER])
         marker = {
             "spec": MARKER_SPEC,
             "complete": True,
             "run_fingerprint": manifest.get("fingerprint"),
             **{k: v for k, v in report.to_json().items() if k in MARKER_FIELDS},
-            # every byte written, so attest can refuse a copy that changed after the clean
-            "files_root": output_files_root(tmp, exclude=[CLEAN_MARKER]),
+            "source_options": reopen_options(manifest),  # how attest and verify must read the copy
         }
         write_json_atomic(tmp / CLEAN_MARKER, marker)
         _finish(tmp, out)

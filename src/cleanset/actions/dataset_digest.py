@@ -15,8 +15,9 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cleanset.actions.merkle import DatasetDigest, canonical_row, files_root, item_digest
 from cleanset.errors import UserError
@@ -163,7 +164,19 @@ def output_files_root(folder: Path, exclude: Collection[str] = ()) -> str:
     return files_root({p: d for p, d in files.items() if p not in skip})
 
 
-def digest_dataset(paths: Sequence[Path], format: str | None = None) -> tuple[DatasetDigest, str]:
+def source_options(recorded: Any) -> dict[str, str]:
+    """The reading options (column names) a copy was scanned with, from a marker or a signed statement: only the
+    known ones, only strings, so neither can steer the reader anywhere else."""
+    from cleanset.pipeline.scan import REOPEN_OPTIONS
+
+    if not isinstance(recorded, Mapping):
+        return {}
+    return {k: v for k, v in recorded.items() if k in REOPEN_OPTIONS and isinstance(v, str)}
+
+
+def digest_dataset(
+    paths: Sequence[Path], format: str | None = None, options: Mapping[str, str] | None = None
+) -> tuple[DatasetDigest, str]:
     """Item leaves per shard, file leaves, and the source kind that read the items.
 
     An item the source cannot read goes to ``unreadable`` (fail closed): a verifier must never treat a missing or
@@ -174,7 +187,7 @@ def digest_dataset(paths: Sequence[Path], format: str | None = None) -> tuple[Da
     from cleanset.sources.base import content_digest
 
     files, bad_files = digest_files(paths)
-    source = open_source(list(paths), format)
+    source = open_source(list(paths), format, **(options or {}))
     digest = DatasetDigest(leaves={}, unreadable=[], files=files, bad_files=bad_files)
     for shard in source.shards():
         entries = digest.leaves.setdefault(shard.id, [])

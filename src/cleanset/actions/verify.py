@@ -155,7 +155,7 @@ def verify(
     leaves: Path | None = None,
 ) -> VerifyResult:
     """Raises VerificationError for a bad signature or statement; returns the data differences (empty = verified)."""
-    from cleanset.actions.dataset_digest import IRREGULAR, digest_dataset, display_path
+    from cleanset.actions.dataset_digest import IRREGULAR, digest_dataset, display_path, source_options
 
     env = dsse.open_envelope(attestation)
     if env.payload_type != PAYLOAD_TYPE:
@@ -195,7 +195,8 @@ def verify(
     if attested is not None:
         _check_leaves(attested, attested_roots, want_files)
 
-    digest, _ = digest_dataset(dataset, (pred.get("dataset") or {}).get("format"))
+    described = pred.get("dataset") or {}
+    digest, _ = digest_dataset(dataset, described.get("format"), source_options(described.get("sourceOptions")))
     result = VerifyResult(st, kid, digest.root, digest.items, trusted, files=len(digest.files))
     diffs = result.differences
     if leaves_error:

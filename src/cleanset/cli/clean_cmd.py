@@ -82,7 +82,8 @@ def _show_preview(report: dict[str, Any], dropped: list[dict[str, Any]], as_json
     (never a hash: a removed item's own hash is a list value)."""
     by = Counter(str(d["dropped_as"]) for d in dropped)
     if as_json:
-        shown = {k: v for k, v in report.items() if k not in ("out", "created", "written")}  # known only by writing
+        unknown = ("out", "created", "written", "files_root")  # known only by writing
+        shown = {k: v for k, v in report.items() if k not in unknown}
         echo_json({"dry_run": True, **shown, "dropped_as": dict(by), "dropped": dropped})
         return
     typer.echo(

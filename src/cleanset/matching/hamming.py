@@ -150,7 +150,10 @@ class HammingIndex(Index):
         offsets = np.zeros(sum(2**w + 1 for w in widths), dtype=np.uint32)
         index = cls(words, nbytes, widths, offsets, np.zeros((0, n), dtype=np.uint32))
         if widths:
-            index.ids = kernels.build_tables(words, index.starts, index.widths_arr, index.off_base, offsets)
+            # Allocated here, not inside the kernel: NumPy asks the kernel for transparent huge pages on large
+            # arrays, and queries read these tables at random, where 4 KiB pages cost a TLB miss per read.
+            ids = np.empty((len(widths), n), dtype=np.uint32)
+            index.ids = kernels.build_tables(words, index.starts, index.widths_arr, index.off_base, offsets, ids)
         return index
 
     def _plan(self, threshold: int, method: str) -> tuple[np.ndarray, int] | None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 _U1 = np.uint64(1)
@@ -33,6 +35,29 @@ def _popcount64(typingctx: Any, x: Any) -> Any:
 
 
 popcount64: Any = _popcount64  # typed for mypy as what it is at run time: a function of one uint64
+
+
+@intrinsic
+def _prefetch(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """Start loading the cache line of ``arr[idx]`` (LLVM ``prefetch``, read, keep in all levels); no effect on
+    results. numba has no public prefetch."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
+
+
+prefetch: Any = _prefetch
 
 
 @njit(cache=True, inline="always")
@@ -176,7 +201,12 @@ def _build_chunk(
 
 @njit(cache=True, nogil=True)
 def build_tables(
-    words: np.ndarray, starts: np.ndarray, widths: np.ndarray, off_base: np.ndarray, offsets: np.ndarray
+    words: np.ndarray,
+    starts: np.ndarray,
+    widths: np.ndarray,
+    off_base: np.ndarray,
+    offsets: np.ndarray,
+    ids: np.ndarray,
 ) -> np.ndarray:
     """Every entry filed in each chunk's direct-addressed table (CSR: offsets + entry ids).
 
@@ -185,7 +215,6 @@ def build_tables(
     """
     n = words.shape[0]
     m = starts.shape[0]
-    ids = np.empty((m, n), dtype=np.uint32)
     keys = np.empty(n, dtype=np.uint32)
     tmp_keys = np.empty(n, dtype=np.uint32)
     tmp_ids = np.empty(n, dtype=np.uint32)
@@ -207,12 +236,20 @@ def _buckets(
     r_lo: np.ndarray,
     r_hi: np.ndarray,
     comb: np.ndarray,
+    ids: np.ndarray,
 ) -> tuple[int, Any]:
     """Phase 1 of a probe: the non-empty bucket of every value within ``radii[c]`` of each chunk value (the
-    combinations of up to ``r`` flipped bits, walked in lexicographic order). A plain loop of independent loads,
-    so the CPU overlaps their cache misses. Returns (buckets found, candidates in them)."""
+    combinations of up to ``r`` flipped bits, walked in lexicographic order). Returns (buckets found, candidates
+    in them).
+
+    At 10 million entries every bucket read is a cache miss in a table of hundreds of MB. The slots are listed
+    first, each one's cache line requested (prefetched) as it is listed, and only then read; each non-empty
+    bucket's first entry id is requested in turn for phase 2. Reading as they are enumerated left most of the
+    misses waiting one after another behind the enumeration's own work."""
     nr = 0
     total = np.int64(0)
+    slots = r_lo  # slot numbers first, then overwritten in place by the buckets found (nr <= listed)
+    listed = 0
     for c in range(qchunk.shape[0]):
         r = radii[c]
         b = widths[c]
@@ -225,14 +262,10 @@ def _buckets(
                 for j in range(kk):
                     mask |= _U1 << np.uint64(comb[j])
                 v = base + np.int64(qchunk[c] ^ mask)
-                lo = np.int64(offsets[v])
-                hi = np.int64(offsets[v + 1])
-                if hi > lo:
-                    r_chunk[nr] = c
-                    r_lo[nr] = lo
-                    r_hi[nr] = hi
-                    nr += 1
-                    total += hi - lo
+                prefetch(offsets, v)
+                slots[listed] = v
+                r_chunk[listed] = c
+                listed += 1
                 j = kk - 1
                 while j >= 0 and comb[j] == b - kk + j:
                     j -= 1
@@ -241,7 +274,44 @@ def _buckets(
                 comb[j] += 1
                 for ll in range(j + 1, kk):
                     comb[ll] = comb[ll - 1] + 1
+    for s in range(listed):
+        v = slots[s]
+        c = r_chunk[s]
+        lo = np.int64(offsets[v])
+        hi = np.int64(offsets[v + 1])
+        if hi > lo:
+            prefetch(ids[c], lo)
+            r_chunk[nr] = c
+            r_lo[nr] = lo
+            r_hi[nr] = hi
+            nr += 1
+            total += hi - lo
     return nr, total
+
+
+@njit(cache=True, nogil=True)
+def _candidates(
+    words: np.ndarray,
+    ids: np.ndarray,
+    nr: int,
+    r_chunk: np.ndarray,
+    r_lo: np.ndarray,
+    r_hi: np.ndarray,
+    cand_e: np.ndarray,
+    cand_c: np.ndarray,
+) -> int:
+    """Phase 2 of a probe: every candidate's entry id and chunk, each entry's row requested (prefetched) as it is
+    listed, so phase 3 finds most rows on their way."""
+    nc = 0
+    for s in range(nr):
+        c = r_chunk[s]
+        for p in range(r_lo[s], r_hi[s]):
+            e = np.int64(ids[c, p])
+            prefetch(words[e], 0)
+            cand_e[nc] = e
+            cand_c[nc] = c
+            nc += 1
+    return nc
 
 
 @njit(cache=True, nogil=True)
@@ -253,42 +323,39 @@ def _verify(
     starts: np.ndarray,
     widths: np.ndarray,
     radii: np.ndarray,
-    ids: np.ndarray,
     threshold: int,
-    nr: int,
-    r_chunk: np.ndarray,
-    r_lo: np.ndarray,
-    r_hi: np.ndarray,
+    nc: int,
+    cand_e: np.ndarray,
+    cand_c: np.ndarray,
     pr: np.ndarray,
     er: np.ndarray,
     dr: np.ndarray,
     k: int,
 ) -> int:
-    """Phase 2 of a probe: full distance of every candidate; a hit is kept only from the first chunk that can
+    """Phase 3 of a probe: full distance of every candidate; a hit is kept only from the first chunk that can
     find it (so no entry is reported twice). Appends at ``k``; -1 when the output is full."""
     cap = pr.shape[0]
-    for s in range(nr):
-        c = r_chunk[s]
-        for p in range(r_lo[s], r_hi[s]):
-            e = np.int64(ids[c, p])
-            d = row_distance(qwords, q, words, e)
-            if d > threshold:
-                continue
-            first = True
-            for c2 in range(c):
-                if radii[c2] >= 0:
-                    x = chunk_value(words, e, starts[c2], widths[c2]) ^ qchunk[c2]
-                    if np.int64(popcount64(x)) <= radii[c2]:
-                        first = False
-                        break
-            if not first:
-                continue
-            if k == cap:
-                return -1
-            pr[k] = q
-            er[k] = e
-            dr[k] = d
-            k += 1
+    for s in range(nc):
+        e = cand_e[s]
+        c = cand_c[s]
+        d = row_distance(qwords, q, words, e)
+        if d > threshold:
+            continue
+        first = True
+        for c2 in range(c):
+            if radii[c2] >= 0:
+                x = chunk_value(words, e, starts[c2], widths[c2]) ^ qchunk[c2]
+                if np.int64(popcount64(x)) <= radii[c2]:
+                    first = False
+                    break
+        if not first:
+            continue
+        if k == cap:
+            return -1
+        pr[k] = q
+        er[k] = e
+        dr[k] = d
+        k += 1
     return k
 
 
@@ -326,34 +393,25 @@ def mih_query(
     r_hi = np.empty(lookups, dtype=np.int64)
     qchunk = np.empty(m, dtype=np.uint64)
     comb = np.empty(64, dtype=np.int64)
+    cand_e = np.empty(1024, dtype=np.int64)
+    cand_c = np.empty(1024, dtype=np.int64)
     for q in range(qwords.shape[0]):
         for c in range(m):
             qchunk[c] = chunk_value(qwords, q, starts[c], widths[c])
-        nr, total = _buckets(qchunk, widths, radii, off_base, offsets, r_chunk, r_lo, r_hi, comb)
+        nr, total = _buckets(qchunk, widths, radii, off_base, offsets, r_chunk, r_lo, r_hi, comb, ids)
+        nc = 0
         if total > limit:
             scanned += 1
+        else:
+            cand_e = _grow(cand_e, total)
+            cand_c = _grow(cand_c, total)
+            nc = _candidates(words, ids, nr, r_chunk, r_lo, r_hi, cand_e, cand_c)
         while True:
             if total > limit:
                 k2 = _scan(words, qwords, q, q + 1, 0, n, threshold, pr, er, dr, k)
             else:
                 k2 = _verify(
-                    words,
-                    qwords,
-                    q,
-                    qchunk,
-                    starts,
-                    widths,
-                    radii,
-                    ids,
-                    threshold,
-                    nr,
-                    r_chunk,
-                    r_lo,
-                    r_hi,
-                    pr,
-                    er,
-                    dr,
-                    k,
+                    words, qwords, q, qchunk, starts, widths, radii, threshold, nc, cand_e, cand_c, pr, er, dr, k
                 )
             if k2 >= 0:
                 k = k2

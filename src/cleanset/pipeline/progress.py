@@ -37,7 +37,7 @@ class ScanProgress:
         self.total: int | None = self._estimate()  # recomputed on each report; the redraw thread only reads it
         self.progress = Progress(
             TextColumn("[bold]scan"),
-            BarColumn(bar_width=24),
+            BarColumn(bar_width=20),
             _Line(self),
             console=console,
             transient=False,
@@ -55,9 +55,12 @@ class ScanProgress:
             return sum(self.known.values())
         if not self.committed:
             return None
-        mean = sum(self.committed.values()) / len(self.committed)
+        sizes = self.committed.values()
+        mean = sum(sizes) / len(self.committed)
+        if any(n > max(sizes) for n in self.partial.values()):
+            return None  # shards differ more than the committed ones show: no total worth an ETA
         todo = self.shards_total - len(self.committed) - len(self.partial)
-        return round(sum(self.committed.values()) + sum(max(n, mean) for n in self.partial.values()) + todo * mean)
+        return round(sum(sizes) + sum(max(n, mean) for n in self.partial.values()) + todo * mean)
 
     def done(self) -> int:
         return self.resumed_items + self.items
@@ -112,9 +115,10 @@ class _Line(ProgressColumn):
         v = self.view
         total = v.total
         of = f"/{total:,}" if total is not None else ""
+        # Most wanted first: a narrow terminal cuts the end of the line.
         return Text(
-            f"{v.done():,}{of} items  {v.rate():,.0f}/s  {v.failed:,} failed  "
-            f"{len(v.committed)}/{v.shards_total} shards  {_clock(time.perf_counter() - v.t0)}  ETA {_clock(v.eta_s())}"
+            f"{v.done():,}{of} items  {v.rate():,.0f}/s  ETA {_clock(v.eta_s())}  {v.failed:,} failed  "
+            f"{len(v.committed)}/{v.shards_total} shards  {_clock(time.perf_counter() - v.t0)}"
         )
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,12 +26,16 @@ import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
 from cleanset.sources._files import common_root, expand_paths, listed_files, shard_id_for
+from cleanset.sources.base import EMBEDDED_IMAGE_PATTERNS, text_may_embed_image
 
 BINARY_IMAGE_NAMES = ("jpg", "jpeg", "png", "webp", "image", "img", "image_bytes", "bytes")
+CAPTION_NAMES = ("caption", "txt", "text")  # the caption column when none is named, first found wins
 SOURCE_ROWS_KEY = b"cleanset.source_rows"
+SOURCE_KEYS_KEY = b"cleanset.source_keys"  # {position: key} of rows whose scan key the file's values do not give
 CELL_LIMIT = 256 << 20  # a larger cell is a failed item: it is never copied into Python to be screened
 BATCH_BYTES = 64 << 20  # uncompressed bytes a batch of image rows aims at (from the footer's sizes)
 MAX_BATCH_ROWS = 64  # footer sizes can understate decoded ones (dictionary pages): rows bound a batch too
+MIN_IMAGE_BYTES = 64  # a shorter bytes value cannot hold a picture: not a part to screen
 
 
 def find_column(schema: pa.Schema, *names: str) -> str | None:
@@ -46,6 +51,47 @@ def _is_bytes(t: pa.DataType) -> bool:
     return bool(pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t))
 
 
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _holds(t: pa.DataType, leaf: Callable[[pa.DataType], bool]) -> bool:
+    """Whether a value of type ``t`` can hold, at any depth, a value for which ``leaf`` is true."""
+    if leaf(t):
+        return True
+    if isinstance(t, pa.ExtensionType):
+        return _holds(t.storage_type, leaf)
+    if pa.types.is_dictionary(t):
+        return _holds(t.value_type, leaf)
+    if pa.types.is_run_end_encoded(t):
+        return _holds(t.value_type, leaf)
+    if pa.types.is_struct(t) or pa.types.is_union(t):
+        return any(_holds(t.field(i).type, leaf) for i in range(t.num_fields))
+    if pa.types.is_map(t):
+        return _holds(t.key_type, leaf) or _holds(t.item_type, leaf)
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_fixed_size_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    ):
+        return _holds(t.value_type, leaf)
+    return False
+
+
+def holds_bytes(t: pa.DataType) -> bool:
+    """Whether a column of type ``t`` can carry raw bytes anywhere inside it (struct fields, list elements, map keys
+    and items, union members, dictionary values, fixed-size binary): bytes that are copied are bytes that must be
+    screened, whatever the column is called and however deep they sit."""
+    return _holds(t, lambda x: _is_bytes(x) or pa.types.is_fixed_size_binary(x))
+
+
+def holds_text(t: pa.DataType) -> bool:
+    """Whether a column of type ``t`` can carry text anywhere inside it: text can spell an image out (base64...)."""
+    return _holds(t, _is_text)
+
+
 def _bytes_field(t: pa.DataType) -> int | None:
     """Index of the binary ``bytes`` field of a Hugging Face image struct (``{bytes, path}``), else None."""
     if not pa.types.is_struct(t):
@@ -54,55 +100,40 @@ def _bytes_field(t: pa.DataType) -> int | None:
     return i if i >= 0 and _is_bytes(t.field(i).type) else None
 
 
-def _is_list(t: pa.DataType) -> bool:
-    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+def byte_values(name: str, value: Any, out: list[tuple[str, bytes]]) -> None:
+    """Every bytes value inside a cell's Python value, named by where it sits (``col[1][0]``, ``col.field``; a
+    Hugging Face struct's ``bytes`` field keeps the struct's own name). Map entries are (key, item) pairs."""
+    if isinstance(value, bytes):
+        out.append((name, value))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            byte_values(name if k == "bytes" else f"{name}.{k}", v, out)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            byte_values(f"{name}[{i}]", v, out)
 
 
 @dataclass(frozen=True)
 class ImageColumn:
-    """A column whose cells hold image bytes: binary, a Hugging Face image struct, or a list of either."""
+    """A column that can hold bytes (see :func:`holds_bytes`): every bytes value in its cells is screened."""
 
     name: str
-    struct: bool  # cells (or list elements) are ``{bytes, path}`` structs
-    listed: bool  # cells are lists; each element is an image named ``<column>[i]``
 
-    def cells(self, arr: pa.Array) -> list[list[tuple[str, bytes]]]:
-        """Per row, its non-empty images as (part name, bytes); nulls and 0-byte values hold nothing to screen."""
-        n = len(arr)
-        out: list[list[tuple[str, bytes]]] = [[] for _ in range(n)]
-        if not self.listed:
-            values = _struct_bytes(arr) if self.struct else arr
-            for j, v in enumerate(values.to_pylist()):
-                if v:
-                    out[j].append((self.name, v))
-            return out
-        flat = pc.list_flatten(arr)
-        parents = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False).tolist()
-        values = _struct_bytes(flat) if self.struct else flat
-        last, pos = -1, 0
-        for p, v in zip(parents, values.to_pylist(), strict=True):
-            pos = pos + 1 if p == last else 0
-            last = p
-            if v:
-                out[p].append((f"{self.name}[{pos}]", v))
+    def cells(self, arr: pa.Array, keep_small: bool = False) -> list[list[tuple[str, bytes]]]:
+        """Per row, the bytes values of its cell as (part name, bytes). Values shorter than
+        :data:`MIN_IMAGE_BYTES` are left out unless ``keep_small``: no picture fits in them (a 16-byte
+        ``fixed_size_binary`` md5 column is a hash, not an image), so screening them would only fail the row."""
+        out: list[list[tuple[str, bytes]]] = []
+        for v in arr.to_pylist():
+            found: list[tuple[str, bytes]] = []
+            byte_values(self.name, v, found)
+            out.append([(n, b) for n, b in found if len(b) >= (1 if keep_small else MIN_IMAGE_BYTES)])
         return out
 
 
-def _struct_bytes(arr: pa.Array) -> pa.Array:
-    """The ``bytes`` child of a struct array with the struct's own nulls applied."""
-    return arr.flatten()[_bytes_field(arr.type)]
-
-
 def image_columns(schema: pa.Schema) -> list[ImageColumn]:
-    """Every image-bearing column, in schema order."""
-    out: list[ImageColumn] = []
-    for f in schema:
-        t = f.type
-        listed = _is_list(t)
-        elem = t.value_type if listed else t
-        if _is_bytes(elem) or _bytes_field(elem) is not None:
-            out.append(ImageColumn(f.name, struct=_bytes_field(elem) is not None, listed=listed))
-    return out
+    """Every column that can hold bytes, in schema order."""
+    return [ImageColumn(f.name) for f in schema if holds_bytes(f.type)]
 
 
 def image_column(schema: pa.Schema) -> tuple[str, bool] | None:
@@ -255,13 +286,43 @@ class RangeBuilder:
         return {SOURCE_ROWS_KEY: json.dumps(self._ranges, separators=(",", ":")).encode()}
 
 
-def writer_schema(pf: pq.ParquetFile) -> pa.Schema:
-    """The file's schema for its cleaned copy: its metadata kept, but never a stale row record of its own."""
-    schema = pf.schema_arrow
-    md = schema.metadata
-    if md and SOURCE_ROWS_KEY in md:
-        schema = schema.with_metadata({k: v for k, v in md.items() if k != SOURCE_ROWS_KEY})
-    return schema
+def safe_metadata(md: dict[bytes, bytes] | None) -> dict[bytes, bytes]:
+    """The key-value metadata a cleaned file may carry: only UTF-8 text that cannot spell an image out. The writer
+    copies it unscreened, so anything else (binary values, a base64 run, Arrow's own serialised schema, which the
+    writer makes afresh) is left out, as is a stale row record (:data:`SOURCE_ROWS_KEY`, :data:`SOURCE_KEYS_KEY`)."""
+    out: dict[bytes, bytes] = {}
+    for k, v in (md or {}).items():
+        if k in (SOURCE_ROWS_KEY, SOURCE_KEYS_KEY):
+            continue
+        try:
+            texts = (k.decode("utf-8"), v.decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+        if all(text_may_embed_image(t) is None for t in texts):
+            out[k] = v
+    return out
+
+
+def _safe_field(f: pa.Field) -> pa.Field:
+    """``f`` with :func:`safe_metadata` applied to it and to every field nested in it."""
+    t = f.type
+    if pa.types.is_struct(t):
+        t = pa.struct([_safe_field(t.field(i)) for i in range(t.num_fields)])
+    elif pa.types.is_list(t):
+        t = pa.list_(_safe_field(t.value_field))
+    elif pa.types.is_large_list(t):
+        t = pa.large_list(_safe_field(t.value_field))
+    elif pa.types.is_fixed_size_list(t):
+        t = pa.list_(_safe_field(t.value_field), t.list_size)
+    elif pa.types.is_map(t):
+        t = pa.map_(_safe_field(t.key_field), _safe_field(t.item_field), t.keys_sorted)
+    return pa.field(f.name, t, f.nullable, safe_metadata(f.metadata) or None)
+
+
+def writer_schema(schema: pa.Schema) -> pa.Schema:
+    """A file's schema (as stored, see :func:`open_encoded`) for its cleaned copy, with only the metadata
+    :func:`safe_metadata` lets through, at the file's level and every field's."""
+    return pa.schema([_safe_field(f) for f in schema], metadata=safe_metadata(schema.metadata) or None)
 
 
 # --- reading in bounded batches --------------------------------------------------------------------------------
@@ -337,8 +398,9 @@ def compression_of(pf: pq.ParquetFile) -> str:
 
 
 def cell_bytes(arr: pa.Array) -> np.ndarray:
-    """Per row, the size of its largest binary or string value at any depth (int64): found from offsets, so a
-    giant cell is measured without being copied."""
+    """Per row, the bytes its binary and string values hold at any depth, summed (int64): what decoding the cell
+    costs, found from offsets and from dictionary values' lengths, so a giant cell is measured without being
+    expanded or copied. Parquet holds no unions, so they count 0."""
     t = arr.type
     n = len(arr)
     out = np.zeros(n, dtype=np.int64)
@@ -350,32 +412,163 @@ def cell_bytes(arr: pa.Array) -> np.ndarray:
         return np.where(arr.is_valid().to_numpy(zero_copy_only=False), sizes[idx], 0) if len(sizes) else out
     if isinstance(t, pa.ExtensionType):
         return cell_bytes(arr.storage)
-    if (
-        _is_bytes(t)
-        or pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_string_view(t)
-        or pa.types.is_fixed_size_binary(t)
-    ):
+    if pa.types.is_fixed_size_binary(t):
+        return np.where(arr.is_valid().to_numpy(zero_copy_only=False), t.byte_width, 0).astype(np.int64)
+    if _is_bytes(t) or _is_text(t):
         lengths = pc.binary_length(arr)
         return pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False).astype(np.int64)
     if pa.types.is_struct(t):
         for i in range(t.num_fields):
-            np.maximum(out, cell_bytes(arr.field(i)), out=out)
+            out += cell_bytes(arr.field(i))
         return out
     if pa.types.is_fixed_size_list(t):
         size = t.list_size
         if size:
             child = cell_bytes(arr.values.slice(arr.offset * size, n * size))
-            out = child.reshape(n, size).max(axis=1)
+            out = child.reshape(n, size).sum(axis=1)
         return out
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
         offs = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-        child = cell_bytes(arr.values)[: offs[-1]]
+        base = int(offs[0])
+        offs -= base
+        child = np.concatenate(([0], np.cumsum(cell_bytes(arr.values.slice(base, int(offs[-1]))))))
+        return (child[offs[1:]] - child[offs[:-1]]).astype(np.int64)
+    return out
+
+
+def row_bytes(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, (its largest cell's bytes, the column index of that cell): see :func:`cell_bytes`."""
+    n = batch.num_rows
+    sizes = np.zeros(n, dtype=np.int64)
+    widest = np.zeros(n, dtype=np.int64)
+    for i in range(batch.num_columns):
+        s = cell_bytes(batch.column(i))
+        widest[s > sizes] = i
+        np.maximum(sizes, s, out=sizes)
+    return sizes, widest
+
+
+def bounded(chunk: Chunk, limit: int = BATCH_BYTES) -> Iterator[Chunk]:
+    """``chunk`` in consecutive slices whose rows decode to at most ``limit`` bytes together (a row over it alone;
+    rows over :data:`CELL_LIMIT` count nothing, they are failed undecoded): the file's footer may understate what
+    its rows hold, and a dictionary-encoded cell costs its full size once decoded."""
+    batch = chunk.batch
+    if batch is None or batch.num_rows <= 1:
+        yield chunk
+        return
+    total = np.zeros(batch.num_rows, dtype=np.int64)
+    for i in range(batch.num_columns):
+        s = cell_bytes(batch.column(i))
+        total += np.where(s > CELL_LIMIT, 0, s)
+    start, acc = 0, 0
+    for j, size in enumerate(total.tolist()):
+        if j > start and acc + size > limit:
+            n = j - start
+            yield Chunk(chunk.row_group, chunk.group_first, chunk.first + start, n, batch.slice(start, n))
+            start, acc = j, 0
+        acc += size
+    n = batch.num_rows - start
+    yield Chunk(chunk.row_group, chunk.group_first, chunk.first + start, n, batch.slice(start, n))
+
+
+def open_encoded(path: Path) -> tuple[pq.ParquetFile, pa.Schema]:
+    """The file opened so that its byte and text columns read as dictionaries, and its schema as stored: a value
+    repeated through a dictionary page is held once until :func:`decode` expands a bounded slice of rows. Without
+    this, a few kilobytes of file decode to gigabytes (one 20 MB dictionary value named by every row)."""
+    plain = pq.ParquetFile(path)
+    schema = plain.schema_arrow
+    leaves = [plain.schema.column(i) for i in range(len(plain.schema))]
+    paths = [c.path for c in leaves if c.physical_type == "BYTE_ARRAY" and str(c.logical_type) != "Decimal"]
+    if not paths:
+        return plain, schema
+    try:
+        encoded = pq.ParquetFile(path, read_dictionary=paths)
+    except (OSError, pa.ArrowException, KeyError):
+        return plain, schema
+    plain.close()
+    return encoded, schema
+
+
+def decode(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch read through :func:`open_encoded` with the file's own types again (dictionaries expanded)."""
+    if batch.schema.equals(schema):
+        return batch
+    cols = [batch.column(i).cast(schema.field(i).type) for i in range(batch.num_columns)]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+# --- text that may spell an image ------------------------------------------------------------------------------
+
+_PATTERNS = list(EMBEDDED_IMAGE_PATTERNS.items())
+
+
+def text_hits(arr: pa.Array) -> np.ndarray:
+    """Per row, the index in :data:`EMBEDDED_IMAGE_PATTERNS` of a pattern some text in the cell matches at any
+    depth, else -1 (int64): whole columns at once, in RE2, so a clean of many rows stays vectorised."""
+    t = arr.type
+    n = len(arr)
+    out = np.full(n, -1, dtype=np.int64)
+    if n == 0 or not holds_text(t):
+        return out
+    if pa.types.is_dictionary(t):
+        sub = text_hits(arr.dictionary)
+        idx = pc.fill_null(arr.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        return np.where(arr.is_valid().to_numpy(zero_copy_only=False), sub[idx], -1) if len(sub) else out
+    if isinstance(t, pa.ExtensionType):
+        return text_hits(arr.storage)
+    if _is_text(t):
+        a = arr.cast(pa.large_string()) if pa.types.is_string_view(t) else arr
+        for i in range(len(_PATTERNS) - 1, -1, -1):  # the first pattern that matches names the row
+            m = pc.fill_null(pc.match_substring_regex(a, _PATTERNS[i][1]), False).to_numpy(zero_copy_only=False)
+            out[m] = i
+        return out
+    if pa.types.is_struct(t):
+        for i in range(t.num_fields):
+            child = text_hits(arr.field(i))
+            out = np.where(out < 0, child, out)
+        return out
+    if pa.types.is_fixed_size_list(t):
+        size = t.list_size
+        if size:
+            out = text_hits(arr.values.slice(arr.offset * size, n * size)).reshape(n, size).max(axis=1)
+        return out
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        offs = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        child = text_hits(arr.values.slice(0, offs[-1]))[offs[0] :]
         rows = np.flatnonzero(offs[1:] > offs[:-1])
         if len(rows):
-            out[rows] = np.maximum.reduceat(child, offs[:-1][rows])
+            out[rows] = np.maximum.reduceat(child, offs[:-1][rows] - offs[0])
         return out
+    # anything else that holds text (a union, a run-end encoded column): value by value
+    for j, v in enumerate(arr.to_pylist()):
+        found = [w for s in _texts(v) if (w := text_may_embed_image(s)) is not None]
+        if found:
+            out[j] = next(i for i, (what, _rx) in enumerate(_PATTERNS) if what == found[0])
+    return out
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _texts(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _texts(v)
+
+
+def text_findings(batch: pa.RecordBatch) -> list[str | None]:
+    """Per row, why it may carry an image spelled out as text ("column 'txt' may embed an image (a base64 run);
+    not screened"), or None: such a cell would reach the cleaned copy without any decoder having seen it."""
+    out: list[str | None] = [None] * batch.num_rows
+    for i, f in enumerate(batch.schema):
+        if not holds_text(f.type):
+            continue
+        hits = text_hits(batch.column(i))
+        for j in np.flatnonzero(hits >= 0).tolist():
+            if out[j] is None:
+                out[j] = f"column {f.name!r} may embed an image ({_PATTERNS[int(hits[j])][0]}); not screened"
     return out
 
 

@@ -8,9 +8,14 @@ metadata which rows it kept (see :mod:`cleanset.sources._parquet`), and both rea
 there, so a cleaned copy reads back with the keys its rows were scanned under.
 
 Columns are matched case-insensitively: the URL column is ``url_col`` (default ``url``), the caption
-``caption_col`` (default ``caption``, else ``text`` or ``txt``), img2dataset's names for these options. A file
-without the URL column (and without a given-hash column to screen by), or with an image-bytes column, is refused
-when the source is opened, naming the columns it has: such rows could not be screened.
+``caption_col`` (default ``caption``, else ``txt`` or ``text``), img2dataset's names for these options. A file
+without the URL column (and without a given-hash column to screen by), or with a column that can hold bytes at
+any depth (:func:`~cleanset.sources._parquet.holds_bytes`), is refused when the source is opened, naming the
+columns it has: such rows could not be screened.
+
+The scan reads only the URL and hash columns, so ``clean`` checks the text of every kept row (caption and any other
+string, nested ones included) for an image spelled out as text (base64, hex...): such a row is not written and is
+counted failed with the reason (see :func:`~cleanset.sources._parquet.text_findings`).
 
 Given content hashes are lower-cased and validated (md5 32, sha1 40, sha256 64 hex digits); an empty value counts
 as absent, a malformed one makes the row a failed item ("invalid md5 value in column 'MD5'") because a hash that
@@ -57,6 +62,7 @@ import pyarrow.parquet as pq
 from cleanset.errors import UserError
 from cleanset.sources._files import atomic_output
 from cleanset.sources._parquet import (
+    CAPTION_NAMES,
     Chunk,
     ParquetShards,
     RangeBuilder,
@@ -68,6 +74,7 @@ from cleanset.sources._parquet import (
     iter_chunks,
     require_column,
     scalar_columns,
+    text_findings,
     writer_schema,
 )
 from cleanset.sources.base import SOURCES, CleanGate, Shard, Source, SourceItem, marker_key
@@ -83,7 +90,6 @@ BATCH_SCHEMA = pa.schema(
     ]
 )
 DEFAULT_BATCH = 1 << 16
-CAPTION_NAMES = ("caption", "text", "txt")
 
 
 @SOURCES.register("laion")
@@ -112,7 +118,8 @@ class LaionSource(Source):
 
     def _check_columns(self, path: Path, schema: pa.Schema) -> None:
         """Refuse, before anything is read, a file this source would not screen: rows without a URL column are
-        all failed (or, read wrongly, not there at all), and image bytes in a column would be copied unchecked."""
+        all failed (or, read wrongly, not there at all), and bytes in any column (a struct field, a list, a map, a
+        dictionary, a fixed-size binary) would be copied unchecked."""
         held = image_columns(schema)
         if held:
             names = ", ".join(repr(c.name) for c in held)
@@ -141,13 +148,6 @@ class LaionSource(Source):
 
     def shards(self) -> list[Shard]:
         return [Shard(id=sid, path=str(p)) for sid, p in self._files.files.items()]
-
-    def row_count(self, shard: Shard) -> int | None:
-        """Rows in the shard from its footer, or None when the footer cannot be read."""
-        try:
-            return int(pq.ParquetFile(shard.path).metadata.num_rows)
-        except (OSError, pa.ArrowException):
-            return None
 
     def shard_digest(self, shard: Shard) -> str | None:
         return self._digests.get(shard.id)
@@ -266,7 +266,7 @@ class LaionSource(Source):
         group = -1
         with (
             atomic_output(final) as tmp,
-            pq.ParquetWriter(tmp, writer_schema(f.pf), compression=compression_of(f.pf)) as w,
+            pq.ParquetWriter(tmp, writer_schema(f.pf.schema_arrow), compression=compression_of(f.pf)) as w,
         ):
             for batch, chunk in self._batches(shard, DEFAULT_BATCH, extra=True, opened=f):
                 failed = batch.column("error").is_valid().to_numpy(zero_copy_only=False)
@@ -279,9 +279,21 @@ class LaionSource(Source):
                 group = chunk.row_group
                 if chunk.batch is None or not admitted.any():
                     continue
-                pending.append(chunk.batch.filter(pa.array(admitted)))
-                kept_rows.add(batch.column("row").to_numpy()[admitted])
-                written += int(admitted.sum())
+                kept = chunk.batch.filter(pa.array(admitted))
+                rows = batch.column("row").to_numpy()[admitted]
+                spelled = text_findings(kept)  # columns the scan never read: checked here, vectorised
+                if any(why is not None for why in spelled):
+                    keys = batch.column("key").filter(pa.array(admitted)).to_pylist()
+                    for key, why in zip(keys, spelled, strict=True):
+                        if why is not None:
+                            gate.drop(key, why)
+                    clear = np.array([why is None for why in spelled], dtype=np.bool_)
+                    kept, rows = kept.filter(pa.array(clear)), rows[clear]
+                if not kept.num_rows:
+                    continue
+                pending.append(kept)
+                kept_rows.add(rows)
+                written += kept.num_rows
             if pending:
                 w.write_table(pa.Table.from_batches(pending))
             w.add_key_value_metadata(kept_rows.metadata())

@@ -29,6 +29,7 @@ same file names, schema and schema metadata, the kept rows of each input row gro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,40 +37,46 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.sources._files import UniqueKeys, atomic_output
 from cleanset.sources._parquet import (
+    CAPTION_NAMES,
     CELL_LIMIT,
+    MIN_IMAGE_BYTES,
+    SOURCE_KEYS_KEY,
     Chunk,
     ImageColumn,
     ParquetShards,
     RangeBuilder,
     RowDigester,
     RowMap,
-    cell_bytes,
+    bounded,
+    byte_values,
     compression_of,
+    decode,
     detect_parquet,
     find_column,
     image_column,
     image_columns,
     iter_chunks,
+    open_encoded,
     require_column,
+    row_bytes,
     scalar_columns,
+    text_findings,
     writer_schema,
 )
 from cleanset.sources.base import SOURCES, CleanGate, Shard, Source, SourceItem, marker_key
 
 ROW_GROUP_BYTES = 64 << 20  # kept rows buffered before an output row group is written
-CAPTION_NAMES = ("txt", "caption", "text")
 
 
 @dataclass
 class _Layout:
     """Where a file keeps what an item needs, found once from its schema."""
 
-    images: list[ImageColumn]  # the primary image column first, then the others in schema order
+    images: list[ImageColumn]  # every byte-holding column: the primary image column first, then schema order
     primary: ImageColumn | None
     key_col: str | None
     url_col: str | None
@@ -81,7 +88,7 @@ class _Layout:
     def of(cls, schema: pa.Schema, url_col: str | None, caption_col: str | None) -> _Layout:
         images = image_columns(schema)
         found = image_column(schema)
-        primary = next((c for c in images if found is not None and c.name == found[0] and not c.listed), None)
+        primary = next((c for c in images if found is not None and c.name == found[0]), None)
         if primary is not None:
             images = [primary, *(c for c in images if c is not primary)]
         key_col = find_column(schema, "key")
@@ -102,9 +109,27 @@ class _Layout:
 
 @dataclass
 class _File:
-    pf: pq.ParquetFile
+    pf: pq.ParquetFile  # byte and text columns read as dictionaries (see open_encoded)
+    schema: pa.Schema  # the file's own schema, which decoded batches have
     layout: _Layout
     rows: RowMap
+    keys: dict[int, str]  # position -> the key the scan gave that row, where the file's values do not give it
+
+
+def _source_keys(pf: pq.ParquetFile) -> dict[int, str]:
+    """The :data:`SOURCE_KEYS_KEY` record of a cleaned file; ValueError when it does not describe its rows."""
+    raw = (pf.metadata.metadata or {}).get(SOURCE_KEYS_KEY)
+    if raw is None:
+        return {}
+    try:
+        record = json.loads(raw)
+        out = {int(k): v for k, v in record.items()}
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"malformed {SOURCE_KEYS_KEY.decode()} metadata: {err}") from None
+    n = pf.metadata.num_rows
+    if not all(0 <= k < n and isinstance(v, str) for k, v in out.items()):
+        raise ValueError(f"{SOURCE_KEYS_KEY.decode()} metadata names rows the file does not hold")
+    return out
 
 
 @SOURCES.register("parquet")
@@ -135,7 +160,7 @@ class ParquetImageSource(Source):
             yield opened
             return
         try:
-            for _chunk, items in self._chunks(shard, opened):
+            for _chunk, items, _bases in self._chunks(shard, opened):
                 yield from items
         finally:
             opened.pf.close()
@@ -144,14 +169,14 @@ class ParquetImageSource(Source):
         """The opened file, or the one failed marker item standing for a file that cannot be read at all."""
         path = Path(shard.path)
         try:
-            pf = pq.ParquetFile(path)
-            schema = pf.schema_arrow
+            pf, schema = open_encoded(path)
         except FileNotFoundError as err:
             return SourceItem(key=marker_key(shard.id, "missing"), error=f"shard vanished: {err}")
         except (OSError, pa.ArrowException) as err:
             return SourceItem(key=marker_key(shard.id, "unreadable"), error=f"unreadable Parquet: {err}")
         try:
             rows = RowMap.of(pf)
+            keys = _source_keys(pf)
         except ValueError as err:
             pf.close()
             return SourceItem(key=marker_key(shard.id, "unreadable"), error=f"unreadable Parquet {path.name}: {err}")
@@ -159,14 +184,20 @@ class ParquetImageSource(Source):
         if not layout.images:
             pf.close()
             return SourceItem(key=marker_key(shard.id, "unreadable"), error=f"no image column in {path.name}")
-        return _File(pf, layout, rows)
+        return _File(pf, schema, layout, rows, keys)
 
-    def _chunks(self, shard: Shard, f: _File) -> Iterator[tuple[Chunk, list[SourceItem]]]:
+    def _chunks(self, shard: Shard, f: _File) -> Iterator[tuple[Chunk, list[SourceItem], list[str]]]:
+        """Bounded chunks of rows with their items and each row's key before :class:`UniqueKeys` (the ``key``
+        value or ``<shard>/<row>``), so ``clean`` can record the keys that differ from it."""
         unique = UniqueKeys()
-        for chunk in iter_chunks(f.pf, Path(shard.path).name):
-            yield chunk, self._items(chunk, f, shard, unique)
+        for whole in iter_chunks(f.pf, Path(shard.path).name):
+            for chunk in bounded(whole):
+                bases, keys = self._keys(chunk, f, shard, unique)
+                yield chunk, self._items(chunk, f, shard, keys), bases
 
-    def _keys(self, chunk: Chunk, f: _File, shard: Shard, unique: UniqueKeys) -> list[str]:
+    def _keys(self, chunk: Chunk, f: _File, shard: Shard, unique: UniqueKeys) -> tuple[list[str], list[str]]:
+        """(base, key) of each row. A cleaned file's :data:`SOURCE_KEYS_KEY` record gives back the ``#N`` keys the
+        scan handed out: the rows that made them unique may have been removed."""
         rows = f.rows.rows(chunk.first, chunk.num_rows).tolist()
         given: list[Any] = [None] * chunk.num_rows
         if f.layout.key_col is not None:
@@ -174,7 +205,9 @@ class ParquetImageSource(Source):
                 given = chunk.batch.column(f.layout.key_col).to_pylist()
             else:
                 given = self._keys_of_broken_chunk(f, chunk) or given
-        return [unique(str(g) if g is not None else f"{shard.id}/{r}") for g, r in zip(given, rows, strict=True)]
+        bases = [str(g) if g is not None else f"{shard.id}/{r}" for g, r in zip(given, rows, strict=True)]
+        keys = [unique(f.keys.get(chunk.first + j, b)) for j, b in enumerate(bases)]
+        return bases, keys
 
     @staticmethod
     def _keys_of_broken_chunk(f: _File, chunk: Chunk) -> list[Any] | None:
@@ -187,34 +220,29 @@ class ParquetImageSource(Source):
             return None
         return values if len(values) == chunk.num_rows else None
 
-    def _items(self, chunk: Chunk, f: _File, shard: Shard, unique: UniqueKeys) -> list[SourceItem]:
-        keys = self._keys(chunk, f, shard, unique)
+    def _items(self, chunk: Chunk, f: _File, shard: Shard, keys: list[str]) -> list[SourceItem]:
         if chunk.batch is None:
             return [SourceItem(key=k, error=chunk.error) for k in keys]
         try:
-            return self._row_items(chunk.batch, keys, f.layout)
+            return self._row_items(chunk.batch, keys, f)
         except (OSError, pa.ArrowException, ValueError) as err:  # a value Arrow cannot hand over: fail the rows
             return [SourceItem(key=k, error=f"unreadable rows in {Path(shard.path).name}: {err}") for k in keys]
 
-    def _row_items(self, batch: pa.RecordBatch, keys: list[str], layout: _Layout) -> list[SourceItem]:
+    def _row_items(self, batch: pa.RecordBatch, keys: list[str], f: _File) -> list[SourceItem]:
+        layout = f.layout
         n = batch.num_rows
-        sizes = np.zeros(n, dtype=np.int64)
-        widest = np.full(n, -1, dtype=np.int64)
-        for i in range(batch.num_columns):
-            s = cell_bytes(batch.column(i))
-            widest[s > sizes] = i
-            np.maximum(sizes, s, out=sizes)
+        sizes, widest = row_bytes(batch)  # from the still-encoded batch: a giant cell is never expanded
         big = sizes > CELL_LIMIT
         ok = np.flatnonzero(~big)
-        sub = batch if len(ok) == n else batch.take(pa.array(ok))
+        sub = decode(batch if len(ok) == n else batch.take(pa.array(ok)), f.schema)
         digests = layout.digester.digests(sub)
-        cells = [c.cells(sub.column(c.name)) for c in layout.images]
+        spelled = text_findings(sub)
+        primary = layout.primary
+        others = [c for c in layout.images if c is not primary]
+        cells = [c.cells(sub.column(c.name)) for c in others]
+        pvalues = sub.column(primary.name).to_pylist() if primary is not None else [None] * len(ok)
         urls = sub.column(layout.url_col).to_pylist() if layout.url_col else [None] * len(ok)
         meta_cols = {c: sub.column(c).to_pylist() for c in layout.meta_cols}
-        primary_empty = [False] * len(ok)
-        paths: list[Any] = [None] * len(ok)
-        if layout.primary is not None:
-            primary_empty, paths = _primary_extras(sub.column(layout.primary.name), layout.primary)
         items: list[SourceItem] = []
         k = 0
         for j in range(n):
@@ -226,10 +254,11 @@ class ParquetImageSource(Source):
             meta: dict[str, Any] = {c: v[k] for c, v in meta_cols.items()}
             if layout.cap_col and isinstance(meta.get(layout.cap_col), str):
                 meta["caption"] = meta[layout.cap_col]
-            if paths[k]:
-                meta["image_path"] = paths[k]
             url = urls[k] if isinstance(urls[k], str) and urls[k] else None
-            item = _item(keys[j], [c[k] for c in cells], layout, primary_empty[k], url, meta)
+            if spelled[k] is not None:
+                item = SourceItem(key=keys[j], url=url, meta=meta, error=spelled[k])
+            else:
+                item = _item(keys[j], pvalues[k], [c[k] for c in cells], layout, url, meta)
             item.digest = digests[k]
             items.append(item)
             k += 1
@@ -244,6 +273,7 @@ class ParquetImageSource(Source):
         final = out_dir / path.relative_to(self._files.root)
         pf = opened.pf
         kept_rows = RangeBuilder()
+        kept_keys: dict[str, str] = {}  # position in the cleaned file -> key, where its base does not give it
         written = 0
         pending: list[pa.RecordBatch] = []
         pending_bytes = 0
@@ -251,9 +281,9 @@ class ParquetImageSource(Source):
         try:
             with (
                 atomic_output(final) as tmp,
-                pq.ParquetWriter(tmp, writer_schema(pf), compression=compression_of(pf)) as w,
+                pq.ParquetWriter(tmp, writer_schema(opened.schema), compression=compression_of(pf)) as w,
             ):
-                for chunk, items in self._chunks(shard, opened):
+                for chunk, items, bases in self._chunks(shard, opened):
                     admitted = np.fromiter((gate.admit(it) for it in items), dtype=bool, count=len(items))
                     if pending and (chunk.row_group != group or pending_bytes >= ROW_GROUP_BYTES):
                         w.write_table(pa.Table.from_batches(pending))
@@ -261,48 +291,49 @@ class ParquetImageSource(Source):
                     group = chunk.row_group
                     if chunk.batch is None or not admitted.any():
                         continue
-                    kept = chunk.batch.filter(pa.array(admitted))
+                    kept = decode(chunk.batch.filter(pa.array(admitted)), opened.schema)
                     kept_rows.add(opened.rows.rows(chunk.first, chunk.num_rows)[admitted])
+                    for pos, j in enumerate(np.flatnonzero(admitted).tolist(), start=written):
+                        if items[j].key != bases[j]:
+                            kept_keys[str(pos)] = items[j].key
                     pending.append(kept)
                     pending_bytes += kept.nbytes
                     written += kept.num_rows
                 if pending:
                     w.write_table(pa.Table.from_batches(pending))
-                w.add_key_value_metadata(kept_rows.metadata())
+                md = kept_rows.metadata()
+                if kept_keys:
+                    md[SOURCE_KEYS_KEY] = json.dumps(kept_keys, separators=(",", ":")).encode()
+                w.add_key_value_metadata(md)
         finally:
             pf.close()
         return written
 
 
-def _primary_extras(arr: pa.Array, col: ImageColumn) -> tuple[list[bool], list[Any]]:
-    """Per row: is the primary cell present but 0 bytes, and the Hugging Face struct's ``path`` if it has one."""
-    paths: list[Any] = [None] * len(arr)
-    values = arr
-    if col.struct:
-        children = arr.flatten()
-        values = children[arr.type.get_field_index("bytes")]
-        pi = arr.type.get_field_index("path")
-        if pi >= 0 and pa.types.is_string(arr.type.field(pi).type):
-            paths = children[pi].to_pylist()
-    empty = pc.fill_null(pc.equal(pc.binary_length(values), 0), False).to_pylist()
-    return empty, paths
-
-
 def _item(
     key: str,
+    pvalue: Any,
     cells: list[list[tuple[str, bytes]]],
     layout: _Layout,
-    primary_empty: bool,
     url: str | None,
     meta: dict[str, Any],
 ) -> SourceItem:
-    """The row's item: the primary image as ``data`` (else the first image found), every other image a part."""
-    primary = cells[0] if layout.primary is not None else []
-    others = [c for col in cells[1 if layout.primary is not None else 0 :] for c in col]
-    if primary:
-        return SourceItem(key=key, data=primary[0][1], url=url, meta=meta, parts=others)
-    if layout.primary is not None and primary_empty:
-        return SourceItem(key=key, url=url, meta=meta, error=f"empty image (0 bytes) in column {layout.primary.name!r}")
+    """The row's item: the primary image as ``data`` (else the first bytes found), every other bytes value of the
+    row (at least :data:`MIN_IMAGE_BYTES` long) a part."""
+    others = [c for col in cells for c in col]
+    primary = layout.primary
+    if primary is not None:
+        raw = pvalue.get("bytes") if isinstance(pvalue, dict) else pvalue
+        if isinstance(pvalue, dict) and isinstance(pvalue.get("path"), str) and pvalue["path"]:
+            meta["image_path"] = pvalue["path"]
+        found: list[tuple[str, bytes]] = []
+        byte_values(primary.name, pvalue, found)
+        inner = [(n, b) for n, b in found if n != primary.name and len(b) >= MIN_IMAGE_BYTES]
+        others = inner + others
+        if isinstance(raw, bytes) and raw:
+            return SourceItem(key=key, data=raw, url=url, meta=meta, parts=others)
+        if raw == b"":
+            return SourceItem(key=key, url=url, meta=meta, error=f"empty image (0 bytes) in column {primary.name!r}")
     if others:
         return SourceItem(key=key, data=others[0][1], url=url, meta=meta, parts=others[1:])
     if url is not None:
