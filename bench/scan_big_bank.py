@@ -30,10 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scan_throughput import make_photo_shards, random_rows, run_scan  # noqa: E402
-
-from cleanset.banks.base import MemoryBank  # noqa: E402
-from cleanset.pipeline.executors import default_workers  # noqa: E402
+from cleanset.banks.base import MemoryBank
+from cleanset.pipeline.executors import default_workers
+from scan_throughput import make_photo_shards, random_rows, run_scan
 
 STAGES = ("read_s", "hash_s", "match_s", "decide_s", "write_s")
 
@@ -91,7 +90,10 @@ def main() -> None:
 
     shares = {}
     with tempfile.TemporaryDirectory() as t:
-        for label, n in ((f"big bank, {args.big:,} PDQ entries", args.big), (f"small bank, {args.small:,}", args.small)):
+        for label, n in (
+            (f"big bank, {args.big:,} PDQ entries", args.big),
+            (f"small bank, {args.small:,}", args.small),
+        ):
             t0 = time.perf_counter()
             bank = bank_of(n, planted, np.random.default_rng(n))
             made = time.perf_counter() - t0
@@ -101,7 +103,10 @@ def main() -> None:
             if n == args.big:
                 big_prepare = r["prepare"]
                 parent, child = peak_rss_mb()
-                print(f"    peak RSS: parent {parent:,.0f} MB, largest worker {child:,.0f} MB (shared pages counted in both)")
+                print(
+                    f"    peak RSS: parent {parent:,.0f} MB, largest worker {child:,.0f} MB "
+                    "(pages shared copy-on-write count in both)"
+                )
             del bank, r
 
     ok_share = shares[args.big] <= 0.15

@@ -237,3 +237,19 @@ def test_kept_item_gone_before_clean_is_counted_failed_not_dropped_silently(tmp_
     removed = {r["key"]: r for r in pq.read_table(tmp_path / "out" / "removed.parquet").to_pylist()}
     assert removed["b.jpg"]["dropped_as"] == "failed" and removed["b.jpg"]["reason"].startswith("clean: ")
     assert read_clean_marker(tmp_path / "out")["kept"] == 1  # type: ignore[index]
+
+
+def test_a_source_file_named_like_the_removal_list_does_not_confuse_the_copy(tmp_path: Path, bank: str) -> None:
+    """``removed.jpg`` at the root: the cleaned copy's ``removed.parquet`` is not taken for its sidecar, and a
+    source ``removed.parquet`` is neither an item nor copied over the removal list."""
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "removed.jpg").write_bytes(encode(picture(10)))
+    (tmp_path / "ds" / "removed.parquet").write_bytes(b"PAR1 not the removal list")
+    scan([tmp_path / "ds"], tmp_path / "run", bank)
+    clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    from cleanset.sources import open_source
+
+    again = open_source([tmp_path / "out"])
+    items = [it for sh in again.shards() for it in again.read(sh)]
+    assert [it.key for it in items] == ["removed.jpg"] and not items[0].extras
+    assert pq.read_table(tmp_path / "out" / "removed.parquet").num_rows == 0

@@ -429,3 +429,14 @@ def test_no_list_value_item_hash_or_image(tmp_path: Path) -> None:
     assert not [v for v in p.attr_values if v.startswith(("http:", "https:", "data:", "//"))]
     # The URL is in the page as text inside the table data, never as an attribute.
     assert "https://example.org/a/u1.jpg" in page
+
+
+def test_a_url_that_a_url_list_matched_is_never_shown(tmp_path: Path) -> None:
+    """Such a URL *is* the list's value: the shareable report names the item by key instead."""
+    listed = row("u1", Verdict.REMOVE, Match("urls", 1, "U-1", "url_sha1", 0, "url_sha1"))
+    listed.url = "https://listed.example/secret-path.jpg"
+    other = row("p1", Verdict.REMOVE, Match("listA", 1, "A-1", "pdq", 3, "pdq/original"))
+    other.url = "https://images.example/ok.jpg"
+    rows = {r["key"]: r for r in flagged_rows(to_table([listed, other]), Explainer({"banks": [bank("listA")]}, set()))}
+    assert rows["u1"]["where"] == "u1" and rows["u1"]["url"] is None
+    assert rows["p1"]["where"] == "https://images.example/ok.jpg"

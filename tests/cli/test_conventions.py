@@ -218,4 +218,3 @@ def test_local_path_keeps_local_paths_and_defaults() -> None:
     assert local_path("data/x.tar") == Path("data/x.tar")
     assert local_path(Path("cleanset-demo")) == Path("cleanset-demo")  # a default arrives as a Path
     assert local_path("s3:local-file-with-colon") == Path("s3:local-file-with-colon")
-

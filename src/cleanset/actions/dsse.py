@@ -44,7 +44,9 @@ def public_pem(public_key: Ed25519PublicKey) -> str:
 def generate_keypair(out_dir: Path) -> tuple[Path, Path]:
     """Write ``cleanset.key`` (PKCS#8 PEM, mode 0600, created that way so it is never readable by others) and
     ``cleanset.pub`` into ``out_dir``; refuses to overwrite an existing key."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not out_dir.exists():
+        out_dir.mkdir(parents=True)
+        os.chmod(out_dir, 0o700)  # a key folder made here is owner-only whatever the umask
     priv_path, pub_path = out_dir / "cleanset.key", out_dir / "cleanset.pub"
     for p in (priv_path, pub_path):
         if p.exists():

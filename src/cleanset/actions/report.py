@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from cleanset.actions import charts
+from cleanset.atomic import atomic_output
 from cleanset.pipeline.policy import UNSCREENED_FRAMES
 
 MAX_TABLE_ROWS = 100_000
@@ -244,12 +245,9 @@ def write_report(run: Path, revision: int | None = None, json_out: bool = False)
 
     data = build_report(run, revision)
     out = run / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render_html(data), encoding="utf-8")
-    tmp.replace(out)
+    with atomic_output(out) as tmp:  # owner-only inside the run folder, like everything there
+        tmp.write_text(render_html(data), encoding="utf-8")
     if json_out:
-        jp = run / "report.json"
-        tmp = jp.with_name(jp.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(jp)
+        with atomic_output(run / "report.json") as tmp:
+            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out, data

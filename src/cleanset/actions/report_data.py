@@ -254,11 +254,13 @@ def flagged_rows(items: pa.Table, explain: Explainer) -> list[dict[str, Any]]:
         else:  # every reason counts for a reviewer: a list set to review and a score may both apply
             why = sorted({explain.match_reason(m, verdict) for m in asking})
             why += explain.score_reasons(dict(r["scores"] or []))
+        # A URL a URL list matched *is* that list's value: the report (a shareable artefact) names the key instead.
+        url = None if any(str(m["signal"]).startswith("url_") for m in r["matches"] or []) else r.get("url")
         out.append(
             {
                 "key": r["key"],
-                "where": r.get("url") or r["key"],
-                "url": r.get("url"),
+                "where": url or r["key"],
+                "url": url,
                 "caption": _truncate(r.get("caption")),
                 "shard": r["shard"],
                 "verdict": r["verdict"],

@@ -368,7 +368,9 @@ def _luma_row(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _add_weighted(vert: np.ndarray, row_start: np.ndarray, row_w: np.ndarray, first: int, y: int, luma: np.ndarray) -> None:
+def _add_weighted(
+    vert: np.ndarray, row_start: np.ndarray, row_w: np.ndarray, first: int, y: int, luma: np.ndarray
+) -> None:
     r = first
     while r < 64 and row_start[r] <= y:
         wv = row_w[r, y - row_start[r]]

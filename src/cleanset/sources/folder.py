@@ -37,7 +37,14 @@ from pathlib import Path
 
 from cleanset.errors import UserError
 from cleanset.imaging.decode import sniff
-from cleanset.sources._files import UniqueKeys, atomic_output, common_root, expand_paths, printable_key
+from cleanset.sources._files import (
+    RESERVED_NAMES,
+    UniqueKeys,
+    atomic_output,
+    common_root,
+    expand_paths,
+    printable_key,
+)
 from cleanset.sources.base import IMAGE_EXTS, SOURCES, CleanGate, Shard, Source, SourceItem, sidecar_kind
 
 CHUNK = 1000
@@ -106,8 +113,8 @@ def _dir_entries(
     images: list[str] = []
     others: list[str] = []
     for name in sorted(filenames):
-        if name.startswith(".cleanset"):
-            continue
+        if name.startswith(".cleanset") or (not rel_dir and name in RESERVED_NAMES):
+            continue  # what `cleanset clean` writes beside a cleaned folder is never an item or a sidecar
         is_image = _is_image_name(name) or _sniff_image(here / name)
         if is_image and (only is None or name in only):
             images.append(name)
