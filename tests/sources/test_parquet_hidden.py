@@ -80,10 +80,12 @@ def _hidden(kind: str) -> tuple[pa.DataType, list[Any], str]:
         return pa.dictionary(pa.int32(), pa.binary()), [None, x, None, None], "hide"
     if kind == "map":
         return pa.map_(pa.string(), pa.binary()), [[], [("a", x)], None, [("b", None)]], "hide[0][1]"
+    if kind == "binary_view":
+        return pa.list_(pa.binary_view()), [None, [b"", x], [], None], "hide[1]"
     raise AssertionError(kind)
 
 
-KINDS = ["struct field", "fixed_size_binary", "list of lists", "dictionary", "map"]
+KINDS = ["struct field", "fixed_size_binary", "list of lists", "dictionary", "map", "binary_view"]
 
 
 def _image_file(path: Path, kind: str) -> Path:

@@ -101,3 +101,14 @@ def test_dictionary_bomb_is_read_and_cleaned_in_bounded_memory(tmp_path: Path) -
     assert got["peak_mb"] < LIMIT_MB, got
     cleaned = pq.read_table(tmp_path / "out" / "bomb.parquet", columns=["txt"])
     assert cleaned.column(0).to_pylist()[:2] == ["row 1", "row 2"]
+
+
+def test_fixed_size_cells_bound_a_batch_whatever_the_footer_says(tmp_path: Path) -> None:
+    from cleanset.sources._parquet import batch_rows
+
+    width = 16 << 20
+    cells = pa.DictionaryArray.from_arrays(pa.array([0, 0], pa.int32()), pa.array([bytes(width)], pa.binary(width)))
+    pq.write_table(pa.table({"blob": cells}), tmp_path / "f.parquet", compression="zstd", store_schema=False)
+    pf = pq.ParquetFile(tmp_path / "f.parquet")
+    assert pf.schema_arrow.field("blob").type == pa.binary(width)
+    assert batch_rows(pf, 0) == 4  # 64 MiB of 16 MiB rows

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from cleanset.cli.conventions import local_path, stdout_console
 
 bank_app = typer.Typer(
     name="bank",
@@ -45,7 +46,7 @@ def _format_help() -> str:
 @bank_app.command("import")
 def import_cmd(
     name: Annotated[str, typer.Argument(help="Bank name (letters, digits, '_', '.', '-').")],
-    file: Annotated[Path, typer.Argument(help="The list file.")],
+    file: Annotated[Path, typer.Argument(help="The list file.", parser=local_path)],
     format: Annotated[
         str | None, typer.Option("--format", "-f", help="List format (detected from the file when omitted).")
     ] = None,
@@ -130,7 +131,7 @@ def import_cmd(
     table.add_row("content digest", report.digest)
     table.add_row("source sha256", report.source_sha256 or "-")
     table.add_row("time", f"{report.elapsed_s:.2f} s")
-    Console().print(table)
+    stdout_console().print(table)
     for line in report.notes:  # plain lines, unwrapped: scripts grep them
         typer.echo(f"left out: {line}")
 
@@ -171,7 +172,7 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
             escape(str(m.created)),
             m.digest.removeprefix("sha256:")[:16],
         )
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @bank_app.command("info")
@@ -185,7 +186,7 @@ def info_cmd(
         _echo_json(info)
         return
     latest = info["latest"]
-    console = Console()
+    console = stdout_console()
     head = Table(title=f"bank {escape(name)}", show_header=False)
     head.add_column("field", style="bold")
     head.add_column("value")

@@ -8,6 +8,11 @@ the footer.
 Rows keep their identity through ``clean``: a cleaned file records, in its key-value metadata under
 :data:`SOURCE_ROWS_KEY`, the row numbers its rows had in the file the scan read (``[[start, stop], ...]``, stop
 exclusive). Reading a file that carries it gives every row the key it had when it was scanned.
+
+Everything ``clean`` copies is screened or cannot hold an image: every column that can hold bytes
+(:func:`holds_bytes`) is screened cell by cell, text is checked for an image written out as text
+(:func:`text_findings`), and schema and field metadata pass only as text that cannot spell one
+(:func:`safe_metadata`).
 """
 
 from __future__ import annotations
@@ -344,8 +349,20 @@ def batch_rows(pf: pq.ParquetFile, row_group: int) -> int:
     """Rows per batch so a batch holds about :data:`BATCH_BYTES` uncompressed bytes by the footer's sizes, and at
     most :data:`MAX_BATCH_ROWS`."""
     md = pf.metadata.row_group(row_group)
-    per_row = md.total_byte_size / max(md.num_rows, 1)
+    per_row = max(md.total_byte_size / max(md.num_rows, 1), sum(_fixed_bytes(f.type) for f in pf.schema_arrow))
     return int(max(1, min(MAX_BATCH_ROWS, BATCH_BYTES // max(per_row, 1))))
+
+
+def _fixed_bytes(t: pa.DataType) -> int:
+    """Bytes every row of a column of type ``t`` takes decoded whatever the footer says: fixed-size values (a
+    ``fixed_size_binary`` of 20 MB costs that much per row even when dictionary pages store it once)."""
+    if pa.types.is_fixed_size_binary(t):
+        return int(t.byte_width)
+    if pa.types.is_struct(t):
+        return sum(_fixed_bytes(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_fixed_size_list(t):
+        return int(t.list_size) * _fixed_bytes(t.value_type)
+    return 0
 
 
 def iter_chunks(
@@ -493,8 +510,38 @@ def decode(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """A batch read through :func:`open_encoded` with the file's own types again (dictionaries expanded)."""
     if batch.schema.equals(schema):
         return batch
-    cols = [batch.column(i).cast(schema.field(i).type) for i in range(batch.num_columns)]
+    cols = [_cast(batch.column(i), schema.field(i).type) for i in range(batch.num_columns)]
     return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def _cast(arr: pa.Array, t: pa.DataType) -> pa.Array:
+    if arr.type.equals(t):
+        return arr
+    try:
+        return arr.cast(t)
+    except pa.ArrowNotImplementedError:  # no direct cast (dictionary to a view type): through the value types
+        return arr.cast(_undictionary(arr.type)).cast(t)
+
+
+def _undictionary(t: pa.DataType) -> pa.DataType:
+    """``t`` with every dictionary type replaced by its value type."""
+    if pa.types.is_dictionary(t):
+        return _undictionary(t.value_type)
+    if pa.types.is_struct(t):
+        return pa.struct([t.field(i).with_type(_undictionary(t.field(i).type)) for i in range(t.num_fields)])
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_undictionary(t.value_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_undictionary(t.value_type)))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(t.value_field.with_type(_undictionary(t.value_type)), t.list_size)
+    if pa.types.is_map(t):
+        return pa.map_(
+            t.key_field.with_type(_undictionary(t.key_type)),
+            t.item_field.with_type(_undictionary(t.item_type)),
+            t.keys_sorted,
+        )
+    return t
 
 
 # --- text that may spell an image ------------------------------------------------------------------------------

@@ -265,6 +265,11 @@ class Source(ABC):
     @abstractmethod
     def read(self, shard: Shard) -> Iterator[SourceItem]: ...
 
+    def item_counts(self) -> dict[str, int] | None:
+        """Items per shard id when the source knows them before reading (a folder listing, Parquet footers), so
+        progress has an honest ETA from the first second; None when it would have to read to tell."""
+        return None
+
     def shard_digest(self, shard: Shard) -> str | None:
         """SHA-256 of the shard file as the last ``read`` of it saw it, for sources whose items are rows of one
         file that ``clean`` rewrites (LAION metadata); the scan records it and ``clean`` checks it. None: the

@@ -217,6 +217,11 @@ class FolderSource(Source):
     def shards(self) -> list[Shard]:
         return [Shard(id=sid, path=str(self.root)) for sid in self._entries]
 
+    def item_counts(self) -> dict[str, int]:
+        """Images per shard, known from the listing before anything is read: the progress bar's ETA from the
+        first second (a sidecar that fails adds an item, so this is a floor)."""
+        return {sid: len(entries) for sid, entries in self._entries.items()}
+
     def _shard_entries(self, shard: Shard) -> list[FolderEntry]:
         try:
             return self._entries[shard.id]

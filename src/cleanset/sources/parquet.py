@@ -5,26 +5,36 @@ failed download), ``txt`` and the metadata columns (``url``, ``status``, ``error
 Hugging Face datasets store an ``image`` struct ``{bytes, path}``, sometimes several (``image``,
 ``edited_image``) or lists of them.
 
-One item per row. Every image-bearing column is screened (:func:`cleanset.sources._parquet.image_columns`: binary,
-Hugging Face image structs, lists of either), because ``clean`` writes whole rows and a row is only as clean as
-its least-checked cell: the primary image column (:func:`~cleanset.sources._parquet.image_column`) gives
-``data``, every other non-empty image cell a part named ``<column>`` or ``<column>[i]``. A row whose primary cell
-is null but that holds other images is screened by those. ``digest`` is the SHA-256 of the whole row (every cell,
-see :class:`~cleanset.sources._parquet.RowDigester`), so ``clean`` refuses a row whose caption, URL or any cell
+One item per row. Every column that can hold bytes is screened (:func:`cleanset.sources._parquet.holds_bytes`:
+binary, fixed-size binary, dictionaries of them, and structs, lists and maps holding them at any depth), because
+``clean`` writes whole rows and a row is only as clean as its least-checked cell: the primary image column
+(:func:`~cleanset.sources._parquet.image_column`) gives ``data``, every other bytes value of the row a part named
+by where it sits (``<column>``, ``<column>[i]``, ``<column>.<field>``, ``<column>[1][0]``). Bytes values shorter
+than :data:`~cleanset.sources._parquet.MIN_IMAGE_BYTES` cannot hold a picture and are not parts (a
+``fixed_size_binary`` md5 column); a part that does not decode fails the row, like any item. A row whose primary
+cell is null but that holds other images is screened by those. Text can spell an image out where no decoder sees
+it: a row with a string cell (at any depth) that :data:`~cleanset.sources.base.EMBEDDED_IMAGE_PATTERNS` match is a
+failed item naming the column. ``digest`` is the SHA-256 of the whole row (every cell, see
+:class:`~cleanset.sources._parquet.RowDigester`), so ``clean`` refuses a row whose caption, URL or any cell
 changed since the scan.
 
 Key: the ``key`` column when present and non-null, else ``<shard>/<row>`` (row = position in the file as the scan
 read it: a cleaned file carries its rows' original numbers, so re-reading it gives the same keys). A repeated key
 within a file gets ``#2``, ``#3``... (never a key already used in the file, see
-:class:`~cleanset.sources._files.UniqueKeys`) so every row stays addressable. A row without image bytes is a
-URL-only item when it has a URL, else a failed item. A cell larger than
-:data:`~cleanset.sources._parquet.CELL_LIMIT` fails its row without being copied. An unreadable row group yields
-one failed item per row it holds (keys from the ``key`` column when that column alone still reads), an unreadable
-footer one failed marker item ``<shard>#unreadable``.
+:class:`~cleanset.sources._files.UniqueKeys`) so every row stays addressable; a cleaned file records such keys
+under :data:`~cleanset.sources._parquet.SOURCE_KEYS_KEY` (the rows that made them unique may be gone), so they
+read back unchanged too. A row without image bytes is a URL-only item when it has a URL, else a failed item. A
+cell larger than :data:`~cleanset.sources._parquet.CELL_LIMIT` fails its row without being decoded. An unreadable
+row group yields one failed item per row it holds (keys from the ``key`` column when that column alone still
+reads), an unreadable footer one failed marker item ``<shard>#unreadable``.
 
-Files are read in bounded batches whatever their row-group size, and ``write_clean`` streams the same way: the
-same file names, schema and schema metadata, the kept rows of each input row group together (split when they pass
-:data:`ROW_GROUP_BYTES`), and the kept rows' numbers in the file's key-value metadata.
+Files are read in bounded batches whatever their row-group size, with byte and text columns kept
+dictionary-encoded until a slice of rows that decodes to at most
+:data:`~cleanset.sources._parquet.BATCH_BYTES` is expanded (see :func:`~cleanset.sources._parquet.bounded`), so a
+small file whose dictionary names one huge value from every row cannot make a worker expand it all at once.
+``write_clean`` streams the same way: the same file names and schema, the schema metadata that cannot carry an
+image (:func:`~cleanset.sources._parquet.safe_metadata`), the kept rows of each input row group together (split
+when they pass :data:`ROW_GROUP_BYTES`), and the kept rows' numbers in the file's key-value metadata.
 """
 
 from __future__ import annotations
