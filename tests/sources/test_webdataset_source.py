@@ -253,3 +253,11 @@ def test_undecodable_member_names_become_printable_keys(tmp_path: Path) -> None:
     assert src.write_clean(src.shards()[0], gate_for(src, src.shards()[0], {"caf\\xe9"}), out) == 1
     with tarfile.open(out / "x.tar") as tf:
         assert tf.getnames() == [name, os.fsdecode(b"caf\xe9.txt")]
+
+
+def test_item_counts_come_from_the_sibling_parquet(wds: Path) -> None:
+    """The progress bar's total, known before a tar is opened: img2dataset's successful downloads per shard."""
+    src = WebDatasetSource([wds])
+    counts = src.item_counts()
+    assert counts is not None
+    assert counts == {sh.id: sum(1 for it in src.read(sh) if it.data is not None) for sh in src.shards()}

@@ -547,6 +547,9 @@ def _undictionary(t: pa.DataType) -> pa.DataType:
 # --- text that may spell an image ------------------------------------------------------------------------------
 
 _PATTERNS = list(EMBEDDED_IMAGE_PATTERNS.items())
+_SHORT_PATTERNS = 2  # SVG markup and a data URI match short text; every later pattern needs _SHORTEST_RUN chars
+_SHORTEST_RUN = 8 * 41
+assert [w for w, _ in _PATTERNS[:_SHORT_PATTERNS]] == ["SVG markup", "a data URI"]
 
 
 def text_hits(arr: pa.Array) -> np.ndarray:
@@ -565,9 +568,17 @@ def text_hits(arr: pa.Array) -> np.ndarray:
         return text_hits(arr.storage)
     if _is_text(t):
         a = arr.cast(pa.large_string()) if pa.types.is_string_view(t) else arr
+        lengths = pc.fill_null(pc.binary_length(a), 0).to_numpy(zero_copy_only=False)
+        long = np.flatnonzero(lengths >= _SHORTEST_RUN)
         for i in range(len(_PATTERNS) - 1, -1, -1):  # the first pattern that matches names the row
-            m = pc.fill_null(pc.match_substring_regex(a, _PATTERNS[i][1]), False).to_numpy(zero_copy_only=False)
-            out[m] = i
+            rx = _PATTERNS[i][1]
+            if i < _SHORT_PATTERNS:
+                m = pc.fill_null(pc.match_substring_regex(a, rx), False).to_numpy(zero_copy_only=False)
+                out[m] = i
+            elif len(long):  # the run patterns need more text than a caption has: only long values are tried
+                sub = a.take(pa.array(long))
+                m = pc.fill_null(pc.match_substring_regex(sub, rx), False).to_numpy(zero_copy_only=False)
+                out[long[m]] = i
         return out
     if pa.types.is_struct(t):
         for i in range(t.num_fields):

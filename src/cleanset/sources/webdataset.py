@@ -299,6 +299,23 @@ class WebDatasetSource(Source):
     def shards(self) -> list[Shard]:
         return [Shard(id=sid, path=str(p)) for sid, p in self._shards.items()]
 
+    def item_counts(self) -> dict[str, int] | None:
+        """Samples per shard from img2dataset's sibling Parquet (its ``success`` rows), without opening a tar;
+        None when a shard has none to tell."""
+        out: dict[str, int] = {}
+        for sid, tar in self._shards.items():
+            side = tar.with_name(f"{tar_stem(tar)}.parquet")
+            try:
+                pf = pq.ParquetFile(side)
+                if "status" not in pf.schema_arrow.names:
+                    out[sid] = pf.metadata.num_rows
+                    continue
+                status = pf.read(columns=["status"]).column("status")
+            except (OSError, pa.ArrowException):
+                return None
+            out[sid] = int(pc.sum(pc.equal(status, "success")).as_py() or 0)
+        return out
+
     def _path(self, shard: Shard) -> Path:
         return Path(shard.path)
 
