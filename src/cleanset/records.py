@@ -15,6 +15,12 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
+# Score the hashing engine sets to the number of frames past its cap (``HashConfig.max_frames``). Any such frame was
+# never looked at, so the item cannot be called clean: the policy sends it to review whatever else it says. Defined
+# here, with the records, because the engine (below the policy) writes it and the policy reads it.
+UNSCREENED_FRAMES = "unscreened_frames"
+
+
 class Verdict(StrEnum):
     KEEP = "keep"
     REMOVE = "remove"

@@ -106,8 +106,8 @@ def test_quality_gate_everywhere() -> None:
 
 
 def test_review_above_is_off_by_default_and_bounded_by_the_longest_hash() -> None:
+    from cleanset.assess.policy import Policy
     from cleanset.cli import options
-    from cleanset.pipeline.policy import Policy
 
     default, rng = row("review above")
     assert default == "off"

@@ -13,9 +13,9 @@ import pyarrow.compute as pc
 import pytest
 from scan_fixtures import image_bytes, make_wds, planted_bank, wds_members, write_tar
 
+from cleanset.assess.policy import Policy
 from cleanset.errors import UserError
 from cleanset.pipeline.ledger import CountMismatch, commit_shard, committed
-from cleanset.pipeline.policy import Policy
 from cleanset.pipeline.runs import RunDir
 from cleanset.pipeline.scan import ScanOptions, execute, prepare
 from cleanset.records import ItemResult, Status, Verdict

@@ -199,8 +199,8 @@ def test_rematch_equals_fresh_scan(tmp_path: Path, cleanset_home: Path) -> None:
 
 def random_run(tmp_path: Path, v1: MemoryBank, allow: MemoryBank, n: int = 240) -> Path:
     """Items whose probes sit at many distances from v1's entries; matches and verdicts from the real matcher."""
+    from cleanset.assess.policy import Policy, decide
     from cleanset.matching.matcher import BankMatcher
-    from cleanset.pipeline.policy import Policy, decide
 
     rng = np.random.default_rng(3)
     pdq_entries = [bytes(v).hex() for v in v1.values("pdq")]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from cleanset.pipeline.policy import UNSCREENED_FRAMES, decide
+from cleanset.assess.policy import UNSCREENED_FRAMES, decide
 from cleanset.records import Match, Status, Verdict
 from cleanset.signals import get_signal
 from cleanset.signals.engine import HashConfig, HashEngine

@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from cleanset.actions import charts
 from cleanset.atomic import atomic_output
-from cleanset.pipeline.policy import UNSCREENED_FRAMES
+from cleanset.records import UNSCREENED_FRAMES
 
 MAX_TABLE_ROWS = 100_000
 # The page may load nothing from anywhere: only its own inline style and script run.

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cleanset.pipeline.policy import UNSCREENED_FRAMES, Policy, match_verdict
+from cleanset.assess.policy import UNSCREENED_FRAMES, Policy, match_verdict
 from cleanset.records import Match, Verdict
 from cleanset.results.schema import ITEM_SCHEMA
 from cleanset.results.store import RunStore

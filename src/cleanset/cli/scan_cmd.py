@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Scan a dataset against banks; results go to OUT (re-run the same command to resume)."""
-        from cleanset.pipeline.policy import Policy
+        from cleanset.assess.policy import Policy
         from cleanset.pipeline.progress import ScanProgress, print_summary
         from cleanset.pipeline.scan import ScanOptions, check_screened, execute, prepare
 

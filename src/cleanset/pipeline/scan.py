@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cleanset.assess.policy import Policy
 from cleanset.errors import CleansetError, ExitCode, UserError
 from cleanset.pipeline.executors import Event, EventFn, get_executor
 from cleanset.pipeline.ledger import committed, totals
-from cleanset.pipeline.policy import Policy
 from cleanset.pipeline.runs import SUMMARY, RunDir, write_json_atomic
 from cleanset.pipeline.tasks import ScanContext
 from cleanset.results.summary import summarize

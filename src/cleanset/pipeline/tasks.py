@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from cleanset.assess import Assessment, Policy, assess_many
 from cleanset.pipeline.ledger import ShardCounts
-from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import HashOutcome, ItemResult, Probe, Status, Verdict
 from cleanset.results.schema import to_table
 from cleanset.sources.base import Shard, Source, SourceItem, content_digest, marker_key
@@ -144,13 +144,19 @@ def _finish(
     shown: int = 0,
 ) -> Iterator[ItemResult]:
     t0 = time.process_time()
-    matched = ctx.matcher.match_many([o.probes for _, o, _ in batch])
+    assessed = assess_many(
+        [o.probes for _, o, _ in batch],
+        ctx.matcher,
+        ctx.policy,
+        statuses=[o.status for _, o, _ in batch],
+        scores=[o.scores for _, o, _ in batch],
+    )
     t1 = time.process_time()
-    tm.match_s += t1 - t0
+    tm.match_s += t1 - t0  # the verdicts too: assess makes them with the matches
     failed = 0
     out = []
-    for (item, outcome, own_notes), (matches, notes) in zip(batch, matched, strict=True):
-        r = build_result(item, outcome, shard, matches, [*own_notes, *notes], ctx.policy)
+    for (item, outcome, own_notes), a in zip(batch, assessed, strict=True):
+        r = build_result(item, outcome, shard, a, own_notes)
         failed += r.status is Status.FAILED
         out.append(r)
     tm.decide_s += time.process_time() - t1
@@ -160,14 +166,11 @@ def _finish(
 
 
 def build_result(
-    item: SourceItem,
-    outcome: HashOutcome,
-    shard: Shard,
-    matches: Sequence[Any],
-    notes: Sequence[str],
-    policy: Policy,
+    item: SourceItem, outcome: HashOutcome, shard: Shard, assessment: Assessment, own_notes: Sequence[str] = ()
 ) -> ItemResult:
-    verdict = decide(outcome.status, matches, outcome.scores, policy)
+    """The committed row: the hashing outcome plus what ``assess`` said (its reasons are not stored: the matches
+    and the run's policy give them back, and the schema stays as other readers know it)."""
+    verdict = assessment.verdict
     return ItemResult(
         key=item.key,
         shard=shard.id,
@@ -183,9 +186,9 @@ def build_result(
         caption=caption_of(item, verdict),
         content_sha256=item.digest,
         probes=list(outcome.probes),
-        matches=list(matches),
+        matches=list(assessment.matches),
         scores=dict(outcome.scores),
-        notes=list(notes),
+        notes=[*own_notes, *assessment.notes],
     )
 
 

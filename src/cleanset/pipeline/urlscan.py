@@ -7,8 +7,13 @@ and by matching exactly in two steps:
 1. every probe value's first 64 bits are looked up, a whole batch at once, among the first 64 bits of all banks'
    values of its signal (exact signals only: a match needs equal values, so equal prefixes);
 2. only rows with a prefix hit (real hits, allow-bank hits, and the rare prefix collision) go through
-   ``BankMatcher`` and ``decide`` like any item, so allow banks, entry ids, notes and the policy come from the one
-   implementation. Every other row has no match, so its verdict is keep.
+   ``cleanset.assess.assess_many`` like any item, so allow banks, entry ids, notes and the policy come from the one
+   implementation. Every other row has no match and no score, so its verdict is the one ``assess.judge`` gives such
+   a row, asked once per batch.
+
+The path is chosen by capability, never by a source's name: a source whose ``batchable`` is true reads its shards
+as Arrow record batches (``read_batches``) with the columns of ``BATCH_COLUMNS``; ``captions(shard, keys)`` is
+optional.
 
 URL normalisation is the signal's own (``cleanset.signals.url.normalize_url``); a URL already in normal form
 (lower-case scheme and host, no port, no user info, a path, no fragment, plain printable ASCII) is recognised by a
@@ -27,12 +32,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cleanset.assess import assess_many, judge
 from cleanset.pipeline import urlhash
 from cleanset.pipeline.tasks import FLAGGED
 from cleanset.pipeline.urlhash import digest_column, hex_prefixes, interleave, normal_form_mask
 from cleanset.records import Probe, Status
 from cleanset.results.schema import COLUMN_PROBES, HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE, match_row
-from cleanset.sources.base import Shard, SourceItem, marker_key
+from cleanset.sources.base import Shard, marker_key
 
 if TYPE_CHECKING:
     from cleanset.pipeline.tasks import ProgressFn, ScanContext, Timings
@@ -46,9 +52,23 @@ GIVEN_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256")
 NORMAL_URL = r"^[a-z][a-z0-9+.\-]*://[a-z0-9.\-_~%!$&'()*+,;=]+/[!-\"$-~]*$"
 
 
+# What a batchable source's record batches hold: the row's key and read error, its URL and any content hashes the
+# metadata gives. A broken reader's marker row is built with these columns too.
+BATCH_COLUMNS = pa.schema(
+    [
+        ("key", pa.string()),
+        ("row", pa.int64()),
+        ("error", pa.string()),
+        ("url", pa.string()),
+        *((sig, pa.string()) for sig in GIVEN_SIGNALS),
+    ]
+)
+
+
 def applies(source: Any) -> bool:
-    """URL metadata read without joined images: every row's data is in its batch columns."""
-    return getattr(source, "name", None) == "laion" and bool(getattr(source, "batchable", False))
+    """A source that says every row's data is in its batch columns (URL metadata read without joined images), and
+    can read them; which source it is does not matter."""
+    return bool(getattr(source, "batchable", False)) and callable(getattr(source, "read_batches", None))
 
 
 BITMAP_BITS = 24  # 2 MiB per signal: stays in cache; with a million entries ~6 % of rows reach the binary search
@@ -170,11 +190,9 @@ def _safe_batches(source: Any, shard: Shard) -> Iterator[pa.RecordBatch]:
         except StopIteration:
             return
         except Exception as e:
-            from cleanset.sources.laion import BATCH_SCHEMA
-
-            row: dict[str, Any] = {f.name: None for f in BATCH_SCHEMA}
+            row: dict[str, Any] = {f.name: None for f in BATCH_COLUMNS}
             row.update(key=marker_key(shard.id, "unread"), row=-1, error=f"read: reader stopped: {e}")
-            yield pa.RecordBatch.from_pylist([row], schema=BATCH_SCHEMA)
+            yield pa.RecordBatch.from_pylist([row], schema=BATCH_COLUMNS)
             return
         yield batch
 
@@ -224,8 +242,6 @@ def _select(arr: pa.Array, rows: np.ndarray) -> pa.Array:
 
 
 def scan_batch(batch: pa.RecordBatch, shard: Shard, ctx: ScanContext, plan: UrlPlan, timings: Timings) -> pa.Table:
-    from cleanset.pipeline.tasks import build_result
-
     t0 = time.process_time()
     n = batch.num_rows
     error = batch.column("error")
@@ -273,8 +289,12 @@ def scan_batch(batch: pa.RecordBatch, shard: Shard, ctx: ScanContext, plan: UrlP
             continue
         cand[rows[pre.hits(prefix)]] = True
     cand_rows = np.flatnonzero(cand)
-    # step 2: candidates through the matcher and the policy, exactly as the per-item path
-    verdict = pc.if_else(pa.array(ok), pa.scalar("keep"), pa.scalar(None, pa.string()))
+    # step 2: candidates through assess, exactly as the per-item path; the rest get the verdict assess gives a row
+    # that is read and matches nothing (asked here, so a policy that changes it changes this path too)
+    unmatched, _ = judge(Status.OK, (), None, ctx.policy)
+    verdict = pc.if_else(
+        pa.array(ok), pa.scalar(None if unmatched is None else str(unmatched)), pa.scalar(None, pa.string())
+    )
     match_counts = np.zeros(n, dtype=np.int32)
     note_counts = np.zeros(n, dtype=np.int32)
     match_rows: list[dict[str, Any]] = []
@@ -284,16 +304,15 @@ def scan_batch(batch: pa.RecordBatch, shard: Shard, ctx: ScanContext, plan: UrlP
         probe_lists = [
             [Probe(k, k, cols[k][j]) for k in kinds if cols[k][j] is not None] for j in range(len(cand_rows))
         ]
-        matched = ctx.matcher.match_many(probe_lists)
+        statuses = [Status.OK if ok[row] else Status.FAILED for row in cand_rows]
+        assessed = assess_many(probe_lists, ctx.matcher, ctx.policy, statuses=statuses)
         vs = verdict.to_pylist()
-        for j, (row, (matches, notes)) in enumerate(zip(cand_rows, matched, strict=True)):
-            outcome = _Outcome(probe_lists[j], Status.OK if ok[row] else Status.FAILED)
-            r = build_result(SourceItem(key=""), outcome, shard, matches, notes, ctx.policy)  # type: ignore[arg-type]
-            vs[row] = None if r.verdict is None else str(r.verdict)
-            match_counts[row] = len(r.matches)
-            note_counts[row] = len(r.notes)
-            match_rows += [match_row(m) for m in r.matches]
-            note_rows += r.notes
+        for row, a in zip(cand_rows, assessed, strict=True):
+            vs[row] = None if a.verdict is None else str(a.verdict)
+            match_counts[row] = len(a.matches)
+            note_counts[row] = len(a.notes)
+            match_rows += [match_row(m) for m in a.matches]
+            note_rows += a.notes
         verdict = pa.array(vs, pa.string())
     t2 = time.process_time()
     timings.match_s += t2 - t1
@@ -302,18 +321,6 @@ def scan_batch(batch: pa.RecordBatch, shard: Shard, ctx: ScanContext, plan: UrlP
     )
     timings.decide_s += time.process_time() - t2
     return table
-
-
-class _Outcome:
-    """The bits of a HashOutcome that build_result reads."""
-
-    def __init__(self, probes: list[Probe], status: Status) -> None:
-        self.status = status
-        self.reason = None
-        self.hashes: dict[str, str] = {}
-        self.scores: dict[str, float] = {}
-        self.pdq_quality = self.width = self.height = self.format = None
-        self.probes = probes
 
 
 def _list_column(counts: np.ndarray, values: pa.Array, type_: pa.DataType) -> pa.Array:

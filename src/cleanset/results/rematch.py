@@ -2,7 +2,7 @@
 
 A scan stores every probe it matched (the item's own hashes, per view: rotations, flips, regions), so when a list
 gains or loses entries the verdicts can be brought up to date from the results alone. The new decision is taken
-by the same ``pipeline.policy.decide`` with the run's stored policy, and matching uses every bank of the run (the
+by the same ``cleanset.assess`` with the run's stored policy, and matching uses every bank of the run (the
 named ones at their new version, the others at the version the run used), so allow banks keep suppressing exactly
 as in a fresh scan and the result equals what scanning again with those versions would give.
 
@@ -28,11 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cleanset.assess import Policy, assess_many
 from cleanset.atomic import atomic_output, make_dirs
 from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
 from cleanset.pipeline.ledger import write_parquet_atomic
-from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Probe, Status
 from cleanset.results.changes import CHANGE_KINDS, CHANGES_SCHEMA, change_rows
 from cleanset.results.rematch_delta import DELTA_COLUMNS, bank_delta, indexes_for, rematch_table_delta
@@ -135,14 +135,19 @@ def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Tab
     probe_lists = [
         [Probe(p["name"], p["signal"], p["value"], p["quality"]) for p in probes_col[i] or []] for i in ok_rows
     ]
-    results = matcher.match_many(probe_lists) if ok_rows else []
+    assessed = assess_many(
+        probe_lists,
+        matcher,
+        policy,
+        statuses=[Status(status[i]) for i in ok_rows],
+        scores=[dict(scores[i] or []) or None for i in ok_rows],
+    )
     new_matches: list[list[dict[str, Any]]] = [m or [] for m in old_matches]
     new_verdicts = list(old_verdicts)
     new_notes = [list(n or []) for n in notes]
     changes: list[dict[str, Any]] = []
-    for i, (matches, match_notes) in zip(ok_rows, results, strict=True):
-        ms = list(matches)  # the matcher's own order
-        verdict = decide(Status(status[i]), ms, dict(scores[i] or []) or None, policy)
+    for i, a in zip(ok_rows, assessed, strict=True):
+        ms, match_notes, verdict = list(a.matches), a.notes, a.verdict  # matches in the matcher's own order
         new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
         # The matcher's allow-bank notes are re-derived; the scan's own notes (e.g. metadata hashes) stay.

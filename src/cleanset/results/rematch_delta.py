@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cleanset.assess import Policy, judge
 from cleanset.banks.hexcodec import decode_column
 from cleanset.errors import UserError
 from cleanset.matching.matcher import keep_better, match_order
-from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Match, Status
 from cleanset.results.changes import change_rows
 from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
@@ -200,7 +200,8 @@ def rematch_table_delta(
         for cand in new_best.get(i, {}).values():
             keep_better(best, cand)
         ms = sorted(best.values(), key=match_order)
-        verdict = decide(Status(status[i]), ms, dict(scores[i].as_py() or []) or None, policy)
+        # the matches come from an entry subset here; the verdict is still assess's own rule
+        verdict, _ = judge(Status(status[i]), ms, dict(scores[i].as_py() or []) or None, policy)
         new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
         changes += change_rows(keys[i].as_py(), shards[i].as_py(), old_matches[i], ms, verdicts[i], new_verdicts[i])

@@ -34,8 +34,7 @@ import numpy as np
 from cleanset.errors import UserError
 from cleanset.imaging.decode import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DecodeError, decode_frames
 from cleanset.imaging.regions import find_regions
-from cleanset.pipeline.policy import UNSCREENED_FRAMES
-from cleanset.records import DIHEDRAL_NAMES, HashOutcome, Probe, Status
+from cleanset.records import DIHEDRAL_NAMES, UNSCREENED_FRAMES, HashOutcome, Probe, Status
 from cleanset.signals import get_signal, signal_names
 from cleanset.signals.base import BytesSignal, PixelSignal, UrlSignal
 from cleanset.signals.pdq import (

@@ -250,21 +250,25 @@ def quality_score(a: np.ndarray) -> int:
 
 @njit(cache=True, nogil=True)
 def dct_16x16(a: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """B = D A D^T in float32 with the reference's summation order."""
-    t = np.empty((16, 64), dtype=np.float32)
+    """B = D A D^T in float32 with the reference's summation order.
+
+    Each output is still summed over ``k`` in order from zero, but the loops run ``k`` outside and the output
+    column inside, so neighbouring outputs are added side by side in vector registers instead of one long chain
+    of dependent additions per output (which made this a fifth of the hashing after the scan).
+    """
+    t = np.zeros((16, 64), dtype=np.float32)
     for i in range(16):
-        for j in range(64):
-            s = np.float32(0.0)
-            for k in range(64):
-                s += d[i, k] * a[k, j]
-            t[i, j] = s
-    b = np.empty((16, 16), dtype=np.float32)
+        for k in range(64):
+            dik = d[i, k]
+            for j in range(64):
+                t[i, j] += dik * a[k, j]
+    dt = np.ascontiguousarray(d.T)
+    b = np.zeros((16, 16), dtype=np.float32)
     for i in range(16):
-        for j in range(16):
-            s = np.float32(0.0)
-            for k in range(64):
-                s += t[i, k] * d[j, k]
-            b[i, j] = s
+        for k in range(64):
+            tik = t[i, k]
+            for j in range(16):
+                b[i, j] += tik * dt[k, j]
     return b
 
 
@@ -281,7 +285,8 @@ def _bits(b: np.ndarray, median: np.float32, words: np.ndarray, which: int) -> N
 
 @njit(cache=True, nogil=True)
 def _lower_median(b: np.ndarray) -> np.float32:
-    return np.sort(b.ravel())[127]
+    # The 128th smallest value; a selection finds the same value as a full sort, in about half the time.
+    return np.partition(b.ravel(), 127)[127]
 
 
 @njit(cache=True, nogil=True)

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
 from cleanset.sources._files import common_root, expand_paths, listed_files, shard_id_for
-from cleanset.sources.base import EMBEDDED_IMAGE_PATTERNS, text_may_embed_image
+from cleanset.sources.base import _SHORTEST_RUN_PATTERN, EMBEDDED_IMAGE_PATTERNS, text_may_embed_image
 
 BINARY_IMAGE_NAMES = ("jpg", "jpeg", "png", "webp", "image", "img", "image_bytes", "bytes")
 CAPTION_NAMES = ("caption", "txt", "text")  # the caption column when none is named, first found wins
@@ -547,9 +547,9 @@ def _undictionary(t: pa.DataType) -> pa.DataType:
 # --- text that may spell an image ------------------------------------------------------------------------------
 
 _PATTERNS = list(EMBEDDED_IMAGE_PATTERNS.items())
-_SHORT_PATTERNS = 2  # SVG markup and a data URI match short text; every later pattern needs _SHORTEST_RUN chars
-_SHORTEST_RUN = 8 * 41
-assert [w for w, _ in _PATTERNS[:_SHORT_PATTERNS]] == ["SVG markup", "a data URI"]
+# Patterns whose shortest match is _SHORTEST_RUN_PATTERN characters (see text_may_embed_image): tried on long values
+# only, since most text is a caption; every other pattern is tried on every value.
+_RUN_PATTERNS = frozenset({"a base64 run", "wrapped base64", "hex-encoded bytes", "a byte array"})
 
 
 def text_hits(arr: pa.Array) -> np.ndarray:
@@ -569,10 +569,10 @@ def text_hits(arr: pa.Array) -> np.ndarray:
     if _is_text(t):
         a = arr.cast(pa.large_string()) if pa.types.is_string_view(t) else arr
         lengths = pc.fill_null(pc.binary_length(a), 0).to_numpy(zero_copy_only=False)
-        long = np.flatnonzero(lengths >= _SHORTEST_RUN)
+        long = np.flatnonzero(lengths >= _SHORTEST_RUN_PATTERN)
         for i in range(len(_PATTERNS) - 1, -1, -1):  # the first pattern that matches names the row
             rx = _PATTERNS[i][1]
-            if i < _SHORT_PATTERNS:
+            if _PATTERNS[i][0] not in _RUN_PATTERNS:
                 m = pc.fill_null(pc.match_substring_regex(a, rx), False).to_numpy(zero_copy_only=False)
                 out[m] = i
             elif len(long):  # the run patterns need more text than a caption has: only long values are tried

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cleanset.assess.policy import Policy, decide
 from cleanset.errors import UserError
-from cleanset.pipeline.policy import Policy, decide
 from cleanset.records import Match, Status, Verdict
 
 

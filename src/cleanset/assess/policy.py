@@ -1,7 +1,8 @@
-"""Turning an item's status and matches into a verdict.
+"""Turning an item's status, matches and scores into a verdict, and saying why.
 
-Kept apart from the scan so that ``rematch`` (new bank versions against stored probes) decides exactly as the scan
-did: one pure function, one policy record that is stored in the run's manifest and is part of its fingerprint.
+Kept apart from every caller so that the scan, the URL column path, ``rematch``, ``cleanset match`` and the
+robustness benchmark decide exactly alike: one pure function (``judge``), one policy record that is stored in the
+run's manifest and is part of its fingerprint.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cleanset.errors import UserError
-from cleanset.records import Match, Status, Verdict
+from cleanset.records import UNSCREENED_FRAMES, Match, Status, Verdict
+
+__all__ = ["ACTIONS", "EXACT_SIGNALS", "UNSCREENED_FRAMES", "Policy", "decide", "judge", "match_verdict"]
 
 ACTIONS = ("remove", "review")
 EXACT_SIGNALS = frozenset({"md5", "sha1", "sha256", "url_md5", "url_sha1"})
-# Score the hashing engine sets to the number of frames past its cap (``HashConfig.max_frames``). Any such frame was
-# never looked at, so the item cannot be called clean: it goes to review whatever ``score_review`` says.
-UNSCREENED_FRAMES = "unscreened_frames"
 
 
 @dataclass(frozen=True)
@@ -82,30 +82,69 @@ def match_verdict(m: Match, policy: Policy) -> Verdict | None:
     return Verdict.REMOVE
 
 
+def match_reason(m: Match, policy: Policy) -> str:
+    """One line a reviewer reads next to the verdict: which bank entry, how close, and what softened it."""
+    where = f"bank {m.bank} v{m.version} entry {m.entry_id}"
+    if m.bank in policy.allow_banks:
+        return f"{m.signal} match in allow bank {m.bank} ignored"
+    if m.signal in EXACT_SIGNALS:
+        head = f"{m.signal} exact match in {where}"
+    else:
+        head = f"{m.signal} {m.distance} bits from {where} (probe {m.probe})"
+    if policy.bank_actions.get(m.bank, "remove") == "review":
+        return f"{head} (bank {m.bank} is review-only)"
+    if policy.review_above is not None and m.signal not in EXACT_SIGNALS and m.distance > policy.review_above:
+        return f"{head} (review above {policy.review_above})"
+    return head
+
+
+def judge(
+    status: Status | str,
+    matches: Iterable[Match],
+    scores: Mapping[str, float] | None = None,
+    policy: Policy | None = None,
+) -> tuple[Verdict | None, list[str]]:
+    """The verdict and the reasons for it; ``decide`` is this without the reasons.
+
+    ``None`` exactly for failed items (they are accounted as failed, not kept); otherwise the strictest verdict any
+    match asks for: remove beats review beats keep. Unscreened frames or a score over its threshold turn keep into
+    review. Reasons list every match that counted (nearest first, as the matcher orders them), so a reviewer sees
+    the removing match and the softened ones alike.
+    """
+    if status is Status.FAILED or status == "failed":
+        return None, ["item failed: no verdict, counted as failed"]
+    policy = policy or Policy()
+    verdict = Verdict.KEEP
+    reasons: list[str] = []
+    for m in matches:
+        v = match_verdict(m, policy)
+        reasons.append(match_reason(m, policy))
+        if v is Verdict.REMOVE:
+            verdict = Verdict.REMOVE
+        elif v is Verdict.REVIEW and verdict is Verdict.KEEP:
+            verdict = Verdict.REVIEW
+    if scores:
+        frames = scores.get(UNSCREENED_FRAMES, 0)
+        if frames > 0:
+            reasons.append(f"more frames than screened ({int(frames)} not hashed)")
+            if verdict is Verdict.KEEP:
+                verdict = Verdict.REVIEW
+        for name, threshold in sorted(policy.score_review.items()):
+            s = scores.get(name)
+            if s is not None and s >= threshold:
+                reasons.append(f"score {name} {s:g} at or above {threshold:g}")
+                if verdict is Verdict.KEEP:
+                    verdict = Verdict.REVIEW
+    if not reasons:
+        reasons.append("no match in any bank")
+    return verdict, reasons
+
+
 def decide(
-    status: Status,
+    status: Status | str,
     matches: Iterable[Match],
     scores: Mapping[str, float] | None = None,
     policy: Policy | None = None,
 ) -> Verdict | None:
-    """``None`` exactly for failed items (they are accounted as failed, not kept); otherwise the strictest verdict
-    any match asks for: remove beats review beats keep. Unscreened frames or a score over its threshold turn keep
-    into review."""
-    if status is Status.FAILED or status == "failed":
-        return None
-    policy = policy or Policy()
-    verdict = Verdict.KEEP
-    for m in matches:
-        v = match_verdict(m, policy)
-        if v is Verdict.REMOVE:
-            return Verdict.REMOVE
-        if v is Verdict.REVIEW:
-            verdict = Verdict.REVIEW
-    if verdict is Verdict.KEEP and scores:
-        if scores.get(UNSCREENED_FRAMES, 0) > 0:
-            return Verdict.REVIEW
-        for name, threshold in policy.score_review.items():
-            s = scores.get(name)
-            if s is not None and s >= threshold:
-                return Verdict.REVIEW
-    return verdict
+    """The verdict alone (see ``judge``): for callers that store no reasons, e.g. the report's counts."""
+    return judge(status, matches, scores, policy)[0]
