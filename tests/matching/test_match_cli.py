@@ -154,7 +154,7 @@ def test_one_json_object_per_input_and_no_bank_value(home: Path, tmp_path: Path)
     assert res.returncode == 1, res.stderr
     out = lines(res.stdout)
     assert [o["input"] for o in out] == ["a.jpg", "b.jpg"] and all(isinstance(o, dict) for o in out)
-    assert set(out[0]) == {"input", "line", "matches", "notes"}
+    assert set(out[0]) == {"input", "line", "matches", "verdict", "reasons", "notes"}
     assert set(out[0]["matches"][0]) == {"bank", "version", "entry_id", "signal", "distance", "probe"}
     for value in (PDQ, MD5, flip_hex(PDQ, 5)):
         assert value not in res.stdout and value not in res.stderr

@@ -2,7 +2,8 @@
 
 Input lines are either one hex hash each or the JSON lines `cleanset hash` writes (then every signal present is
 probed, PDQ with its quality so the quality gate applies). Output names each match by bank, version, entry id,
-signal, distance and probe, never by the bank's value.
+signal, distance and probe, never by the bank's value, and gives the verdict and reasons ``cleanset.assess`` gives a
+scan with the default policy (banks stored as allow lists counted as such), so `match` and `scan` never disagree.
 
 Exit status, so a shell pipeline can stop on a hit without parsing the output: 0 when every input was checked and
 none matched, 1 when any input matched (or could not be hashed, so was matched by its file digests only: that is
@@ -86,7 +87,11 @@ def match(
         raise UserError("name at least one bank with --bank")
     if not hashes and file is None:
         raise UserError("give hashes as arguments or a file with --file")
-    matcher = BankMatcher.build(options.open_banks(bank), quality_gate=quality_gate)
+    from cleanset.assess import Policy
+
+    snaps = options.open_banks(bank)
+    matcher = BankMatcher.build(snaps, quality_gate=quality_gate)
+    policy = Policy().with_allow_banks(s.name for s in snaps if s.allow)
     held = set(matcher.signals())
     if signal is not None:
         from cleanset.signals import get_signal
@@ -102,9 +107,9 @@ def match(
         batch.append(item)
         failed += bool(item.get("failed"))
         if len(batch) >= BATCH:
-            matched += _emit(matcher, batch)
+            matched += _emit(matcher, policy, batch)
             batch = []
-    matched += _emit(matcher, batch)
+    matched += _emit(matcher, policy, batch)
     if failed:
         typer.echo(f"{failed} input(s) could not be decoded: matched by file digests only", err=True)
         raise typer.Exit(int(ExitCode.FAILED_ITEMS))
@@ -117,17 +122,23 @@ def _chain(*its: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from it
 
 
-def _emit(matcher: Any, batch: Sequence[dict[str, Any]]) -> int:
+def _emit(matcher: Any, policy: Any, batch: Sequence[dict[str, Any]]) -> int:
     """Write one JSON line per input; returns how many inputs matched anything."""
-    results = matcher.match_many([item["probes"] for item in batch])
+    from cleanset.assess import assess_many
+    from cleanset.records import Status
+
+    statuses = [Status.FAILED if item.get("failed") else Status.OK for item in batch]
+    assessed = assess_many([item["probes"] for item in batch], matcher, policy, statuses=statuses)
     matched = 0
-    for item, (matches, notes) in zip(batch, results, strict=True):
+    for item, a in zip(batch, assessed, strict=True):
         out: dict[str, Any] = {"input": item["input"]}
         if "line" in item:
             out["line"] = item["line"]
-        out["matches"] = [asdict(m) for m in matches]
-        out["notes"] = item["notes"] + notes
-        matched += bool(matches)
+        out["matches"] = [asdict(m) for m in a.matches]
+        out["verdict"] = None if a.verdict is None else str(a.verdict)
+        out["reasons"] = list(a.reasons)
+        out["notes"] = item["notes"] + list(a.notes)
+        matched += bool(a.matches)
         typer.echo(json.dumps(out))
     return matched
 

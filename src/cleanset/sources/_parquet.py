@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
 from cleanset.sources._files import common_root, expand_paths, listed_files, shard_id_for
-from cleanset.sources.base import _SHORTEST_RUN_PATTERN, EMBEDDED_IMAGE_PATTERNS, text_may_embed_image
+from cleanset.sources.base import EMBEDDED_IMAGE_PATTERNS, SHORTEST_EMBEDDED_RUN, text_may_embed_image
 
 BINARY_IMAGE_NAMES = ("jpg", "jpeg", "png", "webp", "image", "img", "image_bytes", "bytes")
 CAPTION_NAMES = ("caption", "txt", "text")  # the caption column when none is named, first found wins
@@ -165,6 +165,13 @@ def read_schema(path: Path) -> pa.Schema | None:
 class ParquetShards:
     root: Path
     files: dict[str, Path]  # shard id -> file
+
+    def item_counts(self) -> dict[str, int] | None:
+        """Rows per shard from the footers (one row, one item), for an ETA before anything is read."""
+        try:
+            return {sid: pq.read_metadata(f).num_rows for sid, f in self.files.items()}
+        except (OSError, pa.ArrowException):
+            return None
 
     @classmethod
     def from_paths(cls, paths: Sequence[Path], what: str) -> ParquetShards:
@@ -309,7 +316,11 @@ def safe_metadata(md: dict[bytes, bytes] | None) -> dict[bytes, bytes]:
 
 
 def _safe_field(f: pa.Field) -> pa.Field:
-    """``f`` with :func:`safe_metadata` applied to it and to every field nested in it."""
+    """``f`` with :func:`safe_metadata` applied to it and to every field nested in it. A name is copied as it is,
+    so a name that could carry an image written as text is refused."""
+    embedded = text_may_embed_image(f.name)
+    if embedded is not None:
+        raise UserError(f"a column name may embed an image ({embedded}): it would be copied unscreened")
     t = f.type
     if pa.types.is_struct(t):
         t = pa.struct([_safe_field(t.field(i)) for i in range(t.num_fields)])
@@ -547,7 +558,7 @@ def _undictionary(t: pa.DataType) -> pa.DataType:
 # --- text that may spell an image ------------------------------------------------------------------------------
 
 _PATTERNS = list(EMBEDDED_IMAGE_PATTERNS.items())
-# Patterns whose shortest match is _SHORTEST_RUN_PATTERN characters (see text_may_embed_image): tried on long values
+# Patterns whose shortest match is SHORTEST_EMBEDDED_RUN characters (see text_may_embed_image): tried on long values
 # only, since most text is a caption; every other pattern is tried on every value.
 _RUN_PATTERNS = frozenset({"a base64 run", "wrapped base64", "hex-encoded bytes", "a byte array"})
 
@@ -569,7 +580,7 @@ def text_hits(arr: pa.Array) -> np.ndarray:
     if _is_text(t):
         a = arr.cast(pa.large_string()) if pa.types.is_string_view(t) else arr
         lengths = pc.fill_null(pc.binary_length(a), 0).to_numpy(zero_copy_only=False)
-        long = np.flatnonzero(lengths >= _SHORTEST_RUN_PATTERN)
+        long = np.flatnonzero(lengths >= SHORTEST_EMBEDDED_RUN)
         for i in range(len(_PATTERNS) - 1, -1, -1):  # the first pattern that matches names the row
             rx = _PATTERNS[i][1]
             if _PATTERNS[i][0] not in _RUN_PATTERNS:

@@ -106,7 +106,7 @@ EMBEDDED_IMAGE_PATTERNS: dict[str, str] = {
     "a byte array": r"(?:[0-9][0-9]?[0-9]?\s*,\s*){400,}",
 }
 
-_SHORTEST_RUN_PATTERN = 8 * 41  # characters the shortest match of any pattern but SVG and data URI takes
+SHORTEST_EMBEDDED_RUN = 8 * 41  # characters the shortest match of any pattern but SVG and data URI takes
 
 
 def text_may_embed_image(text: str) -> str | None:
@@ -120,7 +120,7 @@ def text_may_embed_image(text: str) -> str | None:
     low = text.lower()
     if "<svg" in low:
         return "SVG markup"
-    if len(text) < _SHORTEST_RUN_PATTERN:  # a caption: too short for any of the run patterns
+    if len(text) < SHORTEST_EMBEDDED_RUN:  # a caption: too short for any of the run patterns
         return "a data URI" if "data:" in low and ";base64," in low else None
     arr = pa.array([text], pa.large_string())
     for what, rx in EMBEDDED_IMAGE_PATTERNS.items():

@@ -149,6 +149,9 @@ class LaionSource(Source):
     def shards(self) -> list[Shard]:
         return [Shard(id=sid, path=str(p)) for sid, p in self._files.files.items()]
 
+    def item_counts(self) -> dict[str, int] | None:
+        return self._files.item_counts()
+
     def shard_digest(self, shard: Shard) -> str | None:
         return self._digests.get(shard.id)
 

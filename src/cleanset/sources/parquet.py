@@ -77,7 +77,7 @@ from cleanset.sources._parquet import (
     text_findings,
     writer_schema,
 )
-from cleanset.sources.base import SOURCES, CleanGate, Shard, Source, SourceItem, marker_key
+from cleanset.sources.base import SOURCES, CleanGate, Shard, Source, SourceItem, marker_key, marker_keys
 
 ROW_GROUP_BYTES = 64 << 20  # kept rows buffered before an output row group is written
 
@@ -164,6 +164,9 @@ class ParquetImageSource(Source):
     def shards(self) -> list[Shard]:
         return [Shard(id=sid, path=str(p)) for sid, p in self._files.files.items()]
 
+    def item_counts(self) -> dict[str, int] | None:
+        return self._files.item_counts()
+
     def read(self, shard: Shard) -> Iterator[SourceItem]:
         opened = self._open(shard)
         if isinstance(opened, SourceItem):
@@ -199,7 +202,7 @@ class ParquetImageSource(Source):
     def _chunks(self, shard: Shard, f: _File) -> Iterator[tuple[Chunk, list[SourceItem], list[str]]]:
         """Bounded chunks of rows with their items and each row's key before :class:`UniqueKeys` (the ``key``
         value or ``<shard>/<row>``), so ``clean`` can record the keys that differ from it."""
-        unique = UniqueKeys()
+        unique = UniqueKeys(marker_keys(shard.id))  # a key column value never poses as a marker
         for whole in iter_chunks(f.pf, Path(shard.path).name):
             for chunk in bounded(whole):
                 bases, keys = self._keys(chunk, f, shard, unique)

@@ -66,6 +66,7 @@ from cleanset.sources._files import (
     printable_key,
     shard_id_for,
 )
+from cleanset.sources._parquet import holds_bytes
 from cleanset.sources.base import (
     IMAGE_EXTS,
     SIDECAR_MAX_BYTES,
@@ -432,7 +433,7 @@ class WebDatasetSource(Source):
                 raise UserError(f"{side}: the shard's metadata Parquet cannot be read ({err})") from err
             if "key" not in table.column_names:  # it could not be filtered: removed items' URLs would stay in it
                 raise UserError(f"{side}: the shard's metadata Parquet has no 'key' column, so it cannot be cleaned")
-            binary = [f.name for f in table.schema if _holds_bytes(f.type)]
+            binary = [f.name for f in table.schema if holds_bytes(f.type)]
             if binary:  # bytes there were never screened: copying them would pass them through unchecked
                 raise UserError(
                     f"{side}: the shard's metadata Parquet has binary column(s) {', '.join(binary)} that the scan "
@@ -450,18 +451,6 @@ class WebDatasetSource(Source):
                 raise UserError(f"{stats}: not a text/JSON stats file ({why}); it would be copied unscreened")
             with atomic_output(final.with_name(stats.name)) as tmp:
                 tmp.write_bytes(data)
-
-
-def _holds_bytes(t: pa.DataType) -> bool:
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return True
-    if pa.types.is_struct(t):
-        return any(_holds_bytes(t.field(i).type) for i in range(t.num_fields))
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return _holds_bytes(t.value_type)
-    if pa.types.is_map(t):
-        return _holds_bytes(t.key_type) or _holds_bytes(t.item_type)
-    return False
 
 
 def _plain_member(m: tarfile.TarInfo, size: int) -> tarfile.TarInfo:
