@@ -102,3 +102,26 @@ def atomic_output(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def sweep_dead(folder: Path, prefix: str) -> None:
+    """Remove what a killed process left half-built in ``folder``: entries named ``<prefix>...-<pid>`` whose
+    process is gone. A live process's work (another clean or rematch running now) is left alone."""
+    import shutil
+
+    if not folder.is_dir():
+        return
+    for d in folder.iterdir():
+        pid = d.name.rsplit("-", 1)[-1]
+        if not d.name.startswith(prefix) or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            if d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                d.unlink(missing_ok=True)
+        except PermissionError:
+            continue  # another user's live process
+

@@ -80,7 +80,7 @@ def run_demo(out: Path, n_images: int = 120, log: Callable[[str], None] = lambda
     from cleanset.banks.store import BankStore
     from cleanset.pipeline.scan import ScanOptions, run_scan
     from cleanset.results.rematch import rematch
-    from cleanset.results.store import RunStore
+    from cleanset.runs.store import RunStore
     from cleanset.sources.synth import SampleItem, sample_items, write_webdataset
 
     if out.exists():

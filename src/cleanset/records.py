@@ -98,7 +98,7 @@ class HashOutcome:
 
 @dataclass(slots=True)
 class ItemResult:
-    """The one row per item that a scan commits (see ``cleanset.results.schema``)."""
+    """The one row per item that a scan commits (see ``cleanset.runs.schema``)."""
 
     key: str
     shard: str

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from cleanset.records import ItemResult, Match, Status, Verdict
-from cleanset.results.schema import to_table
+from cleanset.runs.schema import to_table
 from cleanset.sources import Source
 from cleanset.sources.base import content_digest
 

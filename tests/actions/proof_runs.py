@@ -1,5 +1,5 @@
 """Hand-built run directories in the scan's on-disk layout, for testing report/attest before (and beside) the
-real scanner: items through ``results.schema.to_table``, counts through ``results.summary.summarize``."""
+real scanner: items through ``runs.schema.to_table``, counts through ``runs.summary.summarize``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
-from cleanset.results.schema import to_table
-from cleanset.results.summary import summarize
+from cleanset.runs.schema import to_table
+from cleanset.runs.summary import summarize
 
 # A value that looks like a list entry; tests assert it never reaches a report.
 SECRET_BANK_VALUE = "f" * 56 + "0badc0de"

@@ -21,7 +21,7 @@ from cleanset.actions.dataset_digest import output_files_root
 from cleanset.actions.merkle import DatasetDigest, canonical_row, item_digest
 from cleanset.errors import UserError
 from cleanset.records import Match, Verdict
-from cleanset.results.schema import to_table
+from cleanset.runs.schema import to_table
 
 
 @pytest.fixture(scope="module")

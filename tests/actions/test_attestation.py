@@ -35,7 +35,7 @@ from cleanset.actions.merkle import SPEC, DatasetDigest, item_digest
 from cleanset.actions.verify import verify
 from cleanset.errors import UserError, VerificationError
 from cleanset.records import Verdict
-from cleanset.results.schema import to_table
+from cleanset.runs.schema import to_table
 from cleanset.sources.synth import image_ext, sample_items, write_folder
 
 

@@ -15,7 +15,7 @@ from clean_runs import MATCH, write_run
 from cleanset.actions.clean import REMOVED_SCHEMA, clean
 from cleanset.errors import UserError
 from cleanset.records import Status, Verdict
-from cleanset.results.schema import ITEM_SCHEMA
+from cleanset.runs.schema import ITEM_SCHEMA
 from cleanset.sources import Source, UnaccountedItem, open_source
 from cleanset.sources.synth import (
     sample_items,
@@ -198,7 +198,7 @@ def test_unread_shard_is_left_out_whole(tmp_path: Path) -> None:
     """A shard the scan could not even list (one ``<shard>#unread`` row) cleans to nothing, even with --keep-failed,
     instead of making the whole dataset impossible to clean."""
     from cleanset.records import ItemResult
-    from cleanset.results.schema import to_table
+    from cleanset.runs.schema import to_table
     from cleanset.sources.base import marker_key
 
     data = _make("webdataset", tmp_path / "data")

@@ -22,7 +22,7 @@ from cleanset.actions.clean import CLEAN_MARKER, clean, read_clean_marker
 from cleanset.banks.base import BankRow
 from cleanset.banks.store import BankStore
 from cleanset.pipeline.scan import ScanOptions, run_scan
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 from cleanset.signals.engine import HashConfig, HashEngine
 from cleanset.sources.base import ContentChanged
 
@@ -193,7 +193,11 @@ def test_clean_finishes_with_a_marker_and_leaves_no_partial_folder(tmp_path: Pat
     (tmp_path / "ds" / "b.jpg").write_bytes(LISTED_JPEG)
     scan([tmp_path / "ds"], tmp_path / "run", bank)
     (tmp_path / "out").mkdir()  # an empty --out is fine
-    partial = tmp_path / ".out.cleanset-partial"
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    partial = tmp_path / f".out.cleanset-partial-{gone.pid}"  # a killed clean's, by a process that is gone
     partial.mkdir()
     (partial / "leftover.jpg").write_bytes(LISTED_JPEG)  # a killed clean's leftovers are swept, never renamed in
     clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")

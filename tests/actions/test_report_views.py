@@ -24,9 +24,9 @@ from cleanset.banks.base import MemoryBank
 from cleanset.imaging.decode import PAM_REASON, SVG_REASON
 from cleanset.records import DIHEDRAL_NAMES, ItemResult, Match, Probe, Status, Verdict
 from cleanset.results.rematch import rematch
-from cleanset.results.schema import to_table
-from cleanset.results.store import RunStore
-from cleanset.results.summary import summarize
+from cleanset.runs.schema import to_table
+from cleanset.runs.store import RunStore
+from cleanset.runs.summary import summarize
 
 POLICY = {"review_above": 20, "bank_actions": {"listC": "review"}, "allow_banks": [], "score_review": {"nsfw": 0.9}}
 MD5 = "cd" * 16

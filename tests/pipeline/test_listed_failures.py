@@ -16,7 +16,7 @@ from cleanset.matching.matcher import BankMatcher
 from cleanset.pipeline.scan import ScanOptions, run_scan
 from cleanset.records import Probe
 from cleanset.results.rematch import rematch
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 
 
 def _rows(run: Path) -> dict[str, dict]:

@@ -16,7 +16,7 @@ from scan_fixtures import make_wds, planted_bank
 
 from cleanset.banks.base import BankRow
 from cleanset.banks.store import BankStore
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from cleanset.banks.base import BankRow
 from cleanset.banks.store import BankStore
 from cleanset.errors import ExitCode, UserError
 from cleanset.pipeline.scan import NothingScreened, ScanOptions, check_screened, prepare, reopen_options
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 from cleanset.sources import open_source
 
 

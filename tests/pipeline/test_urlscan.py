@@ -15,7 +15,7 @@ from cleanset.banks.base import MemoryBank
 from cleanset.pipeline.scan import ScanOptions, execute, prepare
 from cleanset.pipeline.urlhash import digest_column, interleave, normal_form_mask
 from cleanset.pipeline.urlscan import NORMAL_URL, normalized_urls
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 from cleanset.signals.url import normalize_url
 
 TRICKY_URLS = [

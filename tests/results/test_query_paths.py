@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from cleanset.pipeline.ledger import commit_shard
-from cleanset.pipeline.runs import RunDir
+from cleanset.runs.layout import RunDir
 from cleanset.records import ItemResult, Status, Verdict
 from cleanset.results.query import query
-from cleanset.results.schema import to_table
+from cleanset.runs.schema import to_table
 from cleanset.sources.base import Shard
 
 GLOBBY = "run[1]*?"
@@ -51,8 +51,8 @@ def test_query_cli_on_a_globby_run_directory(tmp_path: Path) -> None:
 
 def test_summary_counts_exactly_the_named_run(tmp_path: Path) -> None:
     """The scan's closing summary and rematch's revision summary read the same files, never a glob's siblings."""
-    from cleanset.results.store import RunStore
-    from cleanset.results.summary import summarize
+    from cleanset.runs.store import RunStore
+    from cleanset.runs.summary import summarize
 
     run = make_run(tmp_path / GLOBBY, "mine", 2)
     make_run(tmp_path / SIBLING, "other", 3)

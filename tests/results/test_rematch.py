@@ -16,9 +16,9 @@ import pytest
 from cleanset.banks.base import MemoryBank
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
 from cleanset.results.rematch import rematch
-from cleanset.results.schema import to_table
-from cleanset.results.store import RunStore
-from cleanset.results.summary import summarize
+from cleanset.runs.schema import to_table
+from cleanset.runs.store import RunStore
+from cleanset.runs.summary import summarize
 
 RNG = np.random.default_rng(7)
 

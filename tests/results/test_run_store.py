@@ -11,12 +11,12 @@ import pytest
 
 from cleanset.errors import UserError
 from cleanset.pipeline.ledger import commit_shard
-from cleanset.pipeline.runs import RunDir
+from cleanset.runs.layout import RunDir
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
 from cleanset.results.query import query
-from cleanset.results.schema import to_table
-from cleanset.results.store import RunStore
-from cleanset.results.summary import summarize
+from cleanset.runs.schema import to_table
+from cleanset.runs.store import RunStore
+from cleanset.runs.summary import summarize
 from cleanset.sources.base import Shard
 
 

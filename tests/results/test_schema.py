@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
-from cleanset.results.schema import from_rows, to_table, with_full_probes
+from cleanset.runs.schema import from_rows, to_table, with_full_probes
 
 MD5 = "0f" * 16
 PHASH = "ab" * 8

@@ -16,7 +16,7 @@ from source_samples import items
 import cleanset.sources.parquet as parquet_mod
 from cleanset.banks.base import MemoryBank
 from cleanset.pipeline.scan import ScanOptions, execute, prepare
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 from cleanset.sources import ParquetImageSource, open_source
 from cleanset.sources._parquet import SOURCE_ROWS_KEY, RowDigester, image_columns
 from cleanset.sources.base import CleanGate, ContentChanged, content_digest

@@ -22,7 +22,7 @@ from cleanset.banks.base import BankRow
 from cleanset.banks.store import BankStore
 from cleanset.errors import UserError
 from cleanset.pipeline.scan import ScanOptions, run_scan
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 from cleanset.signals.engine import HashConfig, HashEngine
 from cleanset.sources import LaionSource, ParquetImageSource
 from cleanset.sources._parquet import CAPTION_NAMES, holds_bytes

@@ -42,7 +42,7 @@ from cleanset.actions.clean import CLEAN_JSON, CLEAN_MARKER, read_clean_marker
 from cleanset.actions.merkle import SPEC, DatasetDigest, files_root
 from cleanset.atomic import atomic_output
 from cleanset.errors import UserError, VerificationError
-from cleanset.results.store import RunStore
+from cleanset.runs.store import RunStore
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"

@@ -32,12 +32,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.actions.dataset_digest import output_files_root
-from cleanset.atomic import fsync_dir
+from cleanset.atomic import fsync_dir, sweep_dead
 from cleanset.errors import UserError
-from cleanset.pipeline.runs import write_json_atomic
+from cleanset.runs.layout import write_json_atomic
 from cleanset.pipeline.scan import reopen_options
-from cleanset.results.schema import MATCH_TYPE
-from cleanset.results.store import RunStore
+from cleanset.runs.schema import MATCH_TYPE
+from cleanset.runs.store import RunStore
 from cleanset.sources import open_source
 from cleanset.sources._files import atomic_output
 from cleanset.sources.base import CleanGate, Shard, Source, marker_key
@@ -146,9 +146,12 @@ def read_clean_marker(out: Path) -> dict[str, Any] | None:
 
 
 def _temporary_out(out: Path) -> Path:
-    """A hidden sibling of ``out`` to build the copy in; a leftover of a killed clean of the same --out is ours
-    (its name says so) and holds only admitted bytes, so it is removed."""
-    tmp = out.parent / f".{out.name}.cleanset-partial"
+    """A hidden sibling of ``out``, this process's own, to build the copy in. Leftovers of killed cleans of the
+    same --out are removed; a clean running now keeps its own (the first to finish takes --out, the other then
+    finds it not empty and stops)."""
+    prefix = f".{out.name}.cleanset-partial-"
+    sweep_dead(out.parent, prefix)
+    tmp = out.parent / f"{prefix}{os.getpid()}"
     if tmp.is_symlink() or tmp.is_file():
         tmp.unlink()
     elif tmp.exists():
@@ -167,7 +170,10 @@ def _finish(tmp: Path, out: Path) -> None:
             finally:
                 os.close(fd)
     if out.exists():
-        out.rmdir()  # checked empty before anything was written
+        try:
+            out.rmdir()  # checked empty before anything was written
+        except OSError:
+            raise UserError(f"--out {out} was filled by something else (another clean?) while cleaning") from None
     os.rename(tmp, out)
     fsync_dir(out.parent)
 

@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 
 from cleanset.assess.policy import UNSCREENED_FRAMES, Policy, match_verdict
 from cleanset.records import Match, Verdict
-from cleanset.results.schema import ITEM_SCHEMA
-from cleanset.results.store import RunStore
+from cleanset.runs.schema import ITEM_SCHEMA
+from cleanset.runs.store import RunStore
 
 REPORT_VERSION = 2
 SCORE_BINS = 20

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         m.add_column("key")
         m.add_column("listed as")
         m.add_column("outcome")
-        from cleanset.results.store import RunStore
+        from cleanset.runs.store import RunStore
 
         tab = RunStore(res.run).items_table(columns=["key", "verdict", "status"]).to_pylist()
         verdicts = {r["key"]: r["verdict"] or r["status"] for r in tab}

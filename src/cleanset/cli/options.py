@@ -114,7 +114,7 @@ def run_sources(run: Path) -> list[Path]:
 
     A recorded path that is gone is named here rather than left to the source to misreport: the usual cause is a
     dataset moved since the scan, and then the paths must be given."""
-    from cleanset.results.store import RunStore
+    from cleanset.runs.store import RunStore
 
     recorded = RunStore(run).manifest.get("sources") or []
     if not recorded:

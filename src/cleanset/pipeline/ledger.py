@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanset.atomic import atomic_output
-from cleanset.pipeline.runs import RunDir, read_json, write_json_atomic
-from cleanset.results.schema import HASH_COLUMNS
+from cleanset.runs.layout import RunDir, read_json, write_json_atomic
+from cleanset.runs.schema import HASH_COLUMNS
 from cleanset.sources.base import Shard
 
 COUNT_KEYS = ("items", "kept", "removed", "review", "failed")

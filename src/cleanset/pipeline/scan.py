@@ -20,9 +20,9 @@ from cleanset.assess.policy import Policy
 from cleanset.errors import CleansetError, ExitCode, UserError
 from cleanset.pipeline.executors import Event, EventFn, get_executor
 from cleanset.pipeline.ledger import committed, totals
-from cleanset.pipeline.runs import SUMMARY, RunDir, write_json_atomic
+from cleanset.runs.layout import SUMMARY, RunDir, write_json_atomic
 from cleanset.pipeline.tasks import ScanContext
-from cleanset.results.summary import summarize
+from cleanset.runs.summary import summarize
 
 DEFAULT_QUALITY_GATE = 50
 

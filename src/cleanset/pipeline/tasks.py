@@ -17,7 +17,7 @@ import pyarrow as pa
 from cleanset.assess import Assessment, Policy, assess_many
 from cleanset.pipeline.ledger import ShardCounts
 from cleanset.records import HashOutcome, ItemResult, Probe, Status, Verdict
-from cleanset.results.schema import to_table
+from cleanset.runs.schema import to_table
 from cleanset.sources.base import Shard, Source, SourceItem, content_digest, marker_key
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ from cleanset.pipeline import urlhash
 from cleanset.pipeline.tasks import FLAGGED
 from cleanset.pipeline.urlhash import digest_column, hex_prefixes, interleave, normal_form_mask
 from cleanset.records import Probe, Status
-from cleanset.results.schema import COLUMN_PROBES, HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE, match_row
+from cleanset.runs.schema import COLUMN_PROBES, HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE, match_row
 from cleanset.sources.base import Shard, marker_key
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ def _assemble(
     n = batch.num_rows
     nulls = pa.nulls(n, pa.string())
     # probes: row-major over (row, kind), only where the kind has a value for the row; a kind whose values are a
-    # hash column is not stored again (results.schema.COLUMN_PROBES; readers put those probes back)
+    # hash column is not stored again (runs.schema.COLUMN_PROBES; readers put those probes back)
     kinds = [k for k in kinds if k not in COLUMN_PROBES]
     if kinds:
         present = np.stack([columns[k].is_valid().to_numpy(zero_copy_only=False) for k in kinds], axis=1)

@@ -12,9 +12,9 @@ import duckdb
 import pyarrow as pa
 
 from cleanset.errors import UserError
-from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA
-from cleanset.results.store import RunStore
-from cleanset.results.summary import register_files
+from cleanset.runs.schema import COLUMN_PROBES, ITEM_SCHEMA
+from cleanset.runs.store import RunStore
+from cleanset.runs.summary import register_files
 
 LEDGER_SCHEMA = pa.schema(
     [
@@ -47,7 +47,7 @@ def connect(run: Path | str, revision: int | None = None) -> duckdb.DuckDBPyConn
            SELECT key, shard, verdict, m.bank, m.version, m.entry_id, m.signal, m.distance, m.probe
            FROM (SELECT key, shard, verdict, unnest(matches) AS m FROM items)"""
     )
-    # Probes a hash column holds are stored only there (results.schema.COLUMN_PROBES); the view shows them all.
+    # Probes a hash column holds are stored only there (runs.schema.COLUMN_PROBES); the view shows them all.
     from_columns = "".join(
         f" UNION ALL SELECT key, shard, '{c}', '{c}', {c}, CAST(NULL AS SMALLINT) FROM items WHERE {c} IS NOT NULL"
         for c in COLUMN_PROBES

@@ -29,15 +29,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.assess import Policy, assess_many
-from cleanset.atomic import atomic_output, make_dirs
+from cleanset.atomic import atomic_output, make_dirs, sweep_dead
 from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
 from cleanset.pipeline.ledger import write_parquet_atomic
 from cleanset.records import Probe, Status
 from cleanset.results.changes import CHANGE_KINDS, CHANGES_SCHEMA, change_rows
 from cleanset.results.rematch_delta import DELTA_COLUMNS, bank_delta, indexes_for, rematch_table_delta
-from cleanset.results.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
-from cleanset.results.store import REVISIONS_DIR, RunStore
+from cleanset.runs.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
+from cleanset.runs.store import REVISIONS_DIR, RunStore
 
 
 @dataclass
@@ -170,21 +170,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _sweep_dead(revisions: Path) -> None:
-    """Remove revisions a killed rematch left half-built (``.tmp-<rev>-<pid>`` of a process that is gone): they hold
-    the run's hashes and are never read."""
-    for d in revisions.iterdir():
-        parts = d.name.split("-")
-        if not (d.name.startswith(".tmp-") and len(parts) == 3 and parts[2].isdigit()):
-            continue
-        try:
-            os.kill(int(parts[2]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-        except PermissionError:
-            continue  # another user's live process
-
-
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_output(path) as tmp:  # owner-only inside the run (cleanset.atomic)
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -199,7 +184,7 @@ def rematch(
 ) -> RematchResult:
     """Write the next revision of ``run`` with the named banks at their new versions; see the module docstring."""
     from cleanset.matching.matcher import BankMatcher
-    from cleanset.results.summary import summarize
+    from cleanset.runs.summary import summarize
 
     t0 = time.perf_counter()
     store = RunStore(run)
@@ -241,7 +226,7 @@ def rematch(
     make_dirs(revisions)  # owner-only like the run
     existing = [int(p.name) for p in revisions.iterdir() if p.name.isdigit()]
     rev = max([base_rev, *existing]) + 1
-    _sweep_dead(revisions)
+    sweep_dead(revisions, ".tmp-")  # half-built revisions of killed rematches hold the run's hashes
     tmp = revisions / f".tmp-{rev}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)

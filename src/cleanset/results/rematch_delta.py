@@ -23,7 +23,7 @@ from cleanset.errors import UserError
 from cleanset.matching.matcher import keep_better, match_order
 from cleanset.records import Match, Status
 from cleanset.results.changes import change_rows
-from cleanset.results.schema import COLUMN_PROBES, ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
+from cleanset.runs.schema import COLUMN_PROBES, ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 
 # What the incremental path reads of each shard (hash columns, sizes and notes are carried over untouched).
 DELTA_COLUMNS = ["key", "shard", "status", "verdict", "probes", "matches", "scores", *COLUMN_PROBES]

@@ -45,7 +45,16 @@ from cleanset.sources._files import (
     expand_paths,
     printable_key,
 )
-from cleanset.sources.base import IMAGE_EXTS, SOURCES, CleanGate, Shard, Source, SourceItem, sidecar_kind
+from cleanset.sources.base import (
+    IMAGE_EXTS,
+    SIDECAR_MAX_BYTES,
+    SOURCES,
+    CleanGate,
+    Shard,
+    Source,
+    SourceItem,
+    sidecar_kind,
+)
 
 CHUNK = 1000
 
@@ -70,14 +79,31 @@ def _sniff_image(path: Path) -> bool:
     return sniff(head) is not None or head.startswith(_OTHER_SIGNATURES)
 
 
-def _read_regular(path: Path) -> tuple[bytes | None, str]:
-    """The file's bytes, or None and why not; a fifo or device is never opened (it could block forever)."""
+MAX_FILE_BYTES = 512 << 20  # above any image a scan decodes (100 MP); a larger file is refused unread
+
+
+def _read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> tuple[bytes | None, str]:
+    """The file's bytes, or None and why not. Opened without blocking and checked on the open file, so a fifo or
+    device (even one swapped in after the listing) is never waited on, and nothing over ``limit`` is read."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None, "not a regular file"
-        return path.read_bytes(), ""
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         return None, printable_key(f"read: {err.strerror or err}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file"
+        if st.st_size > limit:
+            return None, f"file of {st.st_size} bytes refused (over {limit})"
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:  # it grew after the check
+            return None, f"file grew past {limit} bytes while read"
+        return data, ""
+    except OSError as err:
+        return None, printable_key(f"read: {err.strerror or err}")
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -243,7 +269,7 @@ class FolderSource(Source):
             good: list[tuple[str, bytes]] = []
             bad: list[SourceItem] = []
             for rel in e.sidecars:
-                data, why = _read_regular(self.root / rel)
+                data, why = _read_regular(self.root / rel, SIDECAR_MAX_BYTES)
                 kind = None
                 if data is not None:
                     kind, why = sidecar_kind(data)

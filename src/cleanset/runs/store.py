@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
-from cleanset.pipeline.runs import ITEMS_DIR, LEDGER_DIR, MANIFEST, SUMMARY, read_json
-from cleanset.results.schema import ITEM_SCHEMA
+from cleanset.runs.layout import ITEMS_DIR, LEDGER_DIR, MANIFEST, SUMMARY, read_json
+from cleanset.runs.schema import ITEM_SCHEMA
 
 REVISIONS_DIR = "revisions"
 
