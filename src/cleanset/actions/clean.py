@@ -34,8 +34,8 @@ import pyarrow.parquet as pq
 from cleanset.actions.dataset_digest import output_files_root
 from cleanset.atomic import fsync_dir, sweep_dead
 from cleanset.errors import UserError
-from cleanset.runs.layout import write_json_atomic
 from cleanset.pipeline.scan import reopen_options
+from cleanset.runs.layout import write_json_atomic
 from cleanset.runs.schema import MATCH_TYPE
 from cleanset.runs.store import RunStore
 from cleanset.sources import open_source

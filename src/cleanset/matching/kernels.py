@@ -279,6 +279,7 @@ def _list_slots(
 @njit(cache=True, nogil=True)
 def _read_buckets(
     offsets: np.ndarray,
+    ids: np.ndarray,
     ns: int,
     slot: np.ndarray,
     sprobe: np.ndarray,
@@ -286,31 +287,29 @@ def _read_buckets(
     b_hi: np.ndarray,
     count: np.ndarray,
     q0: int,
-) -> int:
-    """Step 2: read every listed slot; the non-empty buckets are compacted in place (``slot`` then holds a
-    bucket's first position, ``b_hi`` its end) and each probe's candidates counted. A loop of independent loads
-    and nothing else, so the CPU keeps many of these cache misses in flight at once."""
-    nb = 0
+) -> None:
+    """Step 2: read every listed slot (``slot`` then holds the bucket's first position, ``b_hi`` its end) and
+    count each probe's candidates; then request the first entry id of every bucket.
+
+    No branch depends on a value read here: a mispredicted branch on a value still on its way from memory
+    throws away the loads issued after it, and half the buckets are empty, so a branch there mispredicts often.
+    Without one, the CPU keeps many of these cache misses in flight at once."""
     for s in range(ns):
         v = slot[s]
         lo = np.int64(offsets[v])
         hi = np.int64(offsets[v + 1])
-        if hi > lo:
-            q = sprobe[s]
-            c = schunk[s]
-            slot[nb] = lo
-            b_hi[nb] = hi
-            sprobe[nb] = q
-            schunk[nb] = c
-            count[q - q0] += hi - lo
-            nb += 1
-    return nb
+        slot[s] = lo
+        b_hi[s] = hi
+        count[sprobe[s] - q0] += hi - lo
+    for s in range(ns):
+        prefetch(ids[schunk[s]], slot[s])
 
 
 @njit(cache=True, nogil=True)
 def _list_candidates(
+    words: np.ndarray,
     ids: np.ndarray,
-    nb: int,
+    ns: int,
     slot: np.ndarray,
     b_hi: np.ndarray,
     sprobe: np.ndarray,
@@ -322,15 +321,18 @@ def _list_candidates(
     cand_q: np.ndarray,
     cand_c: np.ndarray,
 ) -> int:
-    """Step 3: every candidate (entry id, probe, chunk) of the probes answered by the tables."""
+    """Step 3: every candidate (entry id, probe, chunk) of the probes answered by the tables, each entry's row
+    requested as it is listed so step 4 finds it on its way."""
     k = 0
-    for s in range(nb):
+    for s in range(ns):
         q = sprobe[s]
         if count[q - q0] > limit:
             continue
         c = schunk[s]
         for p in range(slot[s], b_hi[s]):
-            cand_e[k] = np.int64(ids[c, p])
+            e = np.int64(ids[c, p])
+            prefetch(words[e], 0)
+            cand_e[k] = e
             cand_q[k] = q
             cand_c[k] = c
             k += 1
@@ -434,7 +436,7 @@ def mih_query(
         q1 = min(nq, q0 + block)
         ns = _list_slots(qwords, q0, q1, starts, widths, radii, off_base, qchunk, slot, sprobe, schunk, comb)
         count[:] = 0
-        nb = _read_buckets(offsets, ns, slot, sprobe, schunk, b_hi, count, q0)
+        _read_buckets(offsets, ids, ns, slot, sprobe, schunk, b_hi, count, q0)
         total = np.int64(0)
         for i in range(q1 - q0):
             if count[i] <= limit:
@@ -442,7 +444,7 @@ def mih_query(
         cand_e = _grow(cand_e, total)
         cand_q = _grow(cand_q, total)
         cand_c = _grow(cand_c, total)
-        nc = _list_candidates(ids, nb, slot, b_hi, sprobe, schunk, count, q0, limit, cand_e, cand_q, cand_c)
+        nc = _list_candidates(words, ids, ns, slot, b_hi, sprobe, schunk, count, q0, limit, cand_e, cand_q, cand_c)
         while True:
             k2 = _verify(
                 words, qwords, q0, qchunk, starts, widths, radii, threshold, nc, cand_e, cand_q, cand_c, pr, er, dr, k
