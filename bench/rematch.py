@@ -36,7 +36,7 @@ def filler(rng: np.random.Generator, n: int, signal: str, nbytes: int, prefix: s
 
 def tile_run(src: Path, dst: Path, k: int) -> int:
     """A copy of ``src`` whose every shard holds its items ``k`` times (keys suffixed), with matching summary."""
-    from cleanset.pipeline.ledger import write_parquet_atomic
+    from cleanset.runs.parquet import write_parquet_atomic
     from cleanset.runs.summary import summarize
 
     (dst / "items").mkdir(parents=True)

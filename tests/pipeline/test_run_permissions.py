@@ -16,9 +16,9 @@ from cleanset.actions.clean import clean
 from cleanset.atomic import atomic_output, private_dir
 from cleanset.banks.base import BankRow
 from cleanset.banks.store import BankStore
-from cleanset.runs.layout import RunDir
 from cleanset.pipeline.scan import ScanOptions, execute, prepare
 from cleanset.results.rematch import rematch
+from cleanset.runs.layout import RunDir
 
 
 @pytest.fixture()

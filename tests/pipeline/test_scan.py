@@ -16,9 +16,9 @@ from scan_fixtures import image_bytes, make_wds, planted_bank, wds_members, writ
 from cleanset.assess.policy import Policy
 from cleanset.errors import UserError
 from cleanset.pipeline.ledger import CountMismatch, commit_shard, committed
-from cleanset.runs.layout import RunDir
 from cleanset.pipeline.scan import ScanOptions, execute, prepare
 from cleanset.records import ItemResult, Status, Verdict
+from cleanset.runs.layout import RunDir
 from cleanset.runs.schema import to_table
 from cleanset.runs.store import RunStore
 from cleanset.sources.base import Shard, SourceItem

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from cleanset.pipeline.ledger import commit_shard
-from cleanset.runs.layout import RunDir
 from cleanset.records import ItemResult, Status, Verdict
 from cleanset.results.query import query
+from cleanset.runs.layout import RunDir
 from cleanset.runs.schema import to_table
 from cleanset.sources.base import Shard
 

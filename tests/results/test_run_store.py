@@ -11,9 +11,9 @@ import pytest
 
 from cleanset.errors import UserError
 from cleanset.pipeline.ledger import commit_shard
-from cleanset.runs.layout import RunDir
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
 from cleanset.results.query import query
+from cleanset.runs.layout import RunDir
 from cleanset.runs.schema import to_table
 from cleanset.runs.store import RunStore
 from cleanset.runs.summary import summarize

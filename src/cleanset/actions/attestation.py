@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cleanset.actions import dsse
-from cleanset.actions.clean import CLEAN_JSON, CLEAN_MARKER, read_clean_marker
+from cleanset.actions.clean import CLEAN_JSON, CLEAN_MARKER, MARKER_FIELDS, read_clean_marker
 from cleanset.actions.merkle import SPEC, DatasetDigest, files_root
 from cleanset.atomic import atomic_output
 from cleanset.errors import UserError, VerificationError
@@ -48,22 +48,6 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 PREDICATE_TYPE = "https://cleanset.dev/attestation/scan/v1"
 LEAVES_SUFFIX = ".leaves.parquet"
-# What the predicate repeats from the clean's completion marker: counts and choices (the marker holds no paths).
-CLEAN_FIELDS = (
-    "format",
-    "revision",
-    "items",
-    "kept",
-    "written",
-    "removed",
-    "review_dropped",
-    "failed_dropped",
-    "review_kept",
-    "failed_kept",
-    "keep_review",
-    "keep_failed",
-    "created",
-)
 ITEM_LEAF, FILE_LEAF = "item", "file"
 # One table for both trees: item rows carry shard and key, file rows the relative path (raw bytes, as hashed).
 LEAVES_SCHEMA = pa.schema(
@@ -218,7 +202,7 @@ def build_statement(
         "banks": _banks(manifest),
         "counts": counts,
         "failuresByReason": dict(summary.get("failures_by_reason") or {}),
-        "clean": {k: v for k, v in (clean or {}).items() if k in CLEAN_FIELDS},
+        "clean": {k: v for k, v in (clean or {}).items() if k in MARKER_FIELDS},
         "attestedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "signer": {"keyid": signer_keyid, "publicKey": signer_pem},
     }

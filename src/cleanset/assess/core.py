@@ -36,7 +36,7 @@ class Assessment:
 def matcher_for(matcher_or_banks: Any, quality_gate: int = DEFAULT_QUALITY_GATE) -> BankMatcher:
     """A matcher as given, or one built over bank snapshots: callers with a few banks need not build it."""
     if hasattr(matcher_or_banks, "match_many"):
-        return matcher_or_banks  # type: ignore[no-any-return]
+        return matcher_or_banks
     from cleanset.matching.matcher import BankMatcher
 
     return BankMatcher.build(list(matcher_or_banks), quality_gate=quality_gate)

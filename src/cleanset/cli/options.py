@@ -77,7 +77,7 @@ def open_banks(specs: Sequence[str] | None) -> list[Any]:
     own message names neither.
     """
     check_banks(specs)
-    from cleanset.pipeline.scan import open_banks as resolve
+    from cleanset.runs.banks import open_banks as resolve
 
     return resolve(list(specs or ()))
 

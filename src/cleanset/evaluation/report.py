@@ -5,12 +5,21 @@ Only distances, recall and counts are written: the stand-in bank's values never 
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from pathlib import Path
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
 from cleanset.evaluation.robustness import METHODS, RobustnessResult
+
+# Autoescaping, as the scan report's templates: transform names and notes reach the page as text, never markup.
+_ENV = Environment(
+    loader=PackageLoader("cleanset.evaluation", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
 
 LABELS = {"pdq": "PDQ", "probes": "cleanset probes", "phash": "pHash"}
 
@@ -71,16 +80,7 @@ def markdown(result: RobustnessResult) -> str:
 
 def html_page(result: RobustnessResult) -> str:
     head, body = table_rows(result)
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
-    notes = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(result))
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>cleanset robustness</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:2px 6px;text-align:right}td:first-child{text-align:left}</style></head><body>"
-        f"<h1>cleanset robustness benchmark</h1><table><tr>{cells}</tr>{rows}</table><ul>{notes}</ul>"
-        "<img src='recall.png' alt='recall per transform'></body></html>\n"
-    )
+    return _ENV.get_template("robustness.html.j2").render(head=head, body=body, notes=summary_lines(result))
 
 
 def plot(result: RobustnessResult, path: Path) -> None:

@@ -2,16 +2,18 @@
 
 Half of the photos (every other one) become a stand-in bank of their original PDQ and pHash values. Every photo,
 banked or not, goes through every transform and is hashed the way a scan hashes it (``HashEngine`` with dihedral
-and region probes). Three matchers are compared on the same hashes:
+and region probes), then judged the way a scan judges it: ``cleanset.assess`` over a ``BankMatcher`` of the
+stand-in bank, so the figures are the scan's own rules and not a second matcher's. Three probe sets are compared:
 
 - ``pdq``: the transformed image's own PDQ (``pdq/original``) only, what a plain PDQ lookup does;
 - ``probes``: every PDQ probe cleanset makes (eight dihedral hashes of the image and of each proposed region);
 - ``phash``: the 64-bit pHash at its own threshold.
 
-Recall counts banked photos whose transformed copy matches their own entry. A false match is any match of an
-unbanked photo's transformed copy to any entry, or of a banked photo's copy to an entry that is not its own: these
-are distinct pictures, so every one is a matcher error. PDQ probes below the quality gate count only at distance 0,
-as in the matcher.
+Recall counts banked photos whose transformed copy is flagged (not kept) with a match to their own entry. A false
+match is any match of an unbanked photo's transformed copy to any entry, or of a banked photo's copy to an entry
+that is not its own: these are distinct pictures, so every one is a matcher error. PDQ probes below the quality gate
+count only at distance 0, as in the matcher. The distance distributions (median, p95) are measured separately by
+brute force, since they include the misses, which no matcher reports.
 
 The cost figure times plain hashing (PDQ with its dihedral hashes) against hashing with region probes on the
 untransformed photos, in the same process, alternating, best of several rounds.
@@ -21,17 +23,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from cleanset.assess import Assessment, Policy, assess_many
 from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
 from cleanset.evaluation.corpus import Photo, collect_files, is_photograph, load_photos, skimage_files
 from cleanset.evaluation.transforms import TRANSFORMS, jpeg_bytes, transform_names
 from cleanset.imaging.regions import find_regions
-from cleanset.records import HashOutcome
+from cleanset.matching.matcher import BankMatcher
+from cleanset.records import HashOutcome, Probe, Verdict
 from cleanset.signals import get_signal
 from cleanset.signals.engine import HashConfig, HashEngine
 
@@ -136,31 +140,36 @@ def _pdq_distances(outcome: HashOutcome, bank: np.ndarray, plain: bool) -> tuple
     return d, [p.name for p in probes]
 
 
-def _evaluate(
-    outcome: HashOutcome, bank: _Bank, own: int | None, threshold: int, phash_threshold: int
-) -> dict[str, tuple[int | None, bool, str | None]]:
-    """Per method: distance to the own entry (None for unbanked photos), whether any other entry matched, and
-    (probes only) which probe came closest to the own entry."""
-    out: dict[str, tuple[int | None, bool, str | None]] = {}
-    for method in ("pdq", "probes"):
-        d, names = _pdq_distances(outcome, bank.pdq, plain=method == "pdq")
-        per_entry = d.min(axis=0) if len(d) else np.full(len(bank.pdq), 256)
-        other = np.ones(len(per_entry), dtype=bool)
-        own_d, best = None, None
-        if own is not None:
-            other[own] = False
-            own_d = int(per_entry[own])
-            best = names[int(np.argmin(d[:, own]))] if len(d) else None
-        out[method] = (own_d, bool((per_entry[other] <= threshold).any()), best)
+def _method_probes(outcome: HashOutcome) -> dict[str, list[Probe]]:
+    """What each compared method asks the banks with, from one hashing of the transformed image."""
+    pdq = [p for p in outcome.probes if p.signal == "pdq"]
     ph = outcome.hashes.get("phash")
-    dist = np.full(len(bank.phash), 64) if ph is None else (_bits([ph])[0][None, :] != bank.phash).sum(axis=1)
-    other = np.ones(len(dist), dtype=bool)
-    own_d = None
-    if own is not None:
-        other[own] = False
-        own_d = int(dist[own])
-    out["phash"] = (own_d, bool((dist[other] <= phash_threshold).any()), None)
+    return {
+        "pdq": [p for p in pdq if p.name == "pdq/original"],
+        "probes": pdq,
+        "phash": [Probe("phash", "phash", ph)] if ph is not None else [],
+    }
+
+
+def _distances(outcome: HashOutcome, bank: _Bank, own: int | None) -> dict[str, int | None]:
+    """Per method, the gated distance to the photo's own entry (None for unbanked photos), hit or miss."""
+    if own is None:
+        return {m: None for m in METHODS}
+    out: dict[str, int | None] = {}
+    for method in ("pdq", "probes"):
+        d, _ = _pdq_distances(outcome, bank.pdq, plain=method == "pdq")
+        out[method] = int(d[:, own].min()) if len(d) else 256
+    ph = outcome.hashes.get("phash")
+    out["phash"] = 64 if ph is None else int((_bits([ph])[0] != bank.phash[own]).sum())
     return out
+
+
+def _judged(a: Assessment, own_id: str | None) -> tuple[bool, bool, str | None]:
+    """From assess's answer: whether the own entry caught the photo, whether another entry matched, and the probe
+    that matched the own entry (the matcher's pick: nearest, then smallest name)."""
+    own = next((m for m in a.matches if m.entry_id == own_id), None)
+    caught = own is not None and a.verdict in (Verdict.REMOVE, Verdict.REVIEW)
+    return caught, any(m.entry_id != own_id for m in a.matches), own.probe if own is not None else None
 
 
 def _best_of(rounds: int, *jobs: Callable[[], object]) -> list[float]:
@@ -227,7 +236,10 @@ def run_photos(
     for k, i in enumerate(banked_idx):
         o = plain_engine.hash_rgb(photos[i].rgb)
         entries += [("pdq", o.hashes["pdq"], f"e{k}"), ("phash", o.hashes["phash"], f"e{k}")]
-    bank = _Bank.from_memory(MemoryBank.from_hex("stand-in", entries))
+    stand_in = replace(MemoryBank.from_hex("stand-in", entries), thresholds={"pdq": threshold, "phash": phash_t})
+    bank = _Bank.from_memory(stand_in)
+    matcher = BankMatcher.build([stand_in], quality_gate=QUALITY_GATE)
+    policy = Policy()
 
     rows: list[TransformRow] = []
     comparisons = {m: 0 for m in METHODS}
@@ -236,27 +248,34 @@ def run_photos(
     for t in chosen:
         stats = {m: MethodStats() for m in METHODS}
         matched_by: dict[str, int] = {}
+        outcomes: list[HashOutcome] = []
         for i, photo in enumerate(photos):
-            own = i // 2 if i % 2 == 0 else None
             fillers = [u for j, u in enumerate(unbanked) if 2 * j + 1 != i]
             rgb = t.apply(photo.rgb, seed=seed, index=i, fillers=fillers)
-            res = _evaluate(engine.hash_rgb(rgb), bank, own, threshold, phash_t)
-            for m in METHODS:
-                own_d, false_hit, best = res[m]
-                limit = phash_t if m == "phash" else threshold
+            outcomes.append(engine.hash_rgb(rgb))
+            step += 1
+            tell("transforms", step, steps)
+        asked = [_method_probes(o) for o in outcomes]
+        # one batch per transform: every photo's three probe sets through assess, as a scan's shard would go
+        assessed = assess_many([a[m] for a in asked for m in METHODS], matcher, policy)
+        for i, outcome in enumerate(outcomes):
+            own = i // 2 if i % 2 == 0 else None
+            own_id = f"e{own}" if own is not None else None
+            dist = _distances(outcome, bank, own)
+            for k, m in enumerate(METHODS):
+                caught, false_hit, best = _judged(assessed[i * len(METHODS) + k], own_id)
                 s = stats[m]
                 s.false_matches += int(false_hit)
                 comparisons[m] += len(banked_idx) - (1 if own is not None else 0)
+                own_d = dist[m]
                 if own_d is not None:
                     s.trials += 1
                     s.distances.append(own_d)
-                    if own_d <= limit:
+                    if caught:
                         s.hits += 1
-                        if best is not None:
+                        if best is not None and m == "probes":
                             prefix = best.split("/")[0]
                             matched_by[prefix] = matched_by.get(prefix, 0) + 1
-            step += 1
-            tell("transforms", step, steps)
         rows.append(TransformRow(t.name, t.family, stats, matched_by))
     if cost:
         tell("timing", 0, None)

@@ -225,7 +225,7 @@ def build_tables(
     return ids
 
 
-PROBES_PER_BLOCK = 128  # probes whose table reads are listed together (about 3 MB of work lists at 10 M entries)
+PROBES_PER_BLOCK = 4  # probes whose table reads are listed together (about 3 MB of work lists at 10 M entries)
 
 
 @njit(cache=True, nogil=True)

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cleanset.pipeline.ledger import commit_shard
-from cleanset.runs.layout import RunDir, read_json
 from cleanset.pipeline.tasks import ScanContext, safe_items, scan_shard
 from cleanset.records import ItemResult, Status
 from cleanset.registry import Registry
+from cleanset.runs.layout import RunDir, read_json
 from cleanset.runs.schema import to_table
 from cleanset.sources.base import Shard, marker_key
 from cleanset.threads import limit_blas_threads

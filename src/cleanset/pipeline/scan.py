@@ -20,8 +20,9 @@ from cleanset.assess.policy import Policy
 from cleanset.errors import CleansetError, ExitCode, UserError
 from cleanset.pipeline.executors import Event, EventFn, get_executor
 from cleanset.pipeline.ledger import committed, totals
-from cleanset.runs.layout import SUMMARY, RunDir, write_json_atomic
 from cleanset.pipeline.tasks import ScanContext
+from cleanset.runs.banks import bank_record, open_banks
+from cleanset.runs.layout import SUMMARY, RunDir, write_json_atomic
 from cleanset.runs.summary import summarize
 
 DEFAULT_QUALITY_GATE = 50
@@ -56,24 +57,6 @@ class Prepared:
     shards_total: int
     todo: list[Any]
     done: dict[str, dict[str, Any]]
-
-
-def open_banks(names: Sequence[str]) -> list[Any]:
-    """Snapshots for ``NAME`` or ``NAME@VERSION``; an unknown bank is a UserError from the store."""
-    from cleanset.banks.store import BankStore
-
-    if not names:
-        raise UserError("no bank given: pass --bank NAME (see `cleanset bank list`)")
-    store = BankStore.default()
-    snaps = []
-    for spec in names:
-        name, _, ver = spec.partition("@")
-        if ver and not ver.isdigit():
-            raise UserError(f"--bank {spec!r}: version must be a number (NAME@VERSION)")
-        snaps.append(store.open(name, int(ver) if ver else None))
-    if len({s.name for s in snaps}) != len(snaps):
-        raise UserError("the same bank is given twice")
-    return snaps
 
 
 # Source options that decide how rows are read, so ``clean`` and ``attest`` must open the source with them too.
@@ -121,18 +104,6 @@ def check_screened(summary: Mapping[str, Any], sources: Sequence[Path]) -> None:
             f"every one of the {summary['items']:,} items in {shown} failed, so nothing was screened"
             + (f" (commonest reason: {top})" if top else "")
         )
-
-
-def bank_record(s: Any) -> dict[str, Any]:
-    """How the manifest names a bank: identity and digest, never a value."""
-    return {
-        "name": s.name,
-        "version": int(s.version),
-        "allow": bool(s.allow),
-        "entry_count": int(s.entry_count),
-        "digest": s.digest,
-        "thresholds": {sig: int(s.threshold(sig)) for sig in s.signals()},
-    }
 
 
 def build_engine(opts: ScanOptions, source: Any) -> Any:

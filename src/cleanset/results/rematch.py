@@ -32,10 +32,10 @@ from cleanset.assess import Policy, assess_many
 from cleanset.atomic import atomic_output, make_dirs, sweep_dead
 from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
-from cleanset.pipeline.ledger import write_parquet_atomic
 from cleanset.records import Probe, Status
 from cleanset.results.changes import CHANGE_KINDS, CHANGES_SCHEMA, change_rows
 from cleanset.results.rematch_delta import DELTA_COLUMNS, bank_delta, indexes_for, rematch_table_delta
+from cleanset.runs.parquet import write_parquet_atomic
 from cleanset.runs.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 from cleanset.runs.store import REVISIONS_DIR, RunStore
 
@@ -62,7 +62,7 @@ class RematchResult:
 
 
 def _bank_record(s: Any) -> dict[str, Any]:
-    from cleanset.pipeline.scan import bank_record
+    from cleanset.runs.banks import bank_record
 
     return bank_record(s)
 
@@ -75,7 +75,7 @@ def resolve_banks(
     ``snapshots`` (tests, the demo) stand in for the store's copies of the named banks.
     """
     from cleanset.banks.store import BankStore
-    from cleanset.pipeline.scan import open_banks
+    from cleanset.runs.banks import open_banks
 
     if not names and not snapshots:
         raise UserError("no bank given: pass --bank NAME for each list that has a new version")

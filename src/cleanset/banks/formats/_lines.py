@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from cleanset.errors import InputFormatError
 
@@ -36,3 +38,28 @@ def content_lines(path: Path, *, comments: bool = True) -> Iterator[tuple[int, s
             if not text or (comments and text.startswith("#")):
                 continue
             yield number, text
+
+
+def csv_records(
+    path: Path, f: TextIO, fail: Callable[[int, str], None], delimiter: str = ","
+) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of every CSV record that holds a non-blank field, each checked for bytes that were not
+    UTF-8; a malformed record goes to ``fail(line, why)`` (which raises, or counts it when invalid lines are
+    skipped) and reading goes on after it."""
+    reader = csv.reader(f, delimiter=delimiter, strict=True)
+    prev = 0
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            fail(prev + 1, f"malformed CSV ({e})")
+            prev = reader.line_num
+            continue
+        start, prev = prev + 1, reader.line_num
+        if not any(c.strip() for c in record):
+            continue
+        check_utf8(path, start, "".join(record))
+        yield start, record
+

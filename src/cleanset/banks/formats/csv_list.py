@@ -26,7 +26,7 @@ from cleanset.banks.base import BankFormat, BankRow
 from cleanset.banks.columns import ParsedBank, SignalColumns
 from cleanset.banks.formats import FORMATS, first_line
 from cleanset.banks.formats._headers import names_hashes
-from cleanset.banks.formats._lines import ERRORS, check_utf8
+from cleanset.banks.formats._lines import ERRORS, csv_records
 from cleanset.banks.formats._options import Format
 from cleanset.banks.formats.rows import LineError, RowMaker, check_url, required_signal, shown_name
 from cleanset.banks.hexcodec import decode_column
@@ -96,22 +96,7 @@ class CsvList(Format):
         self.reset()
         header: Header | None = None
         with path.open("r", encoding="utf-8-sig", errors=ERRORS, newline="") as f:
-            reader = csv.reader(f, strict=True)
-            prev = 0
-            while True:
-                try:
-                    record = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as e:
-                    maker.fail(prev + 1, f"malformed CSV ({e})")
-                    self.skipped = maker.skipped
-                    prev = reader.line_num
-                    continue
-                start, prev = prev + 1, reader.line_num
-                if not record:
-                    continue
-                check_utf8(path, start, "".join(record))
+            for start, record in csv_records(path, f, maker.fail):
                 if header is None:
                     header = Header.parse(record, path, start, signal)
                     continue
@@ -119,6 +104,7 @@ class CsvList(Format):
                 self.skipped = maker.skipped
                 if row is not None:
                     yield row
+        self.skipped = maker.skipped  # a malformed last record counts too
         if header is None:
             raise InputFormatError(str(path), "the list is empty")
 

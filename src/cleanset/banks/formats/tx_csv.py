@@ -9,13 +9,12 @@ counted, since putting them in a block bank would remove what the exchange says 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 from cleanset.banks.base import BankRow
 from cleanset.banks.formats import FORMATS, first_line
-from cleanset.banks.formats._lines import ERRORS, check_utf8
+from cleanset.banks.formats._lines import ERRORS, csv_records
 from cleanset.banks.formats._options import Format, key, unsupported_signal
 from cleanset.banks.formats.rows import RowMaker, shown_name
 from cleanset.errors import InputFormatError
@@ -41,22 +40,7 @@ class ThreatExchangeCsv(Format):
         left_out = 0
         header: list[str] | None = None
         with path.open("r", encoding="utf-8-sig", errors=ERRORS, newline="") as f:
-            reader = csv.reader(f, strict=True)
-            prev = 0
-            while True:
-                try:
-                    record = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as e:
-                    maker.fail(prev + 1, f"malformed CSV ({e})")
-                    self.skipped = maker.skipped
-                    prev = reader.line_num
-                    continue
-                start, prev = prev + 1, reader.line_num
-                if not record:
-                    continue
-                check_utf8(path, start, "".join(record))
+            for start, record in csv_records(path, f, maker.fail):
                 if header is None:
                     header = [c.strip().lower() for c in record]
                     if TYPE not in header or VALUE not in header:
@@ -85,6 +69,7 @@ class ThreatExchangeCsv(Format):
                 self.skipped = maker.skipped
                 if row is not None:
                     yield row
+        self.skipped = maker.skipped  # a malformed last record counts too
         if header is None:
             raise InputFormatError(str(path), "the list is empty")
         if left_out:

@@ -16,7 +16,7 @@ from pathlib import Path
 from cleanset.banks.base import BankRow
 from cleanset.banks.formats import FORMATS, first_line
 from cleanset.banks.formats._headers import Roles, names_hashes, record_rows, resolve_roles
-from cleanset.banks.formats._lines import ERRORS, check_utf8
+from cleanset.banks.formats._lines import ERRORS, csv_records
 from cleanset.banks.formats._options import Format, key
 from cleanset.banks.formats.rows import RowMaker, shown_name
 from cleanset.errors import InputFormatError
@@ -61,24 +61,9 @@ class WideList(Format):
         with path.open("r", encoding="utf-8-sig", errors=ERRORS, newline="") as f:
             head = f.readline()
             f.seek(0)
-            reader = csv.reader(f, delimiter=delimiter(head, path), strict=True)
             roles: Roles | None = None
             width = 0
-            prev = 0
-            while True:
-                try:
-                    record = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as e:
-                    maker.fail(prev + 1, f"malformed CSV ({e})")
-                    self.skipped = maker.skipped
-                    prev = reader.line_num
-                    continue
-                start, prev = prev + 1, reader.line_num
-                if not record or not any(c.strip() for c in record):
-                    continue
-                check_utf8(path, start, "".join(record))
+            for start, record in csv_records(path, f, maker.fail, delimiter=delimiter(head, path)):
                 if roles is None:
                     roles, width = self._roles(path, record, start), len(record)
                     continue
@@ -89,6 +74,7 @@ class WideList(Format):
                 rows = record_rows(self, maker, roles, record, start)
                 self.skipped = maker.skipped
                 yield from rows
+        self.skipped = maker.skipped  # a malformed last record counts too
         if roles is None:
             raise InputFormatError(str(path), "the list is empty")
 
