@@ -2,7 +2,8 @@
 
 Nothing in here raises for bad data: an unreadable item, an undecodable image, a source that breaks mid-shard, even
 a bug in a hashing hook, becomes a ``failed`` row with its reason, and the counts are checked before anything is
-committed. URL metadata (LAION-style) takes a column-wise path with the same results, see ``urlscan``.
+committed. A source whose rows are all in batch columns (``batchable``: URL metadata) takes a column-wise path with
+the same results, see ``urlscan``; both decide through ``cleanset.assess``.
 """
 
 from __future__ import annotations
