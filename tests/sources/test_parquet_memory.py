@@ -17,8 +17,13 @@ CELL = 6_000  # 600 MB of cells once decoded, in one row group
 LIMIT_MB = 1024
 
 MEASURE = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
+
+def peak_mb():  # this process's own peak (VmHWM starts afresh at exec; ru_maxrss keeps the forking parent's)
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("VmHWM")).split()[1]) / 1024
+
 from cleanset.sources.base import CleanGate
 from cleanset.sources.parquet import ParquetImageSource
 
@@ -28,11 +33,10 @@ recorded = {}
 for item in src.read(shard):
     assert item.error is None and len(item.data) == int(sys.argv[3])
     recorded[item.key] = item.digest
-read_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+read_mb = peak_mb()
 keep = {k for i, k in enumerate(recorded) if i % 3}
 written = src.write_clean(shard, CleanGate(shard, recorded=recorded, keep=keep), Path(sys.argv[2]))
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"items": len(recorded), "written": written, "read_mb": read_mb, "peak_mb": peak_mb}))
+print(json.dumps({"items": len(recorded), "written": written, "read_mb": read_mb, "peak_mb": peak_mb()}))
 """
 
 
