@@ -40,7 +40,15 @@ def encode(img: Image.Image, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
-LISTED = picture(1)
+def photo() -> Image.Image:
+    """A real photograph (scikit-image's astronaut, public domain): its PDQ survives re-encoding, as listed
+    pictures' do."""
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.LANCZOS)
+
+
+LISTED = photo()
 LISTED_JPEG = encode(LISTED)
 ENGINE = HashEngine(HashConfig(signals=("md5", "pdq"), dihedral=False, regions=False))
 LISTED_PDQ = ENGINE.hash_bytes(encode(LISTED, "PNG")).hashes["pdq"]  # of the picture's own pixels
@@ -208,9 +216,10 @@ def test_clean_finishes_with_a_marker_and_leaves_no_partial_folder(tmp_path: Pat
     assert "run" not in marker and "sources" not in marker  # no local paths travel with the data
     assert not partial.exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [CLEAN_MARKER, "a.jpg", "removed.parquet"]
-    assert hashlib.sha256((tmp_path / "out" / "a.jpg").read_bytes()).hexdigest() == hashlib.sha256(
-        (tmp_path / "ds" / "a.jpg").read_bytes()
-    ).hexdigest()
+    assert (
+        hashlib.sha256((tmp_path / "out" / "a.jpg").read_bytes()).hexdigest()
+        == hashlib.sha256((tmp_path / "ds" / "a.jpg").read_bytes()).hexdigest()
+    )
 
 
 def test_sidecar_swapped_between_scan_and_clean_is_refused(tmp_path: Path, bank: str) -> None:
@@ -257,3 +266,40 @@ def test_a_source_file_named_like_the_removal_list_does_not_confuse_the_copy(tmp
     items = [it for sh in again.shards() for it in again.read(sh)]
     assert [it.key for it in items] == ["removed.jpg"] and not items[0].extras
     assert pq.read_table(tmp_path / "out" / "removed.parquet").num_rows == 0
+
+
+def _animated(fmt: str, frames: list[Image.Image]) -> bytes:
+    buf = io.BytesIO()
+    extra: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
+    if fmt != "TIFF":
+        extra["duration"] = 100
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], **extra)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "PNG", "WEBP"])
+def test_listed_picture_as_a_later_frame_is_removed(tmp_path: Path, bank: str, fmt: str) -> None:
+    """Frame 2 of an animation or page 2 of a TIFF: every frame is screened (up to a cap, then review)."""
+    frames = [picture(20, 256), LISTED, picture(21, 256)]
+    if fmt == "GIF":
+        frames = [f.quantize(256, dither=Image.Dither.NONE).convert("RGB") for f in frames]
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / f"anim.{fmt.lower()}").write_bytes(_animated(fmt, frames))
+    (tmp_path / "ds" / "ok.jpg").write_bytes(encode(picture(22)))
+    summary = scan([tmp_path / "ds"], tmp_path / "run", bank)
+    assert (summary["removed"], summary["kept"]) == (1, 1)
+    clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
+        "ok.jpg",
+        "removed.parquet",
+    ]
+
+
+def test_listed_picture_resaved_as_16_bit_png_is_removed(tmp_path: Path, bank: str) -> None:
+    grey16 = (np.asarray(LISTED.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(grey16).save(buf, "PNG")
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "deep.png").write_bytes(buf.getvalue())
+    summary = scan([tmp_path / "ds"], tmp_path / "run", bank)
+    assert summary["removed"] == 1
