@@ -16,9 +16,10 @@ Methods (images/s):
 - cleanset all: md5, sha256, pdq + dihedral, pdq512 + dihedral, phash from one read and one decode.
 
 Ratios use CPU time; wall-clock images/s are printed beside it for reference (inflated by other load on a shared
-machine).
+machine). ``--profile`` adds where "cleanset all" spends its time beyond the decode, step by step (the engine's own
+steps called one by one, same photos, same timing rule), to show what is left to share or speed up.
 
-    .venv/bin/python bench/hash_throughput.py [--limit N] [--rounds R]
+    .venv/bin/python bench/hash_throughput.py [--limit N] [--rounds R] [--profile]
 """
 
 from __future__ import annotations
@@ -77,6 +78,44 @@ def methods() -> dict[str, Callable[[bytes], object]]:
     }
 
 
+def profile_steps(photos: list[bytes], rounds: int) -> None:
+    """Milliseconds per photo of each step of "cleanset all" (fastest of ``rounds`` per photo and step)."""
+    import hashlib
+
+    from cleanset.imaging.decode import decode_image
+    from cleanset.signals.pdq import result_from_samples, scan_both
+    from cleanset.signals.phash import grey_plan, phash_from_blocks
+
+    def steps(data: bytes) -> dict[str, Callable[[], object]]:
+        rgb = decode_image(data).rgb
+        plan = grey_plan(rgb.shape[0], rgb.shape[1])
+        grey = (plan.block_rows, plan.block_cols, plan.sums) if plan is not None else ()
+        full, small = scan_both(rgb, *grey)
+        means = plan.means() if plan is not None else None
+        return {
+            "md5 + sha256 of the bytes": lambda: (hashlib.md5(data).digest(), hashlib.sha256(data).digest()),
+            "decode (engine: RGBX)": lambda: decode_image(data),
+            "scan: pdq + pdq512 + grey": lambda: scan_both(rgb, *grey),
+            "scan: pdq only": lambda: scan_both(rgb),
+            "phash from grey blocks": lambda: phash_from_blocks(means) if means is not None else None,
+            "pdq hashes from samples x2": lambda: (result_from_samples(full), result_from_samples(small)),
+        }
+
+    total: dict[str, float] = {}
+    for data in photos:
+        for name, fn in steps(data).items():
+            best = float("inf")
+            for _ in range(rounds):
+                start = time.thread_time_ns()
+                fn()
+                best = min(best, time.thread_time_ns() - start)
+            total[name] = total.get(name, 0.0) + best
+    print()
+    print("cleanset all, step by step (ms/image, thread CPU):")
+    for name, ns in total.items():
+        print(f"  {name:<30}{ns / len(photos) / 1e6:>8.3f}")
+
+
 def timed(fn: Callable[[bytes], object], data: bytes, rounds: int) -> tuple[float, float]:
     """Fastest of ``rounds`` calls: (seconds of this thread's CPU time, seconds of wall-clock time)."""
     cpu = wall = float("inf")
@@ -92,6 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
     ap.add_argument("--rounds", type=int, default=2, help="calls per photo and method; the fastest counts")
+    ap.add_argument("--profile", action="store_true", help="also time each step of cleanset all")
     args = ap.parse_args()
 
     photos = list(itertools.islice(iter_photo_corpus(), args.limit))
@@ -137,6 +177,8 @@ def main() -> None:
     print(f"cleanset all / imagehash phash alone: {ips['cleanset all'] / ips['imagehash phash']:.2f}x")
     for name in ("cleanset pdq", "cleanset all"):
         print(f"{name} / decode only: {ips[name] / ips['decode only']:.2f} (1.00 = hashing costs nothing)")
+    if args.profile:
+        profile_steps([p.data for p in photos], args.rounds)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def main() -> None:
     planted = [np.frombuffer(bytes.fromhex(engine.hash_bytes(photos[i]).hashes["pdq"]), np.uint8) for i in idx]
     print(f"{len(photos)} photos in {len(shards)} shards, all probes on (dihedral, regions), {len(planted)} planted")
 
-    shares = {}
+    shares: dict[int, float] = {}
+    stage_cpu: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as t:
         for label, n in (
             (f"big bank, {args.big:,} PDQ entries", args.big),
@@ -100,6 +101,7 @@ def main() -> None:
             r = run_scan(shards, Path(t) / f"run-{n}", [bank], args.workers)
             print(f"  (bank values generated in memory in {made:.1f} s, not counted)")
             shares[n] = report(label, r, len(planted))
+            stage_cpu[n] = (r["stages"].get("match_s", 0.0), sum(r["stages"].get(k, 0.0) for k in STAGES))
             if n == args.big:
                 big_prepare = r["prepare"]
                 parent, child = peak_rss_mb()
@@ -116,7 +118,14 @@ def main() -> None:
         f"at {args.small:,}: {shares[args.small]:.1%}; set-up {big_prepare:.2f} s "
         f"(target < 5 s: {'PASS' if ok_setup else 'FAIL'})"
     )
+    # The other reading of the target: matching at 10 M as a share of the whole scan at 1,000 entries.
+    big_match, small_total = stage_cpu[args.big][0], stage_cpu[args.small][1]
+    print(
+        f"matching CPU at {args.big:,} / all stage CPU of the scan at {args.small:,}: "
+        f"{big_match / small_total:.1%} ({big_match:.2f} s / {small_total:.2f} s)"
+    )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    sys.exit(0 if ok_share and ok_setup else 1)
 
 
 if __name__ == "__main__":

@@ -207,3 +207,31 @@ def test_batch_equals_single_equals_reference(rng: random.Random) -> None:
     want = [reference(banks, p, 50) for p in items]
     assert batch == want
     assert sum(len(m) for m, _ in batch) > 40 and any(n for _, n in batch)
+
+
+def test_repeated_probe_values_match_like_distinct_ones(rng: random.Random) -> None:
+    """Probe values repeated within an item (a symmetric picture's rotations, dialects that agree) and across
+    items are asked once; every probe holding the value still gets its matches, notes and tie-breaks."""
+    centres = [rand_hex(rng, 256) for _ in range(8)]
+    bank = MemoryBank.from_hex(
+        "a", [("pdq", near(rng, rng.choice(centres), rng.randrange(0, 12)), f"e{i}") for i in range(40)]
+    )
+    fp = MemoryBank.from_hex("fp", [("pdq", near(rng, centres[0], 3), "fp0")], allow=True)
+    fp.thresholds["pdq"] = 4
+    banks = [bank, fp]
+    shared = [near(rng, rng.choice(centres), rng.randrange(0, 40)) for _ in range(6)]
+    items = []
+    for _ in range(25):
+        probes = []
+        for k, t in enumerate(("original", "rotate90", "flipx", "flipy")):
+            value = rng.choice(shared)
+            quality = rng.choice([None, 30, 90])
+            # names sort in position order, as the reference breaks ties by position
+            probes.append(Probe(f"{2 * k}pdq/{t}", "pdq", value, quality))
+            probes.append(Probe(f"{2 * k + 1}pdq512/{t}", "pdq", rng.choice([value, rng.choice(shared)]), quality))
+        items.append(probes)
+    matcher = BankMatcher.build(banks)
+    batch = matcher.match_many(items)
+    assert batch == [matcher.match(p) for p in items]
+    assert batch == [reference(banks, p, 50) for p in items]
+    assert sum(len(m) for m, _ in batch) > 25

@@ -225,125 +225,100 @@ def build_tables(
     return ids
 
 
-PROBES_PER_BLOCK = 4  # probes whose table reads are listed together (about 3 MB of work lists at 10 M entries)
-
-
 @njit(cache=True, nogil=True)
-def _list_slots(
-    qwords: np.ndarray,
-    q0: int,
-    q1: int,
-    starts: np.ndarray,
+def _buckets(
+    qchunk: np.ndarray,
     widths: np.ndarray,
     radii: np.ndarray,
     off_base: np.ndarray,
-    qchunk: np.ndarray,
-    slot: np.ndarray,
-    sprobe: np.ndarray,
-    schunk: np.ndarray,
-    comb: np.ndarray,
-) -> int:
-    """Step 1: the table slot of every value within ``radii[c]`` of each chunk value of probes ``q0:q1`` (the
-    combinations of up to ``r`` flipped bits, walked in lexicographic order), with its probe and chunk."""
-    m = starts.shape[0]
-    k = 0
-    for q in range(q0, q1):
-        for c in range(m):
-            qc = chunk_value(qwords, q, starts[c], widths[c])
-            qchunk[q - q0, c] = qc
-            r = radii[c]
-            b = widths[c]
-            base = off_base[c]
-            for kk in range(r + 1):
-                for j in range(kk):
-                    comb[j] = j
-                while True:
-                    mask = np.uint64(0)
-                    for j in range(kk):
-                        mask |= _U1 << np.uint64(comb[j])
-                    slot[k] = base + np.int64(qc ^ mask)
-                    sprobe[k] = q
-                    schunk[k] = c
-                    k += 1
-                    j = kk - 1
-                    while j >= 0 and comb[j] == b - kk + j:
-                        j -= 1
-                    if j < 0:
-                        break
-                    comb[j] += 1
-                    for ll in range(j + 1, kk):
-                        comb[ll] = comb[ll - 1] + 1
-    return k
-
-
-@njit(cache=True, nogil=True)
-def _read_buckets(
     offsets: np.ndarray,
+    r_chunk: np.ndarray,
+    r_lo: np.ndarray,
+    r_hi: np.ndarray,
+    comb: np.ndarray,
     ids: np.ndarray,
-    ns: int,
-    slot: np.ndarray,
-    sprobe: np.ndarray,
-    schunk: np.ndarray,
-    b_hi: np.ndarray,
-    count: np.ndarray,
-    q0: int,
-) -> None:
-    """Step 2: read every listed slot (``slot`` then holds the bucket's first position, ``b_hi`` its end) and
-    count each probe's candidates; then request the first entry id of every bucket.
+) -> tuple[int, Any]:
+    """Phase 1 of a probe: the non-empty bucket of every value within ``radii[c]`` of each chunk value (the
+    combinations of up to ``r`` flipped bits, walked in lexicographic order). Returns (buckets found, candidates
+    in them).
 
-    No branch depends on a value read here: a mispredicted branch on a value still on its way from memory
-    throws away the loads issued after it, and half the buckets are empty, so a branch there mispredicts often.
-    Without one, the CPU keeps many of these cache misses in flight at once."""
-    for s in range(ns):
-        v = slot[s]
+    At 10 million entries every bucket read is a cache miss in a table of hundreds of MB. The slots are listed
+    first, each one's cache line requested (prefetched) as it is listed, and only then read; each non-empty
+    bucket's first entry id is requested in turn for phase 2. Reading as they are enumerated left most of the
+    misses waiting one after another behind the enumeration's own work."""
+    nr = 0
+    total = np.int64(0)
+    slots = r_lo  # slot numbers first, then overwritten in place by the buckets found (nr <= listed)
+    listed = 0
+    for c in range(qchunk.shape[0]):
+        r = radii[c]
+        b = widths[c]
+        base = off_base[c]
+        for kk in range(r + 1):
+            for j in range(kk):
+                comb[j] = j
+            while True:
+                mask = np.uint64(0)
+                for j in range(kk):
+                    mask |= _U1 << np.uint64(comb[j])
+                v = base + np.int64(qchunk[c] ^ mask)
+                prefetch(offsets, v)
+                slots[listed] = v
+                r_chunk[listed] = c
+                listed += 1
+                j = kk - 1
+                while j >= 0 and comb[j] == b - kk + j:
+                    j -= 1
+                if j < 0:
+                    break
+                comb[j] += 1
+                for ll in range(j + 1, kk):
+                    comb[ll] = comb[ll - 1] + 1
+    for s in range(listed):
+        v = slots[s]
+        c = r_chunk[s]
         lo = np.int64(offsets[v])
         hi = np.int64(offsets[v + 1])
-        slot[s] = lo
-        b_hi[s] = hi
-        count[sprobe[s] - q0] += hi - lo
-    for s in range(ns):
-        prefetch(ids[schunk[s]], slot[s])
+        if hi > lo:
+            prefetch(ids[c], lo)
+            r_chunk[nr] = c
+            r_lo[nr] = lo
+            r_hi[nr] = hi
+            nr += 1
+            total += hi - lo
+    return nr, total
 
 
 @njit(cache=True, nogil=True)
-def _list_candidates(
+def _candidates(
     words: np.ndarray,
     ids: np.ndarray,
-    ns: int,
-    slot: np.ndarray,
-    b_hi: np.ndarray,
-    sprobe: np.ndarray,
-    schunk: np.ndarray,
-    count: np.ndarray,
-    q0: int,
-    limit: int,
+    nr: int,
+    r_chunk: np.ndarray,
+    r_lo: np.ndarray,
+    r_hi: np.ndarray,
     cand_e: np.ndarray,
-    cand_q: np.ndarray,
     cand_c: np.ndarray,
 ) -> int:
-    """Step 3: every candidate (entry id, probe, chunk) of the probes answered by the tables, each entry's row
-    requested as it is listed so step 4 finds it on its way."""
-    k = 0
-    for s in range(ns):
-        q = sprobe[s]
-        if count[q - q0] > limit:
-            continue
-        c = schunk[s]
-        for p in range(slot[s], b_hi[s]):
+    """Phase 2 of a probe: every candidate's entry id and chunk, each entry's row requested (prefetched) as it is
+    listed, so phase 3 finds most rows on their way."""
+    nc = 0
+    for s in range(nr):
+        c = r_chunk[s]
+        for p in range(r_lo[s], r_hi[s]):
             e = np.int64(ids[c, p])
             prefetch(words[e], 0)
-            cand_e[k] = e
-            cand_q[k] = q
-            cand_c[k] = c
-            k += 1
-    return k
+            cand_e[nc] = e
+            cand_c[nc] = c
+            nc += 1
+    return nc
 
 
 @njit(cache=True, nogil=True)
 def _verify(
     words: np.ndarray,
     qwords: np.ndarray,
-    q0: int,
+    q: Any,
     qchunk: np.ndarray,
     starts: np.ndarray,
     widths: np.ndarray,
@@ -351,26 +326,25 @@ def _verify(
     threshold: int,
     nc: int,
     cand_e: np.ndarray,
-    cand_q: np.ndarray,
     cand_c: np.ndarray,
     pr: np.ndarray,
     er: np.ndarray,
     dr: np.ndarray,
     k: int,
 ) -> int:
-    """Step 4: full distance of every candidate; a hit is kept only from the first chunk that can find it (so no
-    entry is reported twice). Appends at ``k``; -1 when the output is full."""
+    """Phase 3 of a probe: full distance of every candidate; a hit is kept only from the first chunk that can
+    find it (so no entry is reported twice). Appends at ``k``; -1 when the output is full."""
     cap = pr.shape[0]
     for s in range(nc):
         e = cand_e[s]
-        q = cand_q[s]
+        c = cand_c[s]
         d = row_distance(qwords, q, words, e)
         if d > threshold:
             continue
         first = True
-        for c2 in range(cand_c[s]):
+        for c2 in range(c):
             if radii[c2] >= 0:
-                x = chunk_value(words, e, starts[c2], widths[c2]) ^ qchunk[q - q0, c2]
+                x = chunk_value(words, e, starts[c2], widths[c2]) ^ qchunk[c2]
                 if np.int64(popcount64(x)) <= radii[c2]:
                     first = False
                     break
@@ -403,70 +377,48 @@ def mih_query(
 
     ``radii[c]`` is how far chunk ``c`` is searched (-1: not at all); the caller guarantees
     ``sum(radii + 1) >= threshold + 1``, so an entry within ``threshold`` differs from the probe by at most
-    ``radii[c]`` bits in some chunk ``c`` (pigeonhole) and is enumerated there. ``lookups`` is the number of
-    slots that enumeration lists per probe. A probe whose candidate count passes ``limit`` is answered by a
-    linear scan instead (cheaper at that point, and just as exact). Returns the hits (not sorted) and the number
-    of probes that took the scan.
-
-    Why in steps over blocks of probes rather than probe by probe: at 10 million entries nearly every table
-    read is a cache miss. Listing every slot of a block first, then reading them all, then every candidate's
-    row, gives the CPU long runs of independent loads whose misses overlap; probe by probe, each miss waited
-    behind the enumeration and verification work around it. Measured at 10 M entries: about half the time.
+    ``radii[c]`` bits in some chunk ``c`` (pigeonhole) and is enumerated there. A probe whose candidate count
+    passes ``limit`` is answered by a linear scan instead (cheaper at that point, and just as exact). Returns the
+    hits in probe order and the number of probes that took the scan.
     """
     n = words.shape[0]
     m = starts.shape[0]
-    nq = qwords.shape[0]
-    block = min(PROBES_PER_BLOCK, max(nq, 1))
     pr = np.empty(1024, dtype=np.int64)
     er = np.empty(1024, dtype=np.int64)
     dr = np.empty(1024, dtype=np.int64)
     k = 0
     scanned = 0
-    slot = np.empty(block * lookups, dtype=np.int64)
-    sprobe = np.empty(block * lookups, dtype=np.int64)
-    schunk = np.empty(block * lookups, dtype=np.int64)
-    b_hi = np.empty(block * lookups, dtype=np.int64)
-    qchunk = np.empty((block, m), dtype=np.uint64)
-    count = np.zeros(block, dtype=np.int64)
+    r_chunk = np.empty(lookups, dtype=np.int64)
+    r_lo = np.empty(lookups, dtype=np.int64)
+    r_hi = np.empty(lookups, dtype=np.int64)
+    qchunk = np.empty(m, dtype=np.uint64)
     comb = np.empty(64, dtype=np.int64)
     cand_e = np.empty(1024, dtype=np.int64)
-    cand_q = np.empty(1024, dtype=np.int64)
     cand_c = np.empty(1024, dtype=np.int64)
-    for q0 in range(0, nq, block):
-        q1 = min(nq, q0 + block)
-        ns = _list_slots(qwords, q0, q1, starts, widths, radii, off_base, qchunk, slot, sprobe, schunk, comb)
-        count[:] = 0
-        _read_buckets(offsets, ids, ns, slot, sprobe, schunk, b_hi, count, q0)
-        total = np.int64(0)
-        for i in range(q1 - q0):
-            if count[i] <= limit:
-                total += count[i]
-        cand_e = _grow(cand_e, total)
-        cand_q = _grow(cand_q, total)
-        cand_c = _grow(cand_c, total)
-        nc = _list_candidates(words, ids, ns, slot, b_hi, sprobe, schunk, count, q0, limit, cand_e, cand_q, cand_c)
+    for q in range(qwords.shape[0]):
+        for c in range(m):
+            qchunk[c] = chunk_value(qwords, q, starts[c], widths[c])
+        nr, total = _buckets(qchunk, widths, radii, off_base, offsets, r_chunk, r_lo, r_hi, comb, ids)
+        nc = 0
+        if total > limit:
+            scanned += 1
+        else:
+            cand_e = _grow(cand_e, total)
+            cand_c = _grow(cand_c, total)
+            nc = _candidates(words, ids, nr, r_chunk, r_lo, r_hi, cand_e, cand_c)
         while True:
-            k2 = _verify(
-                words, qwords, q0, qchunk, starts, widths, radii, threshold, nc, cand_e, cand_q, cand_c, pr, er, dr, k
-            )
+            if total > limit:
+                k2 = _scan(words, qwords, q, q + 1, 0, n, threshold, pr, er, dr, k)
+            else:
+                k2 = _verify(
+                    words, qwords, q, qchunk, starts, widths, radii, threshold, nc, cand_e, cand_c, pr, er, dr, k
+                )
             if k2 >= 0:
                 k = k2
                 break
             pr = _grow(pr, 2 * pr.shape[0])
             er = _grow(er, 2 * er.shape[0])
             dr = _grow(dr, 2 * dr.shape[0])
-        for i in range(q1 - q0):
-            if count[i] <= limit:
-                continue
-            scanned += 1
-            while True:
-                k2 = _scan(words, qwords, q0 + i, q0 + i + 1, 0, n, threshold, pr, er, dr, k)
-                if k2 >= 0:
-                    k = k2
-                    break
-                pr = _grow(pr, 2 * pr.shape[0])
-                er = _grow(er, 2 * er.shape[0])
-                dr = _grow(dr, 2 * dr.shape[0])
     return pr[:k], er[:k], dr[:k], scanned
 
 

@@ -1,8 +1,10 @@
 """The hashing engine: one read, one decode, every signal and every probe of an item.
 
 Why one engine and not one call per signal: decoding a photo costs more than hashing it, and PDQ, pHash and the
-region probes all start from the same pixels, so the engine decodes once and shares the result. pHash's greyscale
-block averages are even gathered in the same pass over the pixels as PDQ's samples (see ``signals/phash.py``).
+region probes all start from the same pixels, so the engine decodes once and shares the result. Past the decode,
+each pixel's luma is computed once too: one pass over the pixels gives PDQ's samples, pHash's greyscale block
+averages (see ``signals/phash.py``) and, gathered from the same luma rows, the samples of pdq512's 512x512 resize
+(``pdq.scan_both``); computed apart, these three passes cost more than the PDQ hash itself.
 
 Probes (what the matcher compares against banks):
 
