@@ -126,16 +126,16 @@ def parse(page: str) -> Page:
     ("probe", "words"),
     [
         ("pdq/original", "as is"),
-        ("pdq/flipx", "mirrored"),
+        ("pdq/flipy", "mirrored"),
         ("pdq/rotate90", "rotated 90°"),
         ("pdq/rotate270", "rotated 270°"),
         ("trim/original", "border trimmed"),
         ("trim/rotate180", "border trimmed, rotated 180°"),
         ("grid2x2.3/original", "collage cell 4 of 4"),
-        ("grid1x2.1.2x1.0/flipy", "collage cell 2 of 2, cell 1 of 2, upside down (flipped)"),
+        ("grid1x2.1.2x1.0/flipx", "collage cell 2 of 2, cell 1 of 2, upside down (flipped)"),
         ("grid3x3.4.trim/original", "collage cell 5 of 9, border trimmed"),
         ("pdq512/original", "other PDQ dialect"),
-        ("pdq512/flipx", "other PDQ dialect, mirrored"),
+        ("pdq512/flipy", "other PDQ dialect, mirrored"),
         ("frame2/pdq/original", "frame 3"),
         ("frame1/phash", "frame 2, pHash"),
         ("image2/pdq/rotate90", "column image2, rotated 90°"),
@@ -440,3 +440,30 @@ def test_a_url_that_a_url_list_matched_is_never_shown(tmp_path: Path) -> None:
     rows = {r["key"]: r for r in flagged_rows(to_table([listed, other]), Explainer({"banks": [bank("listA")]}, set()))}
     assert rows["u1"]["where"] == "u1" and rows["u1"]["url"] is None
     assert rows["p1"]["where"] == "https://images.example/ok.jpg"
+
+
+def test_flip_words_name_the_edit_a_person_made() -> None:
+    """A left-right mirror of a photo is found by the original's ``pdq/flipy`` probe, an upside-down copy by
+    ``pdq/flipx``: the words must say which edit it was."""
+    import io
+
+    from PIL import Image, ImageOps
+    from skimage import data
+
+    from cleanset.actions.report_data import probe_words
+    from cleanset.signals.engine import HashConfig, HashEngine
+
+    engine = HashEngine(HashConfig(signals=("pdq",), regions=False))
+
+    def png(im: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        return buf.getvalue()
+
+    photo = Image.fromarray(data.astronaut()).resize((256, 256))
+    probes = engine.hash_bytes(png(photo)).probes
+    for edit, words in ((ImageOps.mirror, "mirrored"), (ImageOps.flip, "upside down (flipped)")):
+        h = int(engine.hash_bytes(png(edit(photo))).hashes["pdq"], 16)
+        nearest = min(probes, key=lambda p: bin(int(p.value, 16) ^ h).count("1"))
+        assert probe_words(nearest.name) == words
+

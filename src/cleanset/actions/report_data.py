@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.assess.policy import UNSCREENED_FRAMES, Policy, match_verdict
-from cleanset.records import Match, Verdict
+from cleanset.records import FAILURE_CODES, Match, Verdict, failure_code
 from cleanset.runs.schema import ITEM_SCHEMA
 from cleanset.runs.store import RunStore
 
@@ -52,8 +52,10 @@ _DIHEDRAL_WORDS = {
     "rotate90": "rotated 90°",
     "rotate180": "rotated 180°",
     "rotate270": "rotated 270°",
-    "flipx": "mirrored",
-    "flipy": "upside down (flipped)",
+    # PDQ's flips name the axis flipped over: across x is upside down, across y is a left-right mirror
+    # (tests/actions/test_report_views.py checks this against real edits).
+    "flipx": "upside down (flipped)",
+    "flipy": "mirrored",
     "flipplus1": "mirrored on the diagonal",
     "flipminus1": "mirrored on the other diagonal",
 }
@@ -65,58 +67,6 @@ _REGIONS = {
     "trim.cols": "side borders trimmed",
     "inset": "picture inside a window",
 }
-
-# Failure reason codes: first rule that fits wins. The free text stays beside the code; the code is what groups.
-FAILURE_CODES: dict[str, str] = {
-    "decode": "bytes that could not be decoded as an image",
-    "read": "the file or row could not be read",
-    "truncated": "a tar archive ends early; the items in the damaged part are unknown",
-    "unscreenable": "content that cannot be screened (SVG, PAM, or a sidecar that is not plain text or JSON)",
-    "not-regular": "a link, device or other non-regular file",
-    "url": "an empty or unparsable URL",
-    "empty": "a file or image member of 0 bytes",
-    "no-image": "an entry with no image in it",
-    "too-large": "a member over the size limit",
-    "missing": "a shard or member that vanished",
-    "unreadable": "a shard or Parquet file that could not be opened",
-    "hash": "hashing failed (out of memory, bad pixels)",
-    "internal": "a worker crashed or raised",
-    "other": "any other reason, including download errors recorded in metadata",
-}
-_CODE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (code, re.compile(rx))
-    for code, rx in (
-        ("unscreenable", r"SVG is not rasterised|PAM \(P7\) is not decoded|^sidecar |^member .* is not an image, text"),
-        ("not-regular", r"^not a regular file"),
-        ("truncated", r"^truncated tar"),
-        ("decode", r"^decode:"),
-        ("read", r"^read:"),
-        ("url", r"^url:"),
-        ("hash", r"^hash:"),
-        ("empty", r"^empty (file|image)"),
-        ("no-image", r"^no image (member|bytes|column)"),
-        ("too-large", r"^member of \d+ bytes refused"),
-        ("missing", r"^shard vanished|missing from the tar$"),
-        ("unreadable", r"^shard unreadable|^unreadable (Parquet|row group)"),
-        ("internal", r"^internal:|^worker "),
-    )
-)
-_PART_PREFIX = re.compile(r"^[^\s:]+: ")  # "<column>: decode: ..." from a row's second image column
-
-
-def failure_code(reason: str | None) -> str:
-    """A short stable code for a free-text failure reason, so failures group by kind, not by file name."""
-    if not reason:
-        return "other"
-    for code, rule in _CODE_RULES:
-        if rule.search(reason):
-            return code
-    part = _PART_PREFIX.match(reason)
-    if part is not None:
-        inner = failure_code(reason[part.end() :])
-        if inner != "other":
-            return inner
-    return "other"
 
 
 def _grid_words(label: str) -> str | None:
@@ -201,7 +151,7 @@ def _truncate(text: str | None, n: int = CAPTION_CHARS) -> str | None:
 class Explainer:
     """Why the policy gave a flagged item its verdict, in the words of the policy that gave it.
 
-    Uses ``pipeline.policy.match_verdict`` itself, so the reason shown cannot drift from the rule applied."""
+    Uses ``assess.policy.match_verdict`` itself, so the reason shown cannot drift from the rule applied."""
 
     def __init__(self, manifest: Mapping[str, Any], allow: set[str]) -> None:
         self.policy = Policy.from_dict(manifest.get("policy") or {}).with_allow_banks(allow)
