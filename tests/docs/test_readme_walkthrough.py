@@ -33,6 +33,8 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     for line in walkthrough():
         words = shlex.split(line)
+        if words[:2] == [".", ".venv/bin/activate"]:
+            continue  # this test runs cleanset through the interpreter that runs it
         if words[0] == "export":
             name, _, value = words[1].partition("=")
             env[name] = value.replace("$PWD", str(tmp_path))
