@@ -115,3 +115,15 @@ def test_outside_text_is_not_read_as_markup(
     assert info.returncode == 0, info.stderr
     assert "fix [/x]" in info.stdout and "list[b]s.csv" in info.stdout
     assert cli("bank", "list").returncode == 0
+
+
+def test_remove_needs_yes_off_a_terminal_and_speaks_json(tmp_path: Path, cleanset_home: Path) -> None:
+    f = tmp_path / "l.txt"
+    f.write_text("ab" * 32 + "\n")
+    assert cli("bank", "import", "gone", str(f), "--signal", "pdq").returncode == 0
+    refused = cli("bank", "remove", "gone")  # no terminal: no prompt to hang on, a clear error instead
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    done = cli("bank", "remove", "gone", "--yes", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == {"removed": "gone", "versions": 1}
+    missing = cli("bank", "info", "gone")
+    assert missing.returncode == 2 and "CLEANSET_HOME" in missing.stderr

@@ -315,3 +315,19 @@ def test_headerless_base64_list_is_never_quoted(tmp_path: Path) -> None:
         parse("csv", f)
     for v in values:
         assert v.lower() not in str(info.value).lower()
+
+
+def test_mapped_json_key_an_object_leaves_out_is_an_empty_cell(tmp_path: Path) -> None:
+    """``--columns md5=md5,pdq=pdq``: an object without ``md5`` has an empty md5, as a CSV row with an empty cell."""
+    pdq = "ab" * 32
+    path = tmp_path / "l.json"
+    path.write_text(json.dumps([{"md5": "cd" * 16, "pdq": pdq, "id": "a"}, {"pdq": pdq, "id": "b"}]))
+    rows = list(resolve(path, "json", parse_columns("md5=md5,pdq=pdq,id=id")).parse(path))
+    assert sorted((r.signal, r.entry_id) for r in rows) == [("md5", "a"), ("pdq", "a"), ("pdq", "b")]
+
+
+def test_an_unrecognised_first_line_gets_a_hint(tmp_path: Path) -> None:
+    b64 = tmp_path / "b64.txt"
+    b64.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    with pytest.raises(InputFormatError, match="--value-encoding base64"):
+        detect(b64)

@@ -7,6 +7,7 @@ is where lists leak.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from cleanset.cli.conventions import local_path, stdout_console
+from cleanset.cli.options import check_banks, where_banks
+from cleanset.errors import UserError
 
 bank_app = typer.Typer(
     name="bank",
@@ -157,7 +160,7 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
         )
         return
     if not manifests:
-        typer.echo("no banks (import one with `cleanset bank import NAME FILE`)")
+        typer.echo(f"no banks in {where_banks()} (import one with `cleanset bank import NAME FILE`)")
         return
     table = Table(title="banks")
     for col in ("name", "version", "kind", "entries", "signals", "imported", "digest"):
@@ -181,6 +184,7 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a bank's versions, counts, digest and thresholds."""
+    check_banks([name])  # an unknown name is refused naming CLEANSET_HOME and the banks there
     info = _store().info(name)
     if as_json:
         _echo_json(info)
@@ -220,15 +224,21 @@ def info_cmd(
 def remove_cmd(
     name: Annotated[str, typer.Argument(help="Bank name.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Delete a bank and all its versions."""
+    """Delete a bank and all its versions (asks first in a terminal; elsewhere needs --yes)."""
+    check_banks([name])
     store = _store()
-    info = store.info(name)  # fails with a clear error when there is no such bank
+    n = len(store.info(name)["versions"])
     if not yes:
-        n = len(info["versions"])
+        if not sys.stdin.isatty():
+            raise UserError(f"removing bank {name!r} ({n} version(s)) needs --yes when not run in a terminal")
         typer.confirm(f"remove bank {name!r} and its {n} version(s)?", abort=True)
     store.remove(name)
-    typer.echo(f"removed bank {name}")
+    if as_json:
+        _echo_json({"removed": name, "versions": n})
+    else:
+        typer.echo(f"removed bank {name} ({n} version(s))")
 
 
 def register(app: typer.Typer) -> None:

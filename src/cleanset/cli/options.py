@@ -96,6 +96,13 @@ def check_banks(specs: Sequence[str] | None) -> None:
             raise UserError(f"no bank named {name!r} in {_where(root, HOME_ENV)}; {_known(store)}")
 
 
+def where_banks() -> str:
+    """Where the bank store is, said so that a user sees how to point cleanset elsewhere."""
+    from cleanset.banks.layout import HOME_ENV, home
+
+    return _where(home(), HOME_ENV)
+
+
 def _where(root: Path, env: str) -> str:
     if os.environ.get(env):
         return f"{env}={root}"

@@ -14,7 +14,7 @@ from cleanset.banks.base import BankFormat
 from cleanset.errors import InputFormatError, UserError
 from cleanset.registry import Registry
 
-FORMATS: Registry[type[BankFormat]] = Registry("list format")
+FORMATS: Registry[type[BankFormat]] = Registry("list format", group="cleanset.formats")
 
 #: Asked in this order by ``detect``: documents with a telling first line, then headers that name their columns
 #: (python-threatexchange's before the wide shape before the long one, which also claims any other ``.csv``),
@@ -105,5 +105,19 @@ def detect(path: Path) -> BankFormat:
         if cls.sniff(head, path):
             return cls()
     raise InputFormatError(
-        str(path), f"cannot tell the list format from its first line; pass --format ({', '.join(FORMATS.names())})"
+        str(path),
+        f"cannot tell the list format from its first line; pass --format ({', '.join(FORMATS.names())})"
+        + _hint(first_line(head)),
     )
+
+
+def _hint(line: str) -> str:
+    """What a first line nobody recognised most likely is, so the error says which options fit."""
+    from cleanset.banks.formats.rows import looks_base64
+
+    cells = [c.strip() for c in line.replace("\t", ",").replace(";", ",").split(",")]
+    if len(cells) == 1 and looks_base64(cells[0], "pdq"):
+        return "; it looks like one base64 PDQ value a line: --format plain --signal pdq --value-encoding base64"
+    if len(cells) > 1:
+        return "; a table with a column per hash type: --format wide --columns md5=COLUMN,pdq=COLUMN,id=COLUMN"
+    return ""

@@ -159,5 +159,10 @@ def record_rows(
             fmt.unsupported[other] += 1
             seen += 1
     if not seen:
-        maker.fail(line, "no value in any hash column")
+        taken = ", ".join(sorted({sig for _, sig, _ in roles.signals} | {o for _, o in roles.unsupported}))
+        maker.fail(
+            line,
+            f"no value in any hash column (read as hash columns: {taken or 'none'}; "
+            "name the right ones with --columns md5=COLUMN,pdq=COLUMN)",
+        )
     return rows

@@ -58,6 +58,10 @@ class ObjectReader:
 
     def _wide(self, obj: dict[str, Any], line: int, default_id: str | None) -> list[BankRow]:
         maker = self.maker
+        present = {k.strip().lower() for k in obj}
+        absent = [c for c in self.fmt.options.columns.values() if c.strip().lower() not in present]
+        if absent:  # a key an object leaves out is an empty cell, as in a CSV row
+            obj = {**obj, **dict.fromkeys(absent)}
         keys = tuple(obj)
         roles = self._roles.get(keys)
         if roles is None:
