@@ -276,7 +276,7 @@ def test_failed_items_listed_and_grouped_by_code(tmp_path: Path) -> None:
     assert "- unscreenable (" in card and "f4\\.txt" not in card
 
 
-def rematch_run(tmp_path: Path) -> Path:
+def rematch_run(tmp_path: Path, times: int = 1) -> Path:
     """Three items screened against listA v1; v2 drops A0, lists k2's file and comes near k3's rotated view."""
     k3_rot = "0f" * 32
     results = [
@@ -325,7 +325,8 @@ def rematch_run(tmp_path: Path) -> Path:
     for i in range(25):  # 25 bits away: a match, but past review-above
         near[i // 8] ^= 1 << (i % 8)
     v2 = MemoryBank.from_hex("listA", [("md5", "22" * 16, "A2"), ("pdq", near.hex(), "A3")], version=2)
-    rematch(run, [], snapshots=[v2])
+    for _ in range(times):  # a second rematch against the same list changes nothing
+        rematch(run, [], snapshots=[v2])
     return run
 
 
@@ -467,3 +468,11 @@ def test_flip_words_name_the_edit_a_person_made() -> None:
         nearest = min(probes, key=lambda p: bin(int(p.value, 16) ^ h).count("1"))
         assert probe_words(nearest.name) == words
 
+
+
+def test_a_rematch_that_changed_nothing_does_not_hide_the_one_that_did(tmp_path: Path, cleanset_home: Path) -> None:
+    run = rematch_run(tmp_path, times=2)
+    assert RunStore(run).latest_revision() == 2
+    _out, data = write_report(run)
+    ch = data["changes"]
+    assert (ch["revision"], ch["counts"]["verdict_changed"], ch["later_unchanged"]) == (1, 3, [2])

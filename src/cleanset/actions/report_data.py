@@ -360,6 +360,19 @@ def progress(ledger: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _SEVERITY = {None: 0, "keep": 1, "review": 2, "remove": 3}
 
 
+def latest_changes(store: RunStore, rev: int, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The changes of the newest revision up to ``rev`` that changed a verdict, naming the later ones that changed
+    none: a rematch that found nothing new must not hide the one before it that did."""
+    newest = revision_changes(store, rev, manifest)
+    later: list[int] = []
+    for r in range(rev, 0, -1):
+        found = newest if r == rev else revision_changes(store, r, store.manifest_of(r))
+        if found is not None and found["counts"]["verdict_changed"]:
+            return {**found, "later_unchanged": sorted(later)}
+        later.append(r)
+    return newest
+
+
 def revision_changes(store: RunStore, rev: int, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """Items whose verdict the revision changed, each with the list change that explains it; None for the scan
     itself or a revision written without a changes file.
@@ -464,7 +477,7 @@ def build_report(run: Path, revision: int | None = None) -> dict[str, Any]:
         "by_shard": by_shard(items),
         "progress": progress(store.ledger()),
         "scores": score_histograms(items),
-        "changes": revision_changes(store, rev, m),
+        "changes": latest_changes(store, rev, m),
         "flagged": flagged_rows(items, Explainer(m, allow)),
         "failed": failed_rows(items),
     }
