@@ -76,11 +76,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cleanset-bench-rematch-") as tmp_s:
         tmp = Path(tmp_s)
         os.environ["CLEANSET_HOME"] = str(tmp / "home")
+        from cleanset import api
         from cleanset.banks.base import BankRow
         from cleanset.banks.store import BankStore
-        from cleanset.pipeline.scan import ScanOptions, run_scan
         from cleanset.results.rematch import rematch
-        from cleanset.signals.engine import HashConfig, HashEngine
         from cleanset.sources.synth import sample_items, write_folder
 
         if args.data == "photos":
@@ -93,7 +92,7 @@ def main() -> None:
             sources = [write_folder(tmp / "ds", items, subdirs=4, captions=False)]
             blobs = [it.data for it in items]
             what = f"{len(blobs)} sample images (64-256 px) in a 4-shard folder"
-        eng = HashEngine(HashConfig())
+        eng = api.hasher()
         h = [eng.hash_bytes(b).hashes for b in blobs[:40]]
         rng = np.random.default_rng(0)
         fill = filler(rng, args.filler, "pdq", 32, "P") + filler(rng, args.filler, "md5", 16, "M")
@@ -103,7 +102,7 @@ def main() -> None:
         store.create_from_rows("bench", [*v1, *fill])
 
         run = tmp / "run"
-        s = run_scan(ScanOptions(sources=sources, banks=["bench"], out=run, workers=args.workers))
+        s = api.scan(sources, ["bench"], run, workers=args.workers)
         scan_ips = s["items"] / s["elapsed_s"]
 
         # v2: the first ten entries gone, twenty new ones (md5 and pdq of other items).

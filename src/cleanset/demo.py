@@ -64,21 +64,16 @@ def _edit(data: bytes, how: str) -> bytes:
 
 
 def _pdq_of(data: bytes) -> str:
-    from cleanset.signals.engine import HashConfig, HashEngine
+    from cleanset import api
 
-    out = HashEngine(HashConfig(signals=("pdq",), dihedral=False, regions=False)).hash_bytes(data)
-    return out.hashes["pdq"]
+    return api.hash_bytes(data, signals=("pdq",), probes=False).hashes["pdq"]
 
 
 def run_demo(out: Path, n_images: int = 120, log: Callable[[str], None] = lambda s: None) -> DemoResult:
     """Build the demo dataset and list under ``out``, then scan, rematch, clean, report, attest and verify."""
+    from cleanset import api
     from cleanset.actions import dsse
-    from cleanset.actions.attestation import attest
-    from cleanset.actions.clean import clean
-    from cleanset.actions.report import write_report
-    from cleanset.actions.verify import verify
     from cleanset.banks.store import BankStore
-    from cleanset.pipeline.scan import ScanOptions, run_scan
     from cleanset.results.rematch import rematch
     from cleanset.runs.store import RunStore
     from cleanset.sources.synth import SampleItem, sample_items, write_webdataset
@@ -110,7 +105,7 @@ def run_demo(out: Path, n_images: int = 120, log: Callable[[str], None] = lambda
 
     # 3. Scan.
     run = out / "run"
-    summary = run_scan(ScanOptions(sources=[dataset], banks=["demo-standin"], out=run))
+    summary = api.scan([dataset], ["demo-standin"], run)
     log(
         f"scanned {summary['items']} items: kept {summary['kept']}, removed {summary['removed']}, "
         f"review {summary['review']}, failed {summary['failed']}"
@@ -126,14 +121,14 @@ def run_demo(out: Path, n_images: int = 120, log: Callable[[str], None] = lambda
 
     # 5. Clean, report, attest, verify.
     cleaned = out / "cleaned"
-    clean([dataset], run, cleaned)
-    report, _ = write_report(run, json_out=True)
+    api.clean([dataset], run, cleaned)
+    report, _ = api.report(run, json_out=True)
     keys = out / "keys"
     priv, pub = dsse.generate_keypair(keys)
     attestation = out / "attestation.intoto.json"
-    attest(run=run, dataset=[cleaned], key=dsse.load_private_key(priv), out=attestation)
+    api.attest(run, cleaned, priv, attestation)
     store_of_run = RunStore(run)
-    result = verify([cleaned], attestation, dsse.load_public_key(pub))
+    result = api.verify(cleaned, attestation, pub)
     verified = not result.differences
     return DemoResult(
         out=out,

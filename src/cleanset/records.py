@@ -6,6 +6,7 @@ A later stage never reaches back into an earlier one: everything it needs is on 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -117,3 +118,60 @@ class ItemResult:
     matches: list[Match] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+# Failure reason codes: first rule that fits wins. The free text stays beside the code; the code is what groups.
+FAILURE_CODES: dict[str, str] = {
+    "decode": "bytes that could not be decoded as an image",
+    "read": "the file or row could not be read",
+    "truncated": "a tar archive ends early; the items in the damaged part are unknown",
+    "unscreenable": "content that cannot be screened (SVG, PAM, or a sidecar that is not plain text or JSON)",
+    "not-regular": "a link, device or other non-regular file",
+    "url": "an empty or unparsable URL",
+    "empty": "a file or image member of 0 bytes",
+    "no-image": "an entry with no image in it",
+    "too-large": "a member over the size limit",
+    "missing": "a shard or member that vanished",
+    "unreadable": "a shard or Parquet file that could not be opened",
+    "hash": "hashing failed (out of memory, bad pixels)",
+    "internal": "a worker crashed or raised",
+    "other": "any other reason, including download errors recorded in metadata",
+}
+_CODE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (code, re.compile(rx))
+    for code, rx in (
+        ("unscreenable", r"SVG is not rasterised|PAM \(P7\) is not decoded|^sidecar |^member .* is not an image, text"),
+        ("not-regular", r"^not a regular file"),
+        ("truncated", r"^truncated tar"),
+        ("decode", r"^decode:"),
+        ("read", r"^read:"),
+        ("url", r"^url:"),
+        ("hash", r"^hash:"),
+        ("empty", r"^empty (file|image)"),
+        ("no-image", r"^no image (member|bytes|column)"),
+        ("too-large", r"^member of \d+ bytes refused"),
+        ("missing", r"^shard vanished|missing from the tar$"),
+        ("unreadable", r"^shard unreadable|^unreadable (Parquet|row group)"),
+        ("internal", r"^internal:|^worker "),
+    )
+)
+_PART_PREFIX = re.compile(r"^[^\s:]+: ")  # "<column>: decode: ..." from a row's second image column
+
+
+def failure_code(reason: str | None) -> str:
+    """A short stable code for a free-text failure reason, so failures group by kind, not by file name.
+
+    Here, beside the records, because the summary (runs), the scan's closing screen (pipeline), the report
+    (actions) and the API all group by it, and a code defined in one of them would be imported upward by the rest.
+    """
+    if not reason:
+        return "other"
+    for code, rule in _CODE_RULES:
+        if rule.search(reason):
+            return code
+    part = _PART_PREFIX.match(reason)
+    if part is not None:
+        inner = failure_code(reason[part.end() :])
+        if inner != "other":
+            return inner
+    return "other"

@@ -1,12 +1,21 @@
-"""A name -> class registry shared by every extension point (signals, sources, bank formats, indexes).
+"""A name -> class registry shared by every extension point (signals, sources, bank formats, indexes, executors).
 
 Registration is explicit and a duplicate name is an error: two plugins silently shadowing each other is how a hash
 list ends up matched with the wrong algorithm.
+
+A registry given an entry point ``group`` also loads what installed packages declare there (``cleanset.sources``,
+``cleanset.formats``, ``cleanset.executors``), lazily and once, on the first lookup: ``import cleanset`` stays cheap
+and a broken plugin only costs the command that needs that seam. cleanset declares its own built-ins in the same
+groups (pyproject.toml), so they come in exactly as an outside package's would; the modules that define them still
+register on import, so a source checkout that was never installed (no entry points) works the same. An entry point
+that names an object already registered under its name is that registration, not a duplicate; a different object
+under a taken name is an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from cleanset.errors import UserError
@@ -15,9 +24,25 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, group: str | None = None) -> None:
         self.what = what
+        self.group = group
         self._items: dict[str, T] = {}
+        self._loaded = group is None
+
+    def _load_entry_points(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True  # first: loading a plugin module may look names up here again
+        assert self.group is not None
+        for ep in entry_points(group=self.group):
+            item = ep.load()
+            known = self._items.get(ep.name)
+            if known is item:  # the module registered itself on import (a built-in, or a decorated plugin)
+                continue
+            if known is not None:
+                raise ValueError(f"duplicate {self.what} name {ep.name!r} (entry point {ep.value})")
+            self._items[ep.name] = item
 
     def add(self, name: str, item: T) -> T:
         if name in self._items:
@@ -32,6 +57,7 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
+        self._load_entry_points()
         try:
             return self._items[name]
         except KeyError:
@@ -39,13 +65,17 @@ class Registry(Generic[T]):
             raise UserError(f"unknown {self.what} {name!r} (known: {known})") from None
 
     def names(self) -> list[str]:
+        self._load_entry_points()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        self._load_entry_points()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
+        self._load_entry_points()
         return iter(sorted(self._items))
 
     def items(self) -> list[tuple[str, T]]:
+        self._load_entry_points()
         return sorted(self._items.items())

@@ -85,7 +85,7 @@ class Dom(HTMLParser):
             self._open.pop()
 
 
-PROBES = ("pdq/original", "pdq/rotate90", "grid2x2.3/original", "trim/flipx", "frame2/pdq/original")
+PROBES = ("pdq/original", "pdq/rotate90", "grid2x2.3/original", "trim/flipy", "frame2/pdq/original")
 FAILURES = ("decode: corrupt JPEG: broken data stream", "read: Permission denied", "truncated tar: unexpected end")
 POLICY = {"review_above": 20, "bank_actions": {"listC": "review"}, "allow_banks": [], "score_review": {}}
 

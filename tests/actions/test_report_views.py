@@ -476,3 +476,15 @@ def test_a_rematch_that_changed_nothing_does_not_hide_the_one_that_did(tmp_path:
     _out, data = write_report(run)
     ch = data["changes"]
     assert (ch["revision"], ch["counts"]["verdict_changed"], ch["later_unchanged"]) == (1, 3, [2])
+
+
+def test_tables_read_without_javascript(tmp_path: Path, cleanset_home: Path) -> None:
+    """Every listed row is in the page as plain table cells too, for a viewer that runs no script."""
+    run = rematch_run(tmp_path)
+    out, data = write_report(run)
+    page = out.read_text()
+    assert data["flagged"] and data["failed"]
+    for r in data["flagged"]:
+        assert f"<td>{r['where']}" in page
+    for r in data["failed"]:
+        assert f"<td>{r['key']}</td>" in page

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cleanset.pipeline.executors import Event
+from cleanset.pipeline.events import Event, Progress, ShardDone
 from cleanset.pipeline.progress import ScanProgress
 
 
@@ -29,7 +29,7 @@ def view_of(p: Any) -> ScanProgress:
 
 def test_items_count_before_any_shard_finishes() -> None:
     v = view_of(prep(4))
-    v.on_event(Event("progress", "s0", items=512, failed=3))
+    v.on_event(Progress("s0", items=512, failed=3))
     task = v.progress.tasks[0]
     assert task.completed == 512  # per item, not 0 shards
     assert v.failed == 3
@@ -38,9 +38,9 @@ def test_items_count_before_any_shard_finishes() -> None:
 
 def test_eta_from_items_once_a_shard_is_committed() -> None:
     v = view_of(prep(4))
-    v.on_event(Event("progress", "s0", items=100))
-    v.on_event(Event("shard", "s0", entry={"items": 100, "failed": 0}))
-    v.on_event(Event("progress", "s1", items=30))
+    v.on_event(Progress("s0", items=100))
+    v.on_event(ShardDone("s0", entry={"items": 100, "failed": 0}))
+    v.on_event(Progress("s1", items=30))
     assert v.total == 400  # 100 done + s1 (at least the mean) + two shards at the mean
     eta = v.eta_s()
     assert eta is not None and eta > 0
@@ -49,8 +49,8 @@ def test_eta_from_items_once_a_shard_is_committed() -> None:
 
 def test_a_retried_shard_takes_its_items_back() -> None:
     v = view_of(prep(2))
-    v.on_event(Event("progress", "s0", items=50))
-    v.on_event(Event("progress", "s0", items=-50))
+    v.on_event(Progress("s0", items=50))
+    v.on_event(Progress("s0", items=-50))
     assert v.progress.tasks[0].completed == 0 and v.partial["s0"] == 0
 
 
@@ -119,9 +119,39 @@ def test_a_shard_reports_hashed_items_before_its_batch_is_matched(
 def test_no_total_while_a_shard_outgrows_every_committed_one() -> None:
     """A small last shard committed first says nothing of a big one still running: no 100% while work remains."""
     v = view_of(prep(2))
-    v.on_event(Event("progress", "small", items=500))
-    v.on_event(Event("shard", "small", entry={"items": 500}))
-    v.on_event(Event("progress", "big", items=643))
+    v.on_event(Progress("small", items=500))
+    v.on_event(ShardDone("small", entry={"items": 500}))
+    v.on_event(Progress("big", items=643))
     assert v.total is None and v.eta_s() is None
-    v.on_event(Event("shard", "big", entry={"items": 1000}))
+    v.on_event(ShardDone("big", entry={"items": 1000}))
     assert v.total == 1500
+
+
+def test_the_closing_screen_groups_failures_by_code(tmp_path: Any) -> None:
+    """However many files failed, the screen shows a few kinds (stable codes), and the commonest reason in full."""
+    import pyarrow as pa
+
+    from cleanset.pipeline.progress import print_summary
+    from cleanset.runs.summary import summarize
+
+    reasons = [f"decode: file{i}.jpg: truncated" for i in range(30)] + ["read: permission denied", None]
+    items = pa.table(
+        {
+            "key": [str(i) for i in range(len(reasons))],
+            "shard": ["s"] * len(reasons),
+            "status": ["failed"] * len(reasons),
+            "reason": reasons,
+            "verdict": pa.nulls(len(reasons), pa.string()),
+            "matches": pa.array(
+                [[]] * len(reasons), pa.list_(pa.struct([("bank", pa.string()), ("probe", pa.string())]))
+            ),
+        }
+    )
+    s = summarize(items)
+    assert s["failures_by_code"] == {"decode": 30, "other": 1, "read": 1}
+    s.update(banks=[], shards={"committed": 1, "total": 1, "resumed": 0}, elapsed_s=1.0)
+    buf = io.StringIO()
+    print_summary(Console(file=buf, width=120), s, tmp_path)
+    text = buf.getvalue()
+    assert "failures by code" in text and "decode" in text and "30" in text
+    assert text.count("file") <= 2  # not one line per file

@@ -143,3 +143,15 @@ def test_cost_is_measured_on_pixels_and_files(photos: list[Photo]) -> None:
     assert c.photos == len(photos)
     assert c.plain_s > 0 and c.probes_s > 0 and c.plain_file_s > c.plain_s  # files add the decode
     assert c.with_regions == sum(1 for p in photos if find_regions(p.rgb))
+
+
+def test_html_page_is_a_template_with_autoescaping(result) -> None:  # type: ignore[no-untyped-def]
+    """A transform or photo name is text on the page, never markup."""
+    from dataclasses import replace
+
+    from cleanset.evaluation.report import html_page
+
+    odd = replace(result, rows=[replace(result.rows[0], name="<script>x</script>")])
+    page = html_page(odd)
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert page.startswith("<!doctype html>") and page.endswith("</body></html>\n")

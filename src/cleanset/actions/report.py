@@ -44,6 +44,8 @@ _ENV = Environment(
     keep_trailing_newline=True,
 )
 _ENV.filters["num"] = lambda v: f"{int(v):,}"
+# A table cell as report.js writes it (lists joined with "; "), for the rows the page holds without JavaScript.
+_ENV.filters["cell"] = lambda v: "" if v is None else "; ".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 def _col(

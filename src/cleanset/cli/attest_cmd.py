@@ -79,8 +79,8 @@ def register(app: typer.Typer) -> None:
 
         The dataset must be a finished `cleanset clean` output of this run's latest revision.
         """
+        from cleanset import api
         from cleanset.actions import dsse
-        from cleanset.actions.attestation import attest as do_attest
         from cleanset.actions.attestation import leaves_path_for
 
         if cleaned and dataset:
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
             dataset = [Path(clean["out"])]
         private = dsse.load_private_key(key)
         target = out or run / "attestation.intoto.json"
-        st = do_attest(run=run, dataset=dataset, key=private, out=target, format=fmt)
+        st = api.attest(run, dataset, private, target, format=fmt)
         pred = st["predicate"]
         if as_json:
             echo_json(
@@ -145,9 +145,9 @@ def register(app: typer.Typer) -> None:
 
         Usage: cleanset verify DATASET ATTESTATION [--pubkey P]. Exit 0 verified, 1 failed, 2 usage error.
         """
+        from cleanset import api
         from cleanset.actions import dsse
         from cleanset.actions.verify import describe_failure
-        from cleanset.actions.verify import verify as do_verify
 
         paths = list(dataset)
         if attestation is None:
@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
                 raise UserError("usage: cleanset verify DATASET ATTESTATION [--pubkey P]")
             attestation = paths.pop()
         key = dsse.load_public_key(pubkey) if pubkey is not None else None
-        res = do_verify(paths, attestation, key, leaves)
+        res = api.verify(paths, attestation, key, leaves)
         if not res.ok:
             if as_json:
                 echo_json({"verified": False, "error": describe_failure(res)})

@@ -48,8 +48,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the scanned dataset minus what RUN says must go, in the same format and layout, with
         DIR/removed.parquet naming what was left out."""
+        from cleanset import api
         from cleanset.actions.clean import REMOVED_FILE, preview
-        from cleanset.actions.clean import clean as do_clean
         from cleanset.cli.options import run_sources
 
         if not paths:
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
             return
         if out is None:
             raise UserError(f"--out DIR is required (or --dry-run); {USAGE}")
-        report = do_clean(sources, run, out, keep_review=keep_review, keep_failed=keep_failed, format=format)
+        report = api.clean(sources, run, out, keep_review=keep_review, keep_failed=keep_failed, format=format)
         if as_json:
             echo_json({**report.to_json(), "removed_list": str(Path(report.out) / REMOVED_FILE)})
             return

@@ -20,7 +20,7 @@ from cleanset.cli.conventions import local_path
 from cleanset.errors import ExitCode, UserError
 from cleanset.imaging.decode import DEFAULT_MAX_PIXELS
 from cleanset.records import HashOutcome, Status
-from cleanset.signals.engine import IMAGE_SIGNALS, URL_SIGNALS, HashConfig, HashEngine
+from cleanset.signals.engine import IMAGE_SIGNALS, URL_SIGNALS
 
 PRIMARY_PROBES = {"md5", "sha1", "sha256", "phash", "pdq/original", "pdq512/original"}
 
@@ -82,14 +82,9 @@ def hash_files(
     ] = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Hash image files: one JSON line per file; exit 1 if any file failed."""
-    engine = HashEngine(
-        HashConfig(
-            signals=parse_signals(signals),
-            dihedral=not no_dihedral,
-            regions=not no_regions,
-            max_pixels=max_pixels,
-        )
-    )
+    from cleanset import api
+
+    engine = api.hasher(parse_signals(signals), dihedral=not no_dihedral, regions=not no_regions, max_pixels=max_pixels)
     failed = 0
     for path in iter_files(paths):
         try:

@@ -81,18 +81,14 @@ def match(
 
     Exit status: 0 nothing matched, 1 something matched (or an input could not be hashed), 2 usage error.
     """
-    from cleanset.matching.matcher import BankMatcher
+    from cleanset import api
 
     if not bank:
         raise UserError("name at least one bank with --bank")
     if not hashes and file is None:
         raise UserError("give hashes as arguments or a file with --file")
-    from cleanset.assess import Policy
-
-    snaps = options.open_banks(bank)
-    matcher = BankMatcher.build(snaps, quality_gate=quality_gate)
-    policy = Policy().with_allow_banks(s.name for s in snaps if s.allow)
-    held = set(matcher.signals())
+    banks = api.Banks(options.open_banks(bank), quality_gate)
+    held = set(banks.matcher.signals())
     if signal is not None:
         from cleanset.signals import get_signal
 
@@ -107,9 +103,9 @@ def match(
         batch.append(item)
         failed += bool(item.get("failed"))
         if len(batch) >= BATCH:
-            matched += _emit(matcher, policy, batch)
+            matched += _emit(banks, batch)
             batch = []
-    matched += _emit(matcher, policy, batch)
+    matched += _emit(banks, batch)
     if failed:
         typer.echo(f"{failed} input(s) could not be decoded: matched by file digests only", err=True)
         raise typer.Exit(int(ExitCode.FAILED_ITEMS))
@@ -122,23 +118,22 @@ def _chain(*its: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from it
 
 
-def _emit(matcher: Any, policy: Any, batch: Sequence[dict[str, Any]]) -> int:
+def _emit(banks: Any, batch: Sequence[dict[str, Any]]) -> int:
     """Write one JSON line per input; returns how many inputs matched anything."""
-    from cleanset.assess import assess_many
-    from cleanset.records import Status
+    from cleanset import api
 
-    statuses = [Status.FAILED if item.get("failed") else Status.OK for item in batch]
-    assessed = assess_many([item["probes"] for item in batch], matcher, policy, statuses=statuses)
+    failed = ["hashing failed" if item.get("failed") else None for item in batch]
+    checks = api.check_many([item["probes"] for item in batch], banks, failed=failed)
     matched = 0
-    for item, a in zip(batch, assessed, strict=True):
+    for item, c in zip(batch, checks, strict=True):
         out: dict[str, Any] = {"input": item["input"]}
         if "line" in item:
             out["line"] = item["line"]
-        out["matches"] = [asdict(m) for m in a.matches]
-        out["verdict"] = None if a.verdict is None else str(a.verdict)
-        out["reasons"] = list(a.reasons)
-        out["notes"] = item["notes"] + list(a.notes)
-        matched += bool(a.matches)
+        out["matches"] = [asdict(m) for m in c.matches]
+        out["verdict"] = c.verdict
+        out["reasons"] = list(c.reasons)
+        out["notes"] = item["notes"] + list(c.notes)
+        matched += bool(c.matches)
         typer.echo(json.dumps(out))
     return matched
 

@@ -41,10 +41,10 @@ def register(app: typer.Typer) -> None:
 
         Counts; removed and review items by URL or key with what matched and why; failed items by reason code;
         what a revision changed; charts. Never an image, a list value or an item's hash."""
+        from cleanset import api
         from cleanset.actions.card import render_card
-        from cleanset.actions.report import write_report
 
-        out, data = write_report(run, revision=revision, json_out=json_out)
+        out, data = api.report(run, revision=revision, json_out=json_out)
         typer.echo(f"wrote {out}" + (f" and {run / 'report.json'}" if json_out else ""), err=card or json_out)
         if card:
             typer.echo(render_card(data, attestation_name))

@@ -82,30 +82,40 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Scan a dataset against banks; results go to OUT (re-run the same command to resume)."""
+        from cleanset import api
         from cleanset.assess.policy import Policy
         from cleanset.pipeline.progress import ScanProgress, print_summary
-        from cleanset.pipeline.scan import ScanOptions, check_screened, execute, prepare
+        from cleanset.pipeline.scan import Prepared, check_screened
 
-        opts = ScanOptions(
-            sources=sources,
-            banks=bank,
-            out=out,
-            format=format,
-            images=images,
-            url_col=url_col,
-            caption_col=caption_col,
-            signals=_split(signals),
-            probes=not no_probes,
-            quality_gate=quality_gate,
-            policy=Policy(review_above=review_above, bank_actions={b: "review" for b in _split(review_bank) or []}),
-            executor=executor,
-            workers=workers,
-        )
         err = Console(stderr=True)
-        prep = prepare(opts, options.open_banks(bank))
-        view = ScanProgress(err, prep)
-        with view.progress:
-            summary = execute(prep, executor, workers, on_event=view.on_event)
+        views: list[ScanProgress] = []
+
+        def start(prep: Prepared) -> None:
+            views.append(ScanProgress(err, prep))
+            views[0].progress.start()
+
+        options.check_banks(bank)
+        try:
+            summary = api.scan(
+                sources,
+                bank,
+                out,
+                format=format,
+                images=images,
+                url_col=url_col,
+                caption_col=caption_col,
+                signals=_split(signals),
+                probes=not no_probes,
+                quality_gate=quality_gate,
+                policy=Policy(review_above=review_above, bank_actions={b: "review" for b in _split(review_bank) or []}),
+                executor=executor,
+                workers=workers,
+                on_start=start,
+                on_event=lambda ev: views[0].on_event(ev),
+            )
+        finally:
+            if views:
+                views[0].progress.stop()
         print_summary(err if as_json else stdout_console(), summary, out)
         if as_json:
             echo_json({"run": str(out.resolve()), **summary})

@@ -273,7 +273,7 @@ def run_photos(
                     s.distances.append(own_d)
                     if caught:
                         s.hits += 1
-                        if best is not None and m == "probes":
+                        if best is not None and m == "probes":  # the "caught by" column: which view
                             prefix = best.split("/")[0]
                             matched_by[prefix] = matched_by.get(prefix, 0) + 1
         rows.append(TransformRow(t.name, t.family, stats, matched_by))

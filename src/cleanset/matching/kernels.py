@@ -20,6 +20,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 _U1 = np.uint64(1)
+AHEAD = 32
 
 
 @intrinsic
@@ -262,7 +263,6 @@ def _buckets(
                 for j in range(kk):
                     mask |= _U1 << np.uint64(comb[j])
                 v = base + np.int64(qchunk[c] ^ mask)
-                prefetch(offsets, v)
                 slots[listed] = v
                 r_chunk[listed] = c
                 listed += 1
@@ -274,7 +274,11 @@ def _buckets(
                 comb[j] += 1
                 for ll in range(j + 1, kk):
                     comb[ll] = comb[ll - 1] + 1
+    for s in range(min(listed, AHEAD)):
+        prefetch(offsets, slots[s])
     for s in range(listed):
+        if s + AHEAD < listed:
+            prefetch(offsets, slots[s + AHEAD])
         v = slots[s]
         c = r_chunk[s]
         lo = np.int64(offsets[v])

@@ -3,10 +3,16 @@
 Every executor runs the same ``scan_shard`` + ``commit_shard`` per shard and shares one retry rule (below), so
 results do not depend on the executor or the number of workers.
 
-Retry rule (all executors): a shard whose attempt fails (a Python error, or the worker process dying: segfault in
-a decoder, OOM kill) is tried once more. If the second attempt fails too, the shard is committed with every item
-it holds marked ``failed`` with the reason (fail closed: its items are accounted for and the cleaned dataset leaves
-them out); when even listing its items fails, one failed row ``<shard>#unread`` stands for the shard.
+Retry rule (all executors): ``events.RetryRule``, held once as ``Executor.retry``: a shard whose attempt fails (a
+Python error, or the worker process dying: segfault in a decoder, OOM kill) is tried once more. If the second
+attempt fails too, the shard is committed with every item it holds marked ``failed`` with the reason (fail closed:
+its items are accounted for and the cleaned dataset leaves them out); when even listing its items fails, one failed
+row ``<shard>#unread`` stands for the shard.
+
+What a worker needs is ``ScanContext``; a worker that does not share the parent's memory builds it from the
+picklable ``plan.ScanPlan`` (``ctx.plan.build_context()``). Executors are registered in ``EXECUTORS``, which also
+loads the entry point group ``cleanset.executors``, and ``tests/pipeline/test_executor_conformance.py`` runs every
+registered one on the same data.
 
 ``local``: ``workers`` processes (all cores by default), each forked once and fed one shard at a time. The parent
 has built the hash engine and the matcher (and warmed them up) before forking, so the bank indexes are shared
@@ -26,10 +32,11 @@ import queue
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from cleanset.pipeline.events import RETRY_RULE, Event, EventFn, GaveUp, Progress, Retry, RetryRule, ShardDone
 from cleanset.pipeline.ledger import commit_shard
 from cleanset.pipeline.tasks import ScanContext, safe_items, scan_shard
 from cleanset.records import ItemResult, Status
@@ -39,27 +46,12 @@ from cleanset.runs.schema import to_table
 from cleanset.sources.base import Shard, marker_key
 from cleanset.threads import limit_blas_threads
 
-ATTEMPTS = 2  # first try + one retry
-
-
-@dataclass
-class Event:
-    """What an executor reports to whoever shows progress: ``progress`` (items, failed), ``shard`` (entry),
-    ``retry`` / ``gave_up`` (reason)."""
-
-    kind: str
-    shard: str
-    items: int = 0
-    failed: int = 0
-    entry: dict[str, Any] | None = None
-    reason: str | None = None
-
-
-EventFn = Callable[[Event], None]
+ATTEMPTS = RETRY_RULE.attempts  # kept for callers that quote it
 
 
 class Executor(ABC):
     name: ClassVar[str]
+    retry: ClassVar[RetryRule] = RETRY_RULE  # one rule for every executor; see the module docstring
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or default_workers())
@@ -69,7 +61,7 @@ class Executor(ABC):
         """Scan and commit every shard; returns the ledger entries in the order of ``shards``."""
 
 
-EXECUTORS: Registry[type[Executor]] = Registry("executor")
+EXECUTORS: Registry[type[Executor]] = Registry("executor", group="cleanset.executors")
 
 
 def get_executor(name: str, workers: int | None = None) -> Executor:
@@ -87,7 +79,7 @@ def process_shard(shard: Shard, ctx: ScanContext, run: RunDir, on_event: EventFn
     """One attempt: scan then commit. Raises on failure (the caller applies the retry rule)."""
 
     def progress(n: int, failed: int) -> None:
-        on_event(Event("progress", shard.id, items=n, failed=failed))
+        on_event(Progress(shard.id, items=n, failed=failed))
 
     result = scan_shard(shard, ctx, progress)
     return commit_shard(
@@ -126,20 +118,20 @@ class InlineExecutor(Executor):
         entries: list[dict[str, Any]] = []
         for shard in shards:
             entry: dict[str, Any] | None = None
-            reason = ""
-            for attempt in range(ATTEMPTS):
+            attempt = 0
+            while entry is None:
+                attempt += 1
                 done = _Tally(on_event)
                 try:
                     entry = process_shard(shard, ctx, run, done)
-                    break
                 except Exception as e:
-                    reason = f"internal: {type(e).__name__}: {e}"
                     done.reset(shard.id)
-                    on_event(Event("retry" if attempt + 1 < ATTEMPTS else "gave_up", shard.id, reason=reason))
-            if entry is None:
-                entry = give_up(shard, ctx, run, f"{reason} (after {ATTEMPTS} attempts)")
-                on_event(Event("progress", shard.id, items=entry["items"], failed=entry["failed"]))
-            on_event(Event("shard", shard.id, entry=entry))
+                    step = self.retry.after_failure(shard.id, attempt, f"internal: {type(e).__name__}: {e}")
+                    on_event(step)
+                    if isinstance(step, GaveUp):
+                        entry = give_up(shard, ctx, run, step.reason)
+                        on_event(Progress(shard.id, items=entry["items"], failed=entry["failed"]))
+            on_event(ShardDone(shard.id, entry))
             entries.append(entry)
         return entries
 
@@ -153,14 +145,14 @@ class _Tally:
         self.failed = 0
 
     def __call__(self, ev: Event) -> None:
-        if ev.kind == "progress":
+        if isinstance(ev, Progress):
             self.items += ev.items
             self.failed += ev.failed
         self.on_event(ev)
 
     def reset(self, shard_id: str) -> None:
         if self.items or self.failed:
-            self.on_event(Event("progress", shard_id, items=-self.items, failed=-self.failed))
+            self.on_event(Progress(shard_id, items=-self.items, failed=-self.failed))
         self.items = self.failed = 0
 
 
@@ -192,7 +184,7 @@ def _worker_main(tasks: Any, results: Any) -> None:
         kind, shard, reason = task
 
         def forward(ev: Event, sid: str = shard.id) -> None:
-            if ev.kind == "progress":
+            if isinstance(ev, Progress):
                 results.put(("progress", sid, ev.items, ev.failed))
 
         try:
@@ -253,7 +245,7 @@ class LocalExecutor(Executor):
                 s = shown.setdefault(sid, [0, 0])
                 s[0] += msg[2]
                 s[1] += msg[3]
-                on_event(Event("progress", sid, items=msg[2], failed=msg[3]))
+                on_event(Progress(sid, items=msg[2], failed=msg[3]))
             else:  # done or error: the ledger on disk says which
                 if kind == "error":
                     last_error[sid] = msg[4]
@@ -347,24 +339,23 @@ class LocalExecutor(Executor):
         if path.is_file() and run.items_path(sid).is_file():
             entry: dict[str, Any] = read_json(path)
             if kind == "give_up":
-                on_event(Event("progress", sid, items=entry["items"], failed=entry["failed"]))
+                on_event(Progress(sid, items=entry["items"], failed=entry["failed"]))
             shown.pop(sid, None)
             entries[sid] = entry
-            on_event(Event("shard", sid, entry=entry))
+            on_event(ShardDone(sid, entry))
             return []
         items, failed = shown.pop(sid, [0, 0])
         if items or failed:
-            on_event(Event("progress", sid, items=-items, failed=-failed))
+            on_event(Progress(sid, items=-items, failed=-failed))
         reason = last_error.get(sid, "failed")
         if kind == "give_up":  # even listing its items failed: one row stands for the shard
             entry = commit_shard(run, shard, to_table([_failed_row(marker_key(sid, "unread"), shard, reason, None)]), 0)
-            on_event(Event("progress", sid, items=1, failed=1))
+            on_event(Progress(sid, items=1, failed=1))
             entries[sid] = entry
-            on_event(Event("shard", sid, entry=entry))
+            on_event(ShardDone(sid, entry))
             return []
-        if attempts[sid] < ATTEMPTS:
-            on_event(Event("retry", sid, reason=reason))
+        step = LocalExecutor.retry.after_failure(sid, attempts[sid], reason)
+        on_event(step)
+        if isinstance(step, Retry):
             return [("scan", shard, "")]
-        full = f"{reason} (after {ATTEMPTS} attempts)"
-        on_event(Event("gave_up", sid, reason=full))
-        return [("give_up", shard, full)]
+        return [("give_up", shard, step.reason)]

@@ -14,6 +14,9 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from cleanset.records import FAILURE_CODES
+from cleanset.runs.summary import by_code
+
 
 class ScanProgress:
     """Items done, items/s, failures, shards and an ETA, redrawn ten times a second.
@@ -123,7 +126,8 @@ class _Line(ProgressColumn):
 
 
 def print_summary(console: Console, s: dict[str, Any], out: Path) -> None:
-    """The one-screen summary: counts, matches per bank, the commonest failure reasons, where results are."""
+    """The one-screen summary: counts, matches per bank, failures grouped by code (a few kinds, however many files
+    failed), where results are."""
     t = Table(title="scan summary", show_header=False, box=None)
     for k in ("items", "kept", "removed", "review", "failed"):
         t.add_row(k, f"{s[k]:,}")
@@ -138,14 +142,15 @@ def print_summary(console: Console, s: dict[str, Any], out: Path) -> None:
         banks.add_row(b["name"], str(b["version"]), f"{s['matches_by_bank'].get(b['name'], 0):,}")
     console.print(banks)
     if s["failures_by_reason"]:
-        f = Table(title="failures by reason")
-        f.add_column("reason", overflow="fold")
+        codes = s.get("failures_by_code") or by_code(s["failures_by_reason"])  # a summary from before codes
+        f = Table(title="failures by code")
+        f.add_column("code")
         f.add_column("items", justify="right")
-        reasons = list(s["failures_by_reason"].items())
-        for reason, n in reasons[:10]:
-            f.add_row(reason, f"{n:,}")
-        if len(reasons) > 10:
-            f.add_row(f"... {len(reasons) - 10} more reasons (see summary.json)", "")
+        f.add_column("meaning", overflow="fold")
+        for code, n in codes.items():
+            f.add_row(code, f"{n:,}", FAILURE_CODES.get(code, ""))
         console.print(f)
+        top = next(iter(s["failures_by_reason"]))
+        console.print(f"commonest reason: {top} (all reasons: {out}/summary.json)")
     console.print(f"results: {out}/items/*.parquet, summary: {out}/summary.json")
     console.print(f'ask: cleanset query {out} "SELECT verdict, count(*) FROM items GROUP BY verdict"')

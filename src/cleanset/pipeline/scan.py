@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cleanset.assess.policy import Policy
+from cleanset.assess import Policy, assess_many
 from cleanset.errors import CleansetError, ExitCode, UserError
 from cleanset.pipeline.executors import Event, EventFn, get_executor
 from cleanset.pipeline.ledger import committed, totals
+from cleanset.pipeline.plan import ScanPlan
 from cleanset.pipeline.tasks import ScanContext
 from cleanset.runs.banks import bank_record, open_banks
 from cleanset.runs.layout import SUMMARY, RunDir, write_json_atomic
@@ -50,7 +51,7 @@ class ScanOptions:
 class Prepared:
     """A scan ready to run: its context, run directory, manifest and the shards still to do."""
 
-    ctx: ScanContext
+    ctx: ScanContext  # ctx.plan: the same scan as picklable data, for workers that build their own
     run: RunDir
     manifest: dict[str, Any]
     resumed: bool
@@ -154,7 +155,8 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     matcher = BankMatcher.build(snaps, quality_gate=opts.quality_gate)
     manifest, resumed = run.open_for_scan(config)  # written only once everything above held
     done = {k: v for k, v in committed(run).items() if k in set(ids)}
-    ctx = ScanContext(source=source, engine=engine, matcher=matcher, policy=policy, snapshots=snaps)
+    plan = ScanPlan.of(source, opts.sources, options, snaps, cfg, policy, opts.quality_gate)
+    ctx = ScanContext(source=source, engine=engine, matcher=matcher, policy=policy, snapshots=snaps, plan=plan)
     return Prepared(ctx, run, manifest, resumed, len(shards), [s for s in shards if s.id not in done], done)
 
 
@@ -182,7 +184,7 @@ def warm_up(ctx: ScanContext) -> None:
     probes = list(outcome.probes)
     with contextlib.suppress(Exception):
         probes += ctx.engine.hash_url("https://example.org/a.jpg").probes
-    ctx.matcher.match_many([probes])
+    assess_many([probes], ctx.matcher, ctx.policy)
     from cleanset.pipeline import urlscan
 
     if urlscan.applies(ctx.source):

@@ -46,6 +46,7 @@ class ScanContext:
     snapshots: Sequence[Any] = ()  # the banks the matcher was built from (the URL column path's prefilter)
     url_fast_path: bool = True
     url_plan: Any = None  # built once by urlscan.plan_for, before workers fork
+    plan: Any = None  # the ``plan.ScanPlan`` this was built from; what a worker without shared memory rebuilds it by
 
 
 @dataclass

@@ -7,7 +7,7 @@ loading it into Python objects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow.fs import LocalFileSystem
+
+from cleanset.records import failure_code
 
 
 def register_files(con: duckdb.DuckDBPyConnection, view: str, files: Sequence[Path]) -> None:
@@ -26,8 +28,10 @@ def register_files(con: duckdb.DuckDBPyConnection, view: str, files: Sequence[Pa
 
 
 def summarize(items: pa.Table | Sequence[Path]) -> dict[str, Any]:
-    """items, kept, removed, review, failed, failures_by_reason, matches_by_bank and matches_by_probe (each
-    counting items, not matches: an item hit by three probes of one bank counts once for that bank)."""
+    """items, kept, removed, review, failed, failures_by_reason, failures_by_code, matches_by_bank and
+    matches_by_probe (each counting items, not matches: an item hit by three probes of one bank counts once for that
+    bank). ``failures_by_code`` regroups the free-text reasons by their stable code (``records.failure_code``), so a
+    thousand "decode: <file>: ..." lines read as one figure a script can rely on."""
     con = duckdb.connect()
     try:
         if isinstance(items, pa.Table):
@@ -52,6 +56,7 @@ def summarize(items: pa.Table | Sequence[Path]) -> dict[str, Any]:
             "SELECT coalesce(reason, '(none)'), count(*) AS n FROM items WHERE status = 'failed' "
             "GROUP BY 1 ORDER BY n DESC, 1",
         )
+        out["failures_by_code"] = by_code(out["failures_by_reason"])
         matched = "SELECT DISTINCT key, shard, m.{col} AS v FROM (SELECT key, shard, unnest(matches) AS m FROM items)"
         out["matches_by_bank"] = _pairs(
             con, f"SELECT v, count(*) AS n FROM ({matched.format(col='bank')}) GROUP BY v ORDER BY n DESC, v"
@@ -72,6 +77,7 @@ def _empty() -> dict[str, Any]:
         "review": 0,
         "failed": 0,
         "failures_by_reason": {},
+        "failures_by_code": {},
         "matches_by_bank": {},
         "matches_by_probe": {},
     }
@@ -79,3 +85,12 @@ def _empty() -> dict[str, Any]:
 
 def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, int]:
     return {str(k): int(n) for k, n in con.execute(sql).fetchall()}
+
+
+def by_code(by_reason: Mapping[str, int]) -> dict[str, int]:
+    """Items per failure code, most first; ``(none)`` (a failed row without a reason) counts as ``other``."""
+    counts: dict[str, int] = {}
+    for reason, n in by_reason.items():
+        code = failure_code(None if reason == "(none)" else reason)
+        counts[code] = counts.get(code, 0) + int(n)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

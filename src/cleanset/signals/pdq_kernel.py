@@ -23,6 +23,7 @@ reordered float operations would break that agreement.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -119,6 +120,27 @@ def _block_sums(band: np.ndarray, block_cols: int, acc: np.ndarray) -> None:
     band[:] = 0.0
 
 
+_THOUSAND = np.float32(1000.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _word_luma(w: Any) -> np.float32:
+    """The reference's luma of one RGBX word, ``float32(0.299 R + 0.587 G + 0.114 B)`` with float64 products and
+    sums, computed in float32 at twice the SIMD width.
+
+    Why it is the same number: ``299 R + 587 G + 114 B`` is an integer below 2**24, so float32 holds it and each
+    float32 product and sum of it exactly, and IEEE division rounds the true quotient by 1,000 once, correctly.
+    The float64 expression lies within a few float64 units of that quotient, and a quotient ``N / 1000`` is never
+    within ``2**-28`` of a point where float32 rounding changes (it is not dyadic unless it is a multiple of 1/8,
+    which float32 holds exactly), so both round to the same float32. tests/signals/test_pdq_kernel.py checks all
+    2**24 colours.
+    """
+    r8 = np.float32(w & 0xFF)
+    g8 = np.float32((w >> 8) & 0xFF)
+    b8 = np.float32((w >> 16) & 0xFF)
+    return (r8 * np.float32(299.0) + g8 * np.float32(587.0) + b8 * np.float32(114.0)) / _THOUSAND
+
+
 @njit(cache=True, nogil=True)
 def scan_image(
     rgb: np.ndarray,
@@ -173,19 +195,11 @@ def scan_image(
         if words is not None and col_index is None:
             wrow = words[sy]
             for x in range(n_cols):
-                w = wrow[x]
-                r8 = np.float64(w & 0xFF)
-                g8 = np.float64((w >> 8) & 0xFF)
-                b8 = np.float64((w >> 16) & 0xFF)
-                luma[x] = np.float32(r8 * 0.299 + g8 * 0.587 + b8 * 0.114)
+                luma[x] = _word_luma(wrow[x])
         elif words is not None and col_index is not None:
             wrow = words[sy]
             for x in range(n_cols):
-                w = wrow[col_index[x]]
-                r8 = np.float64(w & 0xFF)
-                g8 = np.float64((w >> 8) & 0xFF)
-                b8 = np.float64((w >> 16) & 0xFF)
-                luma[x] = np.float32(r8 * 0.299 + g8 * 0.587 + b8 * 0.114)
+                luma[x] = _word_luma(wrow[col_index[x]])
         elif col_index is None:
             for x in range(n_cols):
                 # pdqhash's NumPy luma: float64 products summed left to right, rounded to float32
@@ -362,11 +376,7 @@ def _luma_row(
     if words is not None:
         wrow = words[y]
         for x in range(luma.shape[0]):
-            w = wrow[x]
-            r8 = np.float64(w & 0xFF)
-            g8 = np.float64((w >> 8) & 0xFF)
-            b8 = np.float64((w >> 16) & 0xFF)
-            luma[x] = np.float32(r8 * 0.299 + g8 * 0.587 + b8 * 0.114)
+            luma[x] = _word_luma(wrow[x])
     else:
         for x in range(luma.shape[0]):
             luma[x] = np.float32(lut_r[rgb[y, x, 0]] + lut_g[rgb[y, x, 1]] + lut_b[rgb[y, x, 2]])

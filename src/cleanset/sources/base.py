@@ -295,4 +295,4 @@ def check_expected(shard: Shard, key: str, expect: Collection[str] | None) -> No
         )
 
 
-SOURCES: Registry[type[Source]] = Registry("source format")
+SOURCES: Registry[type[Source]] = Registry("source format", group="cleanset.sources")

@@ -1,0 +1,357 @@
+"""The Python API: what the CLI, the demo, the benches and a service call instead of composing stages themselves.
+
+One function per question a caller asks: what do these banks say about these bytes, these hashes, this URL; scan a
+dataset; clean, attest, verify, report. Each is a thin composition of the layers below (``assess`` makes every
+verdict, ``pipeline.scan`` runs every scan), so an answer here is the answer the CLI gives.
+
+Answers never hold list values: a match names its bank, version, entry id, signal, the probe that hit and the
+distance. A failure is data with a stable ``code`` (``records.FAILURE_CODES``) beside its free-text detail.
+
+A whole round trip on a picture made here (benign: flat colour), against a bank built from its own hash::
+
+    >>> import io, tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> import cleanset.api as api
+    >>> buf = io.BytesIO(); Image.new("RGB", (96, 64), (200, 120, 40)).save(buf, "PNG")
+    >>> data = buf.getvalue()
+    >>> import hashlib
+    >>> home = Path(tempfile.mkdtemp())
+    >>> banks = api.banks_from_rows(home, "standin", [("md5", hashlib.md5(data).hexdigest(), "e1")])
+    >>> check = api.check_bytes(data, banks)
+    >>> check.verdict, [(m.bank, m.entry_id, m.signal, m.distance) for m in check.matches]
+    ('remove', [('standin', 'e1', 'md5', 0)])
+    >>> api.check_hashes({"md5": hashlib.md5(b"other").hexdigest()}, banks).verdict
+    'keep'
+    >>> bad = api.check_bytes(b"not an image", banks)
+    >>> bad.failure is not None and bad.failure.code
+    'decode'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cleanset.records import HashOutcome, Match, Probe, Status, failure_code
+
+if TYPE_CHECKING:
+    from cleanset.actions.clean import CleanReport
+    from cleanset.actions.verify import VerifyResult
+    from cleanset.assess import Policy
+    from cleanset.matching.matcher import BankMatcher
+    from cleanset.pipeline.events import Event
+    from cleanset.pipeline.scan import Prepared
+    from cleanset.signals.engine import HashEngine
+
+__all__ = [
+    "Banks",
+    "Check",
+    "Failure",
+    "attest",
+    "banks_from_rows",
+    "check_bytes",
+    "check_hashes",
+    "check_many",
+    "check_url",
+    "clean",
+    "hash_bytes",
+    "hasher",
+    "open_banks",
+    "report",
+    "scan",
+    "verify",
+]
+
+# Hashing dialects matched against another signal's banks, as the scan does (pdq512 values against pdq lists).
+_BANK_SIGNAL = {"pdq512": "pdq"}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an item could not be checked: a stable ``code`` to branch on, the free-text ``detail`` to show."""
+
+    code: str
+    detail: str
+
+    @classmethod
+    def of(cls, reason: str | None) -> Failure:
+        return cls(failure_code(reason), reason or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The answer about one item. ``verdict`` is None exactly when ``failure`` is set: an item that could not be
+    hashed is not called clean. ``hashes`` are the item's own values (not list values)."""
+
+    verdict: str | None
+    matches: tuple[Match, ...]
+    reasons: tuple[str, ...]
+    failure: Failure | None = None
+    hashes: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; the same shape ``cleanset match`` and a service answer with."""
+        return {
+            "verdict": self.verdict,
+            "matches": [
+                {
+                    "bank": m.bank,
+                    "version": m.version,
+                    "entry_id": m.entry_id,
+                    "signal": m.signal,
+                    "probe": m.probe,
+                    "distance": m.distance,
+                }
+                for m in self.matches
+            ],
+            "reasons": list(self.reasons),
+            "failure": None if self.failure is None else {"code": self.failure.code, "detail": self.failure.detail},
+            "notes": list(self.notes),
+        }
+
+
+class Banks:
+    """Bank snapshots and the matcher over them, built once and reused for any number of checks.
+
+    Building the indexes is the costly part of a check, so a caller (a service, a notebook) opens banks once and
+    passes this object around; the hashing engine is made on first use and kept too.
+    """
+
+    def __init__(self, snapshots: Sequence[Any], quality_gate: int | None = None) -> None:
+        from cleanset.assess.core import DEFAULT_QUALITY_GATE
+
+        self.snapshots = list(snapshots)
+        self.quality_gate = DEFAULT_QUALITY_GATE if quality_gate is None else quality_gate
+        self._matcher: BankMatcher | None = None
+        self._engine: HashEngine | None = None
+
+    @property
+    def matcher(self) -> BankMatcher:
+        """Built on first check, not on opening: a scan builds its own (with the scan's quality gate)."""
+        if self._matcher is None:
+            from cleanset.matching.matcher import BankMatcher
+
+            self._matcher = BankMatcher.build(self.snapshots, quality_gate=self.quality_gate)
+        return self._matcher
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.snapshots]
+
+    def signals(self) -> set[str]:
+        """Bank signals any of these banks holds values for."""
+        return {sig for s in self.snapshots for sig in s.signals()}
+
+    def policy(self, policy: Policy | None) -> Policy:
+        """``policy`` (default: remove on any match) with these banks' allow lists counted as allow banks."""
+        from cleanset.assess import Policy
+
+        return (policy or Policy()).with_allow_banks(s.name for s in self.snapshots if s.allow)
+
+    def engine(self) -> HashEngine:
+        if self._engine is None:
+            from cleanset.signals.engine import HashEngine
+
+            self._engine = HashEngine()
+        return self._engine
+
+
+def open_banks(names: Sequence[str], quality_gate: int | None = None) -> Banks:
+    """Banks from the store by ``NAME`` or ``NAME@VERSION`` (``CLEANSET_HOME``); an unknown name is a UserError."""
+    from cleanset.runs.banks import open_banks as open_snapshots
+
+    return Banks(open_snapshots(list(names)), quality_gate)
+
+
+def banks_from_rows(home: Path, name: str, rows: Iterable[tuple[str, str, str]], allow: bool = False) -> Banks:
+    """A bank made from ``(signal, hex value, entry id)`` rows in the store at ``home``: for tests, examples and
+    demos that must not depend on a real list. The store is owner-only, as any bank store."""
+    from cleanset.banks.base import BankRow
+    from cleanset.banks.store import BankStore
+
+    store = BankStore(Path(home))
+    store.create_from_rows(name, [BankRow(sig, value, entry) for sig, value, entry in rows], allow=allow)
+    return Banks([store.open(name)])
+
+
+def _answer(
+    probes: Sequence[Probe],
+    banks: Banks,
+    policy: Policy | None,
+    scores: Mapping[str, float] | None,
+    hashes: Mapping[str, str],
+    status: Status = Status.OK,
+    reason: str | None = None,
+) -> Check:
+    from cleanset.assess import assess
+
+    a = assess(
+        probes, banks.matcher, banks.policy(policy), status=status, scores=scores, quality_gate=banks.quality_gate
+    )
+    failure = Failure.of(reason) if status is Status.FAILED else None
+    verdict = None if a.verdict is None else str(a.verdict)
+    return Check(verdict, a.matches, a.reasons, failure, dict(hashes), a.notes)
+
+
+def hasher(
+    signals: Sequence[str] | None = None,
+    *,
+    dihedral: bool = True,
+    regions: bool = True,
+    max_pixels: int | None = None,
+) -> HashEngine:
+    """A hashing engine to reuse over many inputs (``engine.hash_bytes``, ``engine.hash_url``); ``signals`` None:
+    every default image signal, all computed from one decode."""
+    from cleanset.signals.engine import HashConfig, HashEngine
+
+    kw: dict[str, Any] = {"dihedral": dihedral, "regions": regions}
+    if signals is not None:
+        kw["signals"] = tuple(signals)
+    if max_pixels is not None:
+        kw["max_pixels"] = max_pixels
+    return HashEngine(HashConfig(**kw))
+
+
+def hash_bytes(data: bytes, signals: Sequence[str] | None = None, *, probes: bool = True) -> HashOutcome:
+    """The item's own hashes (not list values: safe to store and print) and its probes; a failure is a
+    ``HashOutcome`` with status failed and a reason, never an exception. For many inputs, reuse ``hasher()``."""
+    return hasher(signals, dihedral=probes, regions=probes).hash_bytes(data)
+
+
+def check_bytes(data: bytes, banks: Banks, policy: Policy | None = None) -> Check:
+    """Hash ``data`` with every default signal (one decode) and assess it against ``banks``. Bytes that do not
+    decode still have their file digests matched: a known file is found even when no decoder reads it."""
+    out = banks.engine().hash_bytes(data)
+    return _answer(out.probes, banks, policy, out.scores, out.hashes, out.status, out.reason)
+
+
+def check_url(url: str, banks: Banks, policy: Policy | None = None) -> Check:
+    """Assess a URL against URL lists (``url_md5``/``url_sha1`` of its canonical form); nothing is fetched."""
+    out = banks.engine().hash_url(url)
+    return _answer(out.probes, banks, policy, out.scores, out.hashes, out.status, out.reason)
+
+
+def _probes(hashes: Mapping[str, str] | Sequence[Probe]) -> tuple[list[Probe], dict[str, str]]:
+    if not isinstance(hashes, Mapping):
+        return list(hashes), {}
+    from cleanset.signals import get_signal
+
+    probes = [
+        Probe(sig, _BANK_SIGNAL.get(sig, sig), get_signal(sig).validate(value.strip().lower()))
+        for sig, value in hashes.items()
+    ]
+    return probes, dict(hashes)
+
+
+def check_hashes(hashes: Mapping[str, str] | Sequence[Probe], banks: Banks, policy: Policy | None = None) -> Check:
+    """Assess hashes computed elsewhere: ``{signal: hex}`` (each validated by its signal; ``pdq512`` is matched
+    against pdq lists) or probes as a scan records them. A malformed value is a ValueError naming it."""
+    return check_many([hashes], banks, policy)[0]
+
+
+def check_many(
+    items: Sequence[Mapping[str, str] | Sequence[Probe]],
+    banks: Banks,
+    policy: Policy | None = None,
+    *,
+    failed: Sequence[str | None] | None = None,
+) -> list[Check]:
+    """``check_hashes`` for a batch, answered with one index query per (bank, signal) for the whole batch, which
+    is what makes a million hashes fast. ``failed``: per item, the reason it could not be hashed (None: it was);
+    a failed item's file digests are still matched but it gets no verdict."""
+    from cleanset.assess import assess_many
+
+    pairs = [_probes(h) for h in items]
+    reasons = list(failed) if failed is not None else [None] * len(pairs)
+    statuses = [Status.OK if r is None else Status.FAILED for r in reasons]
+    assessed = assess_many(
+        [p for p, _ in pairs], banks.matcher, banks.policy(policy), statuses=statuses, quality_gate=banks.quality_gate
+    )
+    return [
+        Check(
+            None if a.verdict is None else str(a.verdict),
+            a.matches,
+            a.reasons,
+            None if r is None else Failure.of(r),
+            given,
+            a.notes,
+        )
+        for (_, given), r, a in zip(pairs, reasons, assessed, strict=True)
+    ]
+
+
+def scan(
+    sources: Sequence[Path | str],
+    banks: Sequence[str] | Banks,
+    out: Path | str,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    on_start: Callable[[Prepared], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Scan a dataset into the run folder ``out``; returns the summary (also ``out/summary.json``).
+
+    ``banks``: names (``NAME[@VERSION]``) or opened ``Banks``. ``options`` are ``pipeline.scan.ScanOptions``'
+    fields (``format``, ``signals``, ``probes``, ``policy``, ``executor``, ``workers``, ...); ``on_event`` receives
+    ``pipeline.events`` (progress, shard done, retry, gave up); ``on_start`` the prepared scan (run folder opened,
+    shards to do known, nothing read yet), e.g. to size a progress bar. Rerun with the same ``out`` to resume.
+    Everything that can be wrong with the call is raised before the first image is read."""
+    from cleanset.pipeline.scan import ScanOptions, execute, prepare
+
+    names = banks.names if isinstance(banks, Banks) else list(banks)
+    snaps = banks.snapshots if isinstance(banks, Banks) else None
+    opts = ScanOptions(sources=[Path(p) for p in sources], banks=names, out=Path(out), **options)
+    return execute(prepare(opts, snaps), opts.executor, opts.workers, on_event, on_start)
+
+
+def clean(sources: Sequence[Path | str], run: Path | str, out: Path | str, **options: Any) -> CleanReport:
+    """Write the cleaned dataset (only bytes the scan screened and kept, re-checked by digest); returns the
+    ``CleanReport``. ``options``: ``keep_review``, ``keep_failed``, ``format``, ``on_shard``."""
+    from cleanset.actions.clean import clean as _clean
+
+    return _clean([Path(p) for p in sources], Path(run), Path(out), **options)
+
+
+def _paths(p: Path | str | Sequence[Path | str]) -> list[Path]:
+    return [Path(p)] if isinstance(p, str | Path) else [Path(x) for x in p]
+
+
+def attest(
+    run: Path | str, dataset: Path | str | Sequence[Path | str], key: Any, out: Path | str, format: str | None = None
+) -> dict[str, Any]:
+    """Sign an attestation over the cleaned folder ``dataset`` (Ed25519 private key, or a path to its PEM file);
+    returns the in-toto statement."""
+    from cleanset.actions import dsse
+    from cleanset.actions.attestation import attest as _attest
+
+    if isinstance(key, str | Path):
+        key = dsse.load_private_key(Path(key))
+    return _attest(run=Path(run), dataset=_paths(dataset), key=key, out=Path(out), format=format)
+
+
+def verify(
+    dataset: Path | str | Sequence[Path | str],
+    attestation: Path | str,
+    public_key: Any = None,
+    leaves: Path | str | None = None,
+) -> VerifyResult:
+    """Check ``dataset`` against an attestation; returns ``VerifyResult`` (no differences: verified). A bad
+    signature or statement raises ``VerificationError``. ``public_key``: key object, PEM path, or None (integrity
+    only: the statement names its own signer)."""
+    from cleanset.actions import dsse
+    from cleanset.actions.verify import verify as _verify
+
+    if isinstance(public_key, str | Path):
+        public_key = dsse.load_public_key(Path(public_key))
+    return _verify(_paths(dataset), Path(attestation), public_key, None if leaves is None else Path(leaves))
+
+
+def report(run: Path | str, revision: int | None = None, json_out: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Write ``run/report.html`` (and ``report.json``); returns its path and the data it shows."""
+    from cleanset.actions.report import write_report
+
+    return write_report(Path(run), revision, json_out)
