@@ -124,4 +124,3 @@ def sweep_dead(folder: Path, prefix: str) -> None:
                 d.unlink(missing_ok=True)
         except PermissionError:
             continue  # another user's live process
-

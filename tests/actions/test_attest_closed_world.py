@@ -107,7 +107,7 @@ def test_a_kept_image_copied_under_a_new_name_is_refused(made: dict[str, Any], t
     ds = copy(made, "dup")
     first = sorted((ds / "d01").glob("*.jpg"))[0]
     shutil.copy(first, ds / "d01" / "zz-copy.jpg")
-    with pytest.raises(UserError, match="files root differs|is not in the run"):
+    with pytest.raises(UserError, match=r"files root differs|is not in the run"):
         sign(made, ds, tmp_path / "a.json")
 
 

@@ -201,7 +201,7 @@ def test_attest_refuses_what_the_run_did_not_keep(signed: dict[str, Path], tmp_p
     assert removed.is_file() and removed.suffix != ".txt"
     shutil.copy(removed, ds / "d01" / removed.name)
     kw: dict[str, Any] = dict(run=signed["run"], key=dsse.load_private_key(signed["key"]), out=tmp_path / "x.json")
-    with pytest.raises(UserError, match="was remove in the run|has other bytes"):
+    with pytest.raises(UserError, match=r"was remove in the run|has other bytes"):
         attest(dataset=[ds], **kw)
     (ds / "d01" / removed.name).unlink()
     victim = images(ds, "d00")[0]

@@ -469,7 +469,6 @@ def test_flip_words_name_the_edit_a_person_made() -> None:
         assert probe_words(nearest.name) == words
 
 
-
 def test_a_rematch_that_changed_nothing_does_not_hide_the_one_that_did(tmp_path: Path, cleanset_home: Path) -> None:
     run = rematch_run(tmp_path, times=2)
     assert RunStore(run).latest_revision() == 2

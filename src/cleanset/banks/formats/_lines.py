@@ -62,4 +62,3 @@ def csv_records(
             continue
         check_utf8(path, start, "".join(record))
         yield start, record
-
