@@ -155,3 +155,17 @@ def test_the_closing_screen_groups_failures_by_code(tmp_path: Any) -> None:
     text = buf.getvalue()
     assert "failures by code" in text and "decode" in text and "30" in text
     assert text.count("file") <= 2  # not one line per file
+
+
+def test_off_a_terminal_progress_is_written_as_plain_lines(monkeypatch: Any) -> None:
+    """Into a log file or a pipe a redrawn bar shows nothing until the end: plain lines appear as items arrive."""
+    import cleanset.pipeline.progress as progress
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    out = io.StringIO()
+    v = ScanProgress(Console(file=out, width=200), prep(2))
+    assert v.plain
+    v.on_event(Progress("s0", items=100, failed=1))
+    v.on_event(Progress("s0", items=50, failed=0))
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("scan ")]
+    assert len(lines) == 2 and lines[-1].startswith("scan 150 items") and "1 failed" in lines[-1]

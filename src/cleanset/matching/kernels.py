@@ -20,7 +20,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 _U1 = np.uint64(1)
-AHEAD = 32
+AHEAD = 64
 
 
 @intrinsic

@@ -18,6 +18,9 @@ from cleanset.records import FAILURE_CODES
 from cleanset.runs.summary import by_code
 
 
+PLAIN_EVERY_S = 5.0
+
+
 class ScanProgress:
     """Items done, items/s, failures, shards and an ETA, redrawn ten times a second.
 
@@ -38,12 +41,17 @@ class ScanProgress:
         self.failed = 0
         self.known = _item_counts(prep.ctx.source)
         self.total: int | None = self._estimate()  # recomputed on each report; the redraw thread only reads it
+        # Off a terminal (a log file, tee, CI) a redrawn bar shows nothing until the end: write a plain line every
+        # PLAIN_EVERY_S seconds instead.
+        self.plain = not console.is_terminal
+        self.last_line = time.perf_counter()
         self.progress = Progress(
             TextColumn("[bold]scan"),
             BarColumn(bar_width=20),
             _Line(self),
             console=console,
             transient=False,
+            disable=self.plain,
         )
         self.task = self.progress.add_task("scan", total=self.total, completed=self.resumed_items)
         if prep.resumed:
@@ -90,6 +98,19 @@ class ScanProgress:
             self.progress.console.print(f"[yellow]{what} shard {ev.shard}: {ev.reason}")
         self.total = self._estimate()
         self.progress.update(self.task, total=self.total, completed=self.done())
+        now = time.perf_counter()
+        if self.plain and now - self.last_line >= PLAIN_EVERY_S:
+            self.last_line = now
+            self.progress.console.print(f"scan {self.line()}", highlight=False)
+
+    def line(self) -> str:
+        """The numbers, most wanted first: a narrow terminal cuts the end of the line."""
+        total = self.total
+        of = f"/{total:,}" if total is not None else ""
+        return (
+            f"{self.done():,}{of} items  {self.rate():,.0f}/s  ETA {_clock(self.eta_s())}  {self.failed:,} failed  "
+            f"{len(self.committed)}/{self.shards_total} shards  {_clock(time.perf_counter() - self.t0)}"
+        )
 
 
 def _item_counts(source: Any) -> dict[str, int] | None:
@@ -115,14 +136,7 @@ class _Line(ProgressColumn):
         self.view = view
 
     def render(self, task: Task) -> Text:
-        v = self.view
-        total = v.total
-        of = f"/{total:,}" if total is not None else ""
-        # Most wanted first: a narrow terminal cuts the end of the line.
-        return Text(
-            f"{v.done():,}{of} items  {v.rate():,.0f}/s  ETA {_clock(v.eta_s())}  {v.failed:,} failed  "
-            f"{len(v.committed)}/{v.shards_total} shards  {_clock(time.perf_counter() - v.t0)}"
-        )
+        return Text(self.view.line())
 
 
 def print_summary(console: Console, s: dict[str, Any], out: Path) -> None:
