@@ -17,7 +17,6 @@ from rich.text import Text
 from cleanset.records import FAILURE_CODES
 from cleanset.runs.summary import by_code
 
-
 PLAIN_EVERY_S = 5.0
 
 
