@@ -113,7 +113,8 @@ class ItemResult:
     format: str | None = None
     url: str | None = None
     caption: str | None = None
-    content_sha256: str | None = None  # digest of what clean would write (never a list value by itself)
+    # digest of what clean would write: for a file alone that is its sha256, a list value when the item is flagged
+    content_sha256: str | None = None
     probes: list[Probe] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)

@@ -54,7 +54,7 @@ def write_run(
                     reason="decode: broken on purpose" if status is Status.FAILED else None,
                     verdict=verdict,
                     hashes={"md5": "0" * 32},
-                    content_sha256=content_digest(item) if item.error is None and digest is None else None,
+                    content_sha256=content_digest(item) if item.error is None and source.item_content else None,
                     matches=[MATCH] if verdict is Verdict.REMOVE else [],
                 )
             )

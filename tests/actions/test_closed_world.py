@@ -6,6 +6,7 @@ through, runs the real scan and clean, and asserts that no byte stream of the ou
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -14,6 +15,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -21,6 +23,7 @@ from PIL import Image
 from cleanset.actions.clean import CLEAN_MARKER, clean, read_clean_marker
 from cleanset.banks.base import BankRow
 from cleanset.banks.store import BankStore
+from cleanset.errors import UserError
 from cleanset.pipeline.scan import ScanOptions, run_scan
 from cleanset.runs.store import RunStore
 from cleanset.signals.engine import HashConfig, HashEngine
@@ -303,3 +306,49 @@ def test_listed_picture_resaved_as_16_bit_png_is_removed(tmp_path: Path, bank: s
     (tmp_path / "ds" / "deep.png").write_bytes(buf.getvalue())
     summary = scan([tmp_path / "ds"], tmp_path / "run", bank)
     assert summary["removed"] == 1
+
+
+def _wds_with_sibling(root: Path, groups: list[tuple[str, bytes]], rows: pa.Table) -> None:
+    root.mkdir()
+    (root / "00000.tar").write_bytes(tar_bytes([(f"{k}.jpg", data) for k, data in groups]))
+    pq.write_table(rows, root / "00000.parquet")
+
+
+def test_img2dataset_sibling_parquet_is_checked_and_cleaned(tmp_path: Path, bank: str) -> None:
+    """The shard's metadata Parquet: schema metadata that may carry an image is dropped, a swap since the scan is
+    refused, and text spelling an image in a kept row stops the clean."""
+    rows = pa.table({"key": ["a", "b"], "url": ["https://e.org/a", "https://e.org/b"], "status": ["success"] * 2})
+    blob = base64.b64encode(LISTED_JPEG)
+    _wds_with_sibling(
+        tmp_path / "ds", [("a", encode(picture(30))), ("b", LISTED_JPEG)], rows.replace_schema_metadata({"x": blob})
+    )
+    scan([tmp_path / "ds"], tmp_path / "run", bank)
+    clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    out = pq.read_table(tmp_path / "out" / "00000.parquet")
+    assert out.column("key").to_pylist() == ["a"] and not (out.schema.metadata or {}).get(b"x")
+
+    swapped = pa.table({"key": ["a", "b"], "url": ["https://e.org/other", "x"], "status": ["success"] * 2})
+    pq.write_table(swapped, tmp_path / "ds" / "00000.parquet")
+    with pytest.raises(ContentChanged):
+        clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out2")
+
+
+def test_sibling_text_spelling_an_image_stops_the_clean(tmp_path: Path, bank: str) -> None:
+    rows = pa.table({"key": ["a"], "caption": [base64.b64encode(LISTED_JPEG).decode()], "status": ["success"]})
+    _wds_with_sibling(tmp_path / "ds", [("a", encode(picture(31)))], rows)
+    scan([tmp_path / "ds"], tmp_path / "run", bank)
+    with pytest.raises(UserError, match="may embed an image"):
+        clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+
+
+def test_a_stored_key_shared_by_a_kept_and_a_removed_group_keeps_no_metadata_row(tmp_path: Path, bank: str) -> None:
+    """Two groups stored as ``a`` (not next to each other): the removed one's URL must not stay in the Parquet."""
+    rows = pa.table({"key": ["a", "z", "a"], "url": ["https://e.org/1", "https://e.org/z", "https://listed.example/2"]})
+    (tmp_path / "ds").mkdir()
+    members = [("a.jpg", encode(picture(32))), ("z.jpg", encode(picture(33))), ("a.jpg", LISTED_JPEG)]
+    (tmp_path / "ds" / "00000.tar").write_bytes(tar_bytes(members))
+    pq.write_table(rows, tmp_path / "ds" / "00000.parquet")
+    summary = scan([tmp_path / "ds"], tmp_path / "run", bank)
+    assert summary["removed"] == 1
+    clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
+    assert pq.read_table(tmp_path / "out" / "00000.parquet").column("key").to_pylist() == ["z"]

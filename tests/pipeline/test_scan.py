@@ -175,6 +175,7 @@ class _BrokenSource:
     """Wraps a real source; shard ``crash_id`` kills its worker process, ``raise_id`` raises in the reader."""
 
     name = "webdataset"
+    item_content = True
 
     def __init__(self, inner, crash_id: str, raise_id: str) -> None:
         self.inner, self.crash_id, self.raise_id = inner, crash_id, raise_id

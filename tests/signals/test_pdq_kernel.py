@@ -106,3 +106,19 @@ def test_rgbx_words_path_equals_rgb_path() -> None:
     scan(view, 4, 4, s1)
     scan(plain, 4, 4, s2)
     assert np.array_equal(s1, s2)
+
+
+def test_word_luma_equals_float64_luma_for_every_colour() -> None:
+    """The float32 luma of RGBX words (``_word_luma``) must be the reference's float64 luma rounded to float32 for
+    all 2**24 colours: the exactness argument in its docstring, checked rather than trusted."""
+    words = (np.arange(2**24, dtype=np.uint32) | np.uint32(0xAB000000)).reshape(4096, 4096)  # padding byte set
+    dummy = np.zeros((1, 1, 3), dtype=np.uint8)
+    luma = np.empty(4096, dtype=np.float32)
+    for y in range(0, 4096, 256):
+        got = np.empty((256, 4096), dtype=np.float32)
+        for i in range(256):
+            k._luma_row(dummy, words, y + i, k.LUMA_R, k.LUMA_G, k.LUMA_B, luma)
+            got[i] = luma
+        w = words[y : y + 256].astype(np.int64)
+        expected = ((w & 0xFF) * 0.299 + ((w >> 8) & 0xFF) * 0.587 + ((w >> 16) & 0xFF) * 0.114).astype(np.float32)
+        assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))

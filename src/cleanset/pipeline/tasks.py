@@ -92,7 +92,7 @@ def scan_shard(shard: Shard, ctx: ScanContext, progress: ProgressFn | None = Non
     counts = ShardCounts.of_table(table)
     counts.check(f"shard {shard.id}")
     source_sha256 = ctx.source.shard_digest(shard)
-    if source_sha256 is not None:  # the shard file is the unit clean checks; rows carry no digest of their own
+    if not ctx.source.item_content:  # the shard file is the unit clean checks; rows carry no digest of their own
         i = table.schema.get_field_index("content_sha256")
         table = table.set_column(i, table.schema.field(i), pa.nulls(table.num_rows, pa.string()))
     return ShardResult(
@@ -119,7 +119,7 @@ def iter_results(
         t1 = clock()
         tm.read_s += t1 - t
         outcome, notes = outcome_of(item, ctx.engine)
-        content = content_digest(item) if item.error is None else None
+        content = _content(item, outcome) if item.error is None else None
         item.data, item.parts, item.extras = None, [], []  # hashed: let the allocator reuse the bytes
         item.digest = content
         batch.append((item, outcome, notes))
@@ -196,6 +196,15 @@ def build_result(
 
 # Verdicts whose items the report lists one by one, with their captions; other items' captions are not kept.
 FLAGGED: tuple[str, ...] = ("remove", "review")
+
+
+def _content(item: SourceItem, outcome: HashOutcome) -> str | None:
+    """The item's content digest, reusing the engine's sha256 when that is the same value (bytes alone): a
+    default signal need not be computed twice on the hot path."""
+    sha = outcome.hashes.get("sha256")
+    if sha is not None and item.digest is None and not item.parts and not item.extras and item.data is not None:
+        return sha
+    return content_digest(item)
 
 
 def caption_of(item: SourceItem, verdict: Verdict | None) -> str | None:

@@ -165,8 +165,8 @@ def scan_image(
     nearest-neighbour resize) without building it; numba compiles the plain and the indexed case separately.
 
     ``words``, when given, is the same image as 32-bit little-endian RGBX pixels (``rgb`` is then only a view of
-    it): whole-pixel loads let the luma loop vectorise, about a third faster than three byte lookups, with the same
-    float64 products (``float64(v) * 0.299`` is what the lookup tables hold).
+    it): whole-pixel loads let the luma loop vectorise, about a third faster than three byte lookups, and give the
+    same float32 luma as the lookup tables' float64 products (see ``_word_luma``).
 
     Each pixel row is added, weighted, into the full-width rows of the one or two sample rows whose vertical tent
     covers it (independent multiply-adds that vectorise); the horizontal tent is applied once at the end, to 64

@@ -253,6 +253,9 @@ class Source(ABC):
     """A dataset on disk. Constructed from the user's paths; validates them before the first item is read."""
 
     name: ClassVar[str]
+    # Whether an item's own bytes are what clean writes for it. False for URL metadata rows (LAION), whose file
+    # clean rewrites as a whole and checks by :meth:`shard_digest`: their items then record no content digest.
+    item_content: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod
@@ -271,9 +274,9 @@ class Source(ABC):
         return None
 
     def shard_digest(self, shard: Shard) -> str | None:
-        """SHA-256 of the shard file as the last ``read`` of it saw it, for sources whose items are rows of one
-        file that ``clean`` rewrites (LAION metadata); the scan records it and ``clean`` checks it. None: the
-        source's items carry their own digests."""
+        """SHA-256 of what ``clean`` copies for the shard beyond its items, as the last ``read`` saw it: the whole
+        file for sources whose items are rows of it (LAION metadata), shard-level metadata files otherwise
+        (img2dataset's sibling Parquet). The scan records it and ``clean`` checks it. None: nothing of the kind."""
         return None
 
     @abstractmethod

@@ -43,9 +43,11 @@ refused) and the ``_stats.json`` copied when it is text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +68,7 @@ from cleanset.sources._files import (
     printable_key,
     shard_id_for,
 )
-from cleanset.sources._parquet import holds_bytes
+from cleanset.sources._parquet import holds_bytes, text_findings, writer_schema
 from cleanset.sources.base import (
     IMAGE_EXTS,
     SIDECAR_MAX_BYTES,
@@ -115,6 +117,7 @@ class _Group:
     members: list[tuple[tarfile.TarInfo, bytes, str | None]] = field(default_factory=list)
     # members that travel with the group's kept items: text/JSON content, decided by the read that wrote them
     sidecars: list[tuple[tarfile.TarInfo, bytes]] = field(default_factory=list)
+    raw_key: str = ""  # the key as stored, which img2dataset's sibling Parquet uses (``key`` may get ``#2``)
 
 
 def _refusal(m: tarfile.TarInfo) -> str | None:
@@ -286,6 +289,7 @@ class WebDatasetSource(Source):
         if not tars:
             raise UserError(f"no .tar shards in {', '.join(map(str, expanded))}")
         self.root = common_root(tars)
+        self._digests: dict[str, str] = {}  # shard id -> digest of its sibling files, as the last read saw them
         self._shards: dict[str, Path] = {}
         for t in tars:
             sid = shard_id_for(t.with_name(tar_stem(t)), self.root)
@@ -320,8 +324,12 @@ class WebDatasetSource(Source):
     def _path(self, shard: Shard) -> Path:
         return Path(shard.path)
 
+    def shard_digest(self, shard: Shard) -> str | None:
+        return self._digests.get(shard.id)
+
     def _iter(self, shard: Shard) -> Iterator[tuple[SourceItem, _Group | None, tarfile.TarInfo | None]]:
         path = self._path(shard)
+        self._digests[shard.id] = _side_files(path)[0]
         try:
             path.stat()
         except FileNotFoundError as err:
@@ -349,6 +357,7 @@ class WebDatasetSource(Source):
                 for item, m in pending:
                     yield item, pending_group, m
                 seen.add(g.key)
+                g.raw_key = g.key
                 g.key = groups(printable_key(g.key))
                 pending, pending_group = _group_items(g), g
                 for item, _m in pending:
@@ -391,7 +400,8 @@ class WebDatasetSource(Source):
         src = self._path(shard)
         final = out_dir / src.relative_to(self.root)
         written = 0
-        kept_groups: list[str] = []
+        groups_of: Counter[str] = Counter()  # stored key -> groups holding it
+        kept_of: Counter[str] = Counter()  # stored key -> groups written
         compressed = not src.name.lower().endswith(".tar")
         with (
             atomic_output(final) as tmp,
@@ -402,9 +412,12 @@ class WebDatasetSource(Source):
             group_any = False
 
             def flush(g: _Group | None) -> None:
-                if g is None or not group_any:
+                if g is None:
                     return
-                kept_groups.append(g.key)
+                groups_of[g.raw_key] += 1
+                if not group_any:
+                    return
+                kept_of[g.raw_key] += 1
                 sidecars = {id(m) for m, _d in g.sidecars}
                 for m, data, _refused in g.members:
                     if id(m) in admitted or id(m) in sidecars:
@@ -421,14 +434,19 @@ class WebDatasetSource(Source):
                     if m is not None and data is not None:
                         admitted.add(id(m))
             flush(last_group)
-        self._write_sidecars(src, final, kept_groups)
+        # A stored key's metadata row stays only when every group of that key was written: a key used by a kept
+        # and a removed group cannot tell their rows apart, and the removed one's URL must not stay.
+        kept = [k for k, n in kept_of.items() if n == groups_of[k]]
+        self._write_sidecars(src, final, kept, gate)
         return written
 
-    def _write_sidecars(self, src: Path, final: Path, kept_groups: list[str]) -> None:
+    def _write_sidecars(self, src: Path, final: Path, kept_groups: list[str], gate: CleanGate) -> None:
+        digest, files = _side_files(src)
+        gate.check_shard(digest)  # the sibling files are the ones the scan saw
         side = src.with_name(f"{tar_stem(src)}.parquet")
-        if side.is_file():
+        if side.name in files:
             try:
-                table = pq.read_table(side)
+                table = pq.read_table(pa.BufferReader(files[side.name]))
             except (OSError, pa.ArrowException) as err:
                 raise UserError(f"{side}: the shard's metadata Parquet cannot be read ({err})") from err
             if "key" not in table.column_names:  # it could not be filtered: removed items' URLs would stay in it
@@ -441,16 +459,38 @@ class WebDatasetSource(Source):
                 )
             mask = pc.is_in(table["key"].cast(pa.string()), value_set=pa.array(kept_groups, pa.string()))
             table = table.filter(pc.fill_null(mask, False))
+            for batch in table.to_batches():
+                found = next((f for f in text_findings(batch) if f is not None), None)
+                if found is not None:  # text there is never screened: it must not spell out an image
+                    raise UserError(f"{side}: the shard's metadata Parquet has a kept row whose {found}")
             with atomic_output(final.with_name(side.name)) as tmp:
-                pq.write_table(table, tmp)
+                pq.write_table(table.cast(writer_schema(table.schema)), tmp)
         stats = src.with_name(f"{tar_stem(src)}_stats.json")
-        if stats.is_file():
-            data = stats.read_bytes()
+        if stats.name in files:
+            data = files[stats.name]
             kind, why = sidecar_kind(data)
             if kind is None:
                 raise UserError(f"{stats}: not a text/JSON stats file ({why}); it would be copied unscreened")
             with atomic_output(final.with_name(stats.name)) as tmp:
                 tmp.write_bytes(data)
+
+
+def _side_files(tar: Path) -> tuple[str, dict[str, bytes]]:
+    """img2dataset's files beside a shard (``NNNNN.parquet``, ``NNNNN_stats.json``) as bytes, with one digest
+    over their names and contents: clean copies them, so it checks they are the ones the scan saw."""
+    files: dict[str, bytes] = {}
+    for name in (f"{tar_stem(tar)}.parquet", f"{tar_stem(tar)}_stats.json"):
+        try:
+            files[name] = (tar.parent / name).read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise UserError(f"{tar.parent / name}: cannot be read ({err.strerror or err})") from err
+    h = hashlib.sha256()
+    for name, data in sorted(files.items()):
+        h.update(len(name).to_bytes(8, "big") + name.encode("utf-8", "surrogateescape") + len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest(), files
 
 
 def _plain_member(m: tarfile.TarInfo, size: int) -> tarfile.TarInfo:
