@@ -352,3 +352,16 @@ def test_a_stored_key_shared_by_a_kept_and_a_removed_group_keeps_no_metadata_row
     assert summary["removed"] == 1
     clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out")
     assert pq.read_table(tmp_path / "out" / "00000.parquet").column("key").to_pylist() == ["z"]
+
+
+def test_keep_failed_counts_each_failed_item_once(tmp_path: Path, bank: str) -> None:
+    """An item unreadable at scan and at clean, kept with --keep-failed: one failed item, dropped once."""
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.jpg").write_bytes(encode(picture(40)))
+    (tmp_path / "ds" / "empty.jpg").write_bytes(b"")  # failed at the scan: nothing was read
+    (tmp_path / "ds" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")  # read, but not decodable
+    scan([tmp_path / "ds"], tmp_path / "run", bank)
+    report = clean([tmp_path / "ds"], tmp_path / "run", tmp_path / "out", keep_failed=True)
+    assert (report.failed_kept, report.failed_dropped, report.failed_when_cleaning) == (1, 1, 0)
+    assert report.items == report.kept + report.removed + report.review_dropped + report.failed_dropped
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".jpg") == ["a.jpg", "broken.jpg"]

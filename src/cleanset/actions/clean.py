@@ -220,7 +220,9 @@ def clean(
     try:
         removed_parts: list[pa.Table] = []
         for shard in shards:
-            rows, unread, keep, dropped = _decide_shard(items_dir, shard, keep_review, keep_failed, report)
+            rows, unread, keep, dropped = _decide_shard(
+                items_dir, shard, keep_review, keep_failed, report, source.item_content
+            )
             keys = rows["key"].to_pylist()
             written = 0
             if unread:  # the scan could not list it: none of it is known to be clean, so it is left out whole
@@ -235,11 +237,13 @@ def clean(
                 written = source.write_clean(shard, gate, tmp)
                 unwritten = gate.unwritten()
             report.written += written
-            if unwritten:  # kept by the scan, not written as screened: failed, counted and listed, never silent
+            if unwritten:  # kept, but not written as screened: failed, counted and listed, never silent
                 dropped = pa.concat_tables([dropped, _unwritten_rows(rows, unwritten)])
+                failed_before = _failed_keys(rows, unwritten)  # kept with --keep-failed: counted there already
                 report.kept -= len(unwritten)
+                report.failed_kept -= len(failed_before)
                 report.failed_dropped += len(unwritten)
-                report.failed_when_cleaning += len(unwritten)
+                report.failed_when_cleaning += len(unwritten) - len(failed_before)
             if dropped.num_rows:
                 removed_parts.append(dropped)
             if on_shard is not None:
@@ -298,7 +302,9 @@ def preview(
         keep_review=keep_review,
         keep_failed=keep_failed,
     )
-    parts = [_decide_shard(items_dir, shard, keep_review, keep_failed, report)[3] for shard in shards]
+    parts = [
+        _decide_shard(items_dir, shard, keep_review, keep_failed, report, source.item_content)[3] for shard in shards
+    ]
     return report, pa.concat_tables(parts) if parts else REMOVED_SCHEMA.empty_table()
 
 
@@ -315,17 +321,19 @@ def _complete_ledger(store: RunStore, run: Path, shards: Sequence[Shard]) -> dic
 
 
 def _decide_shard(
-    items_dir: Path, shard: Shard, keep_review: bool, keep_failed: bool, report: CleanReport
+    items_dir: Path, shard: Shard, keep_review: bool, keep_failed: bool, report: CleanReport, item_content: bool
 ) -> tuple[pa.Table, bool, set[str], pa.Table]:
     """One shard's rows, whether the scan could not list it, the keys to keep and the dropped rows."""
     rows = _shard_rows(items_dir, shard)
     unread = marker_key(shard.id, "unread") in set(rows["key"].to_pylist())
     # A shard whose items the scan could not even list is left out whole: none of it is known to be clean.
-    keep, dropped = _decide(rows, keep_review, keep_failed and not unread, report)
+    keep, dropped = _decide(rows, keep_review, keep_failed and not unread, report, item_content)
     return rows, unread, keep, dropped
 
 
-def _decide(rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanReport) -> tuple[set[str], pa.Table]:
+def _decide(
+    rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanReport, item_content: bool = True
+) -> tuple[set[str], pa.Table]:
     """Keys to keep and the rows of dropped items (as ``REMOVED_SCHEMA``), counting into ``report``."""
     n = rows.num_rows
     report.items += n
@@ -345,7 +353,10 @@ def _decide(rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanR
         # a failed item whose file digest is listed is dropped all the same: it is known, not merely unreadable
         lengths = pc.fill_null(pc.list_value_length(rows["matches"]), 0) if "matches" in rows.column_names else None
         unmatched = pc.equal(lengths, 0) if lengths is not None else pa.array([True] * n)
-        keep_mask = pc.or_(keep_mask, pc.and_(failed, unmatched))
+        # and one whose bytes the scan never read has no digest to check its copy against: it cannot be kept
+        # (rows of a file checked as a whole carry none of their own)
+        known = pc.is_valid(rows["content_sha256"]) if item_content else unmatched
+        keep_mask = pc.or_(keep_mask, pc.and_(failed, pc.and_(unmatched, known)))
 
     def count(mask: pa.ChunkedArray | pa.Array) -> int:
         return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)
@@ -380,6 +391,12 @@ def _decide(rows: pa.Table, keep_review: bool, keep_failed: bool, report: CleanR
         }
     )
     return keep, table.cast(REMOVED_SCHEMA)
+
+
+def _failed_keys(rows: pa.Table, keys: dict[str, str]) -> set[str]:
+    """Which of ``keys`` the scan itself recorded as failed."""
+    picked = rows.filter(pc.is_in(rows["key"], value_set=pa.array(list(keys), pa.string())))
+    return {k for k, st in zip(picked["key"].to_pylist(), picked["status"].to_pylist(), strict=True) if st == "failed"}
 
 
 def _unwritten_rows(rows: pa.Table, unwritten: dict[str, str]) -> pa.Table:
