@@ -14,7 +14,8 @@ def _md(text: object) -> str:
     """Neutralise Markdown/HTML in values that came from outside (bank names, reasons, file names)."""
     s = "" if text is None else str(text)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # entities: no raw HTML in any renderer
-    for ch in "\\`*_{}[]()#+-.!|":
+    # "." and "-" start lists only at the start of a line, which no value here is: versions and dates stay legible
+    for ch in "\\`*_{}[]()#+!|":
         s = s.replace(ch, "\\" + ch)
     return s.replace("\n", " ")
 
