@@ -150,6 +150,7 @@ def test_clean_dry_run_says_what_would_go_and_writes_nothing(dataset: Dataset, r
     assert res.code == 0, res.stderr
     assert "would be kept" in res.stdout and "removed 1" in res.stdout
     assert f"removed\t{PLANTED}\t" in res.stdout and BANK in res.stdout
+    assert "left_out_as\tkey\tshard\tbanks\treason" in res.stdout  # a header row, and each row's reason
     assert not (tmp_path / "cleaned").exists()
     assert sorted(p.name for p in run.iterdir()) == before  # no clean.json either
     doc = json.loads(invoke("clean", str(run), "--dry-run", "--json").stdout)

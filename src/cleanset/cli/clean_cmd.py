@@ -92,5 +92,8 @@ def _show_preview(report: dict[str, Any], dropped: list[dict[str, Any]], as_json
         + ", ".join(f"{k} {by.get(k, 0):,}" for k in ("removed", "review", "failed"))
         + ")"
     )
-    for d in dropped:  # tab-separated, for cut and awk
-        typer.echo("\t".join([d["dropped_as"], d["key"], d["shard"], ",".join(d["banks"] or [])]))
+    if dropped:
+        typer.echo("\t".join(["left_out_as", "key", "shard", "banks", "reason"]))
+    for d in dropped:  # tab-separated, for cut and awk; the reason last, as it may hold anything but a tab
+        reason = str(d.get("reason") or "").replace("\t", " ").replace("\n", " ")
+        typer.echo("\t".join([d["dropped_as"], d["key"], d["shard"], ",".join(d["banks"] or []), reason]))
