@@ -255,12 +255,15 @@ def test_built_ins_are_declared_as_entry_points() -> None:
     from importlib.metadata import entry_points
 
     from cleanset.banks.formats import FORMATS
+    from cleanset.signals import SIGNALS, signal_names
     from cleanset.sources import SOURCES
 
+    signal_names()  # the built-in signal modules, imported
     for group, registry in (
         ("cleanset.executors", EXECUTORS),
         ("cleanset.sources", SOURCES),
         ("cleanset.formats", FORMATS),
+        ("cleanset.signals", SIGNALS),
     ):
         declared = {ep.name for ep in entry_points(group=group)}
         if not declared:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from cleanset.registry import Registry
 from cleanset.signals.base import Signal
 
-SIGNALS: Registry[type[Signal]] = Registry("signal")
+# Built-ins register on import, as a plugin's classes do through the ``cleanset.signals`` entry point group.
+SIGNALS: Registry[type[Signal]] = Registry("signal", group="cleanset.signals")
 
 _loaded = False
 
