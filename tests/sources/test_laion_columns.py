@@ -133,3 +133,15 @@ def test_bad_row_record_is_one_failed_marker(tmp_path: Path) -> None:
     rows = _rows(LaionSource([path])).to_pylist()
     assert [(r["key"], r["row"]) for r in rows] == [("part-00000#unreadable", -1)]
     assert "unordered" in rows[0]["error"]
+
+
+def test_row_positions_invert_the_recorded_rows() -> None:
+    """Captions of flagged rows are read by position: the inverse of the rows a cleaned file records."""
+    import numpy as np
+
+    from cleanset.sources._parquet import RowMap
+
+    m = RowMap(np.array([[0, 3], [10, 12]], dtype=np.int64))  # positions 0..4 hold rows 0,1,2,10,11
+    assert m.positions(np.array([0, 2, 10, 11, 5, 12]), 5).tolist() == [0, 2, 3, 4, -1, -1]
+    assert m.rows(0, 5).tolist() == [0, 1, 2, 10, 11]
+    assert RowMap(None).positions(np.array([0, 4, 5, -1]), 5).tolist() == [0, 4, -1, -1]

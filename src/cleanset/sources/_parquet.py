@@ -244,6 +244,15 @@ class RowMap:
             self._ends = np.cumsum(lengths)
             self._firsts = self._ends - lengths
 
+    def positions(self, rows: np.ndarray, num_rows: int) -> np.ndarray:
+        """Position in the file of each row number (int64), -1 for a row the file does not hold."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._ranges is None:
+            return np.where((rows >= 0) & (rows < num_rows), rows, -1)
+        k = np.searchsorted(self._ranges[:, 0], rows, side="right") - 1
+        ok = (k >= 0) & (rows < self._ranges[np.maximum(k, 0), 1])
+        return np.where(ok, self._firsts[np.maximum(k, 0)] + rows - self._ranges[np.maximum(k, 0), 0], -1)
+
     @classmethod
     def of(cls, pf: pq.ParquetFile) -> RowMap:
         """From the file's metadata; ValueError when it is there but does not describe the file's rows."""

@@ -232,25 +232,31 @@ class LaionSource(Source):
                 yield item
 
     def captions(self, shard: Shard, keys: Collection[str]) -> dict[str, str]:
-        """Captions of a few rows by key (the flagged ones, for the report), reading only the caption column: the
-        column path screens without it, and most shards flag nothing."""
+        """Captions of a few rows by key (the flagged ones, for the report), reading the caption column of only the
+        row groups that hold them: the column path screens without it, and most shards flag nothing."""
         f = self._open(shard)
         if f.pf is None or not keys:
             return {}
         names = (self.caption_col,) if self.caption_col else CAPTION_NAMES
         text_col = find_column(f.pf.schema_arrow, *names)
-        if text_col is None:
-            return {}
-        wanted = set(keys)
         prefix = f"{shard.id}/"
+        wanted = [k for k in keys if k.startswith(prefix) and k[len(prefix) :].isdigit()]
+        if text_col is None or not wanted:
+            return {}
+        md = f.pf.metadata
+        pos = f.rows.positions(np.array([int(k[len(prefix) :]) for k in wanted], dtype=np.int64), md.num_rows)
+        starts = np.cumsum([0] + [md.row_group(i).num_rows for i in range(md.num_row_groups)])
         out: dict[str, str] = {}
-        for chunk in iter_chunks(f.pf, Path(shard.path).name, columns=[text_col], batch_size=DEFAULT_BATCH):
-            if chunk.batch is None:
-                continue
-            rows = f.rows.rows(chunk.first, chunk.num_rows)
-            for row, caption in zip(rows.tolist(), chunk.batch.column(0).to_pylist(), strict=True):
-                key = f"{prefix}{row}"
-                if key in wanted and isinstance(caption, str):
+        group = np.searchsorted(starts, pos, side="right") - 1
+        for g in sorted({int(x) for x in group[pos >= 0]}):
+            here = (group == g) & (pos >= 0)
+            try:
+                col = f.pf.read_row_group(g, columns=[text_col]).column(0)
+            except (OSError, pa.ArrowException):
+                continue  # its rows failed at the scan; no caption to show
+            values = col.take(pa.array(pos[here] - starts[g])).to_pylist()
+            for key, caption in zip(np.array(wanted, dtype=object)[here].tolist(), values, strict=True):
+                if isinstance(caption, str):
                     out[key] = caption
         return out
 
