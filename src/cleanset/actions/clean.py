@@ -190,32 +190,13 @@ def clean(
     """Write the cleaned dataset to ``out`` and ``run/clean.json``; ``on_shard(shard, written, dropped)`` reports
     progress. Raises :class:`~cleanset.sources.base.ContentChanged` (and leaves no ``out``) when the data changed
     since the scan."""
-    store = RunStore(run)
-    manifest = store.manifest
-    scanned_format = manifest.get("format")
-    if format is not None and scanned_format and format != scanned_format:
-        raise UserError(f"{run} was scanned as {scanned_format!r}, not {format!r}")
-    # The run's reading options (column names), not a joined image folder: clean writes the metadata rows.
-    source: Source = open_source(sources, format or scanned_format, **reopen_options(manifest))
+    store, manifest, source, shards, ledger = _open_run(sources, run, format)
     _check_out_dir(out, [Path(p) for p in sources], run)
-
-    shards = source.shards()
-    ledger = _complete_ledger(store, run, shards)
-    revision = store.latest_revision()
-    items_dir = store.revision_dir(revision) / "items"
+    report, items_dir = _new_report(store, source, shards, sources, run, keep_review, keep_failed)
+    report.out = str(out.resolve())
     source_ids = {s.id for s in shards}
     run_ids = {p.stem for p in items_dir.iterdir() if p.suffix == ".parquet"} if items_dir.is_dir() else set()
-    report = CleanReport(
-        out=str(out.resolve()),
-        format=source.name,
-        sources=[str(Path(p).resolve()) for p in sources],
-        run=str(run.resolve()),
-        revision=revision,
-        shards=len(shards),
-        keep_review=keep_review,
-        keep_failed=keep_failed,
-        run_shards_not_in_source=sorted(run_ids - source_ids),
-    )
+    report.run_shards_not_in_source = sorted(run_ids - source_ids)
     tmp = _temporary_out(out)
     try:
         removed_parts: list[pa.Table] = []
@@ -282,16 +263,40 @@ def preview(
     Returns the report ``clean`` would write (``written`` stays 0: only writing tells which kept items have bytes)
     and the rows ``removed.parquet`` would hold. Reads the run's results and lists the source's shards, but no
     image: a preview of a large dataset costs seconds, and a clean that follows still checks every byte."""
+    store, _manifest, source, shards, _ledger = _open_run(sources, run, format)
+    report, items_dir = _new_report(store, source, shards, sources, run, keep_review, keep_failed)
+    parts = [
+        _decide_shard(items_dir, shard, keep_review, keep_failed, report, source.item_content)[3] for shard in shards
+    ]
+    return report, pa.concat_tables(parts) if parts else REMOVED_SCHEMA.empty_table()
+
+
+def _open_run(
+    sources: Sequence[Path], run: Path, format: str | None
+) -> tuple[RunStore, dict[str, Any], Source, list[Shard], dict[str, dict[str, Any]]]:
+    """The run, its manifest, the source read as the scan read it, its shards and the complete ledger."""
     store = RunStore(run)
     manifest = store.manifest
     scanned_format = manifest.get("format")
     if format is not None and scanned_format and format != scanned_format:
         raise UserError(f"{run} was scanned as {scanned_format!r}, not {format!r}")
+    # The run's reading options (column names), not a joined image folder: clean writes the metadata rows.
     source: Source = open_source(sources, format or scanned_format, **reopen_options(manifest))
     shards = source.shards()
-    _complete_ledger(store, run, shards)
+    return store, manifest, source, shards, _complete_ledger(store, run, shards)
+
+
+def _new_report(
+    store: RunStore,
+    source: Source,
+    shards: Sequence[Shard],
+    sources: Sequence[Path],
+    run: Path,
+    keep_review: bool,
+    keep_failed: bool,
+) -> tuple[CleanReport, Path]:
+    """An empty report of a clean at the run's latest revision, and that revision's items folder."""
     revision = store.latest_revision()
-    items_dir = store.revision_dir(revision) / "items"
     report = CleanReport(
         out="",
         format=source.name,
@@ -302,10 +307,7 @@ def preview(
         keep_review=keep_review,
         keep_failed=keep_failed,
     )
-    parts = [
-        _decide_shard(items_dir, shard, keep_review, keep_failed, report, source.item_content)[3] for shard in shards
-    ]
-    return report, pa.concat_tables(parts) if parts else REMOVED_SCHEMA.empty_table()
+    return report, store.revision_dir(revision) / "items"
 
 
 def _complete_ledger(store: RunStore, run: Path, shards: Sequence[Shard]) -> dict[str, dict[str, Any]]:
