@@ -219,3 +219,21 @@ def test_local_path_keeps_local_paths_and_defaults() -> None:
     assert local_path("data/x.tar") == Path("data/x.tar")
     assert local_path(Path("cleanset-demo")) == Path("cleanset-demo")  # a default arrives as a Path
     assert local_path("s3:local-file-with-colon") == Path("s3:local-file-with-colon")
+
+
+def test_help_piped_to_a_file_keeps_its_examples_whole() -> None:
+    """``cleanset bank import --help | less`` must show the --columns example, not cut it at 80 columns."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TERMINAL_WIDTH", "COLUMNS")}
+    out = subprocess.run(
+        [sys.executable, "-m", "cleanset", "bank", "import", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    assert "md5=MD5,pdq=PDQ,id=Ref,category=Grade" in out.stdout

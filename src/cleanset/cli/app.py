@@ -85,6 +85,18 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     raise Interrupted
 
 
+PIPED_HELP_WIDTH = 160
+
+
+def _wide_help_when_piped() -> None:
+    """Help read through a pipe or from a file is wrapped at 80 columns by default, which cuts examples such as
+    ``--columns md5=...,category=...``; it gets a width that holds them (a user's TERMINAL_WIDTH still wins)."""
+    import typer.rich_utils
+
+    if typer.rich_utils.MAX_WIDTH is None and not sys.stdout.isatty():
+        typer.rich_utils.MAX_WIDTH = PIPED_HELP_WIDTH
+
+
 def main() -> None:
     """Entry point: Click handles usage errors (exit 2); cleanset's own errors become one line and their code;
     Ctrl-C is one line and 130, never a traceback (a scan, clean or rematch resumes or restarts cleanly)."""
@@ -92,6 +104,7 @@ def main() -> None:
     from cleanset.threads import limit_blas_threads
 
     limit_blas_threads()
+    _wide_help_when_piped()
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGINT, _on_sigint)
     try:
