@@ -41,7 +41,7 @@ def test_keygen_folder_and_key_are_owner_only(tmp_path: Path, umask: int) -> Non
 
 
 def test_keygen_refuses_a_folder_others_can_enter(tmp_path: Path) -> None:
-    out = tmp_path / "shared"
+    out = tmp_path / "open-folder"
     out.mkdir()
     out.chmod(0o755)
     proc = keygen(out, 0o000)
