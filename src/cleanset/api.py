@@ -65,9 +65,6 @@ __all__ = [
     "verify",
 ]
 
-# Hashing dialects matched against another signal's banks, as the scan does (pdq512 values against pdq lists).
-_BANK_SIGNAL = {"pdq512": "pdq"}
-
 
 @dataclass(frozen=True, slots=True)
 class Failure:
@@ -241,7 +238,7 @@ def _probes(hashes: Mapping[str, str] | Sequence[Probe]) -> tuple[list[Probe], d
     from cleanset.signals import get_signal
 
     probes = [
-        Probe(sig, _BANK_SIGNAL.get(sig, sig), get_signal(sig).validate(value.strip().lower()))
+        Probe(sig, get_signal(sig).matches(), get_signal(sig).validate(value.strip().lower()))
         for sig, value in hashes.items()
     ]
     return probes, dict(hashes)

@@ -29,6 +29,7 @@ class Registry(Generic[T]):
         self.group = group
         self._items: dict[str, T] = {}
         self._loaded = group is None
+        self._version = 0  # bumped on every change, so tables derived from a registry know when to recompute
 
     def _load_entry_points(self) -> None:
         if self._loaded:
@@ -43,11 +44,25 @@ class Registry(Generic[T]):
             if known is not None:
                 raise ValueError(f"duplicate {self.what} name {ep.name!r} (entry point {ep.value})")
             self._items[ep.name] = item
+            self._version += 1
+
+    @property
+    def version(self) -> int:
+        """A counter that changes whenever an item is added or removed (entry points included)."""
+        self._load_entry_points()
+        return self._version
 
     def add(self, name: str, item: T) -> T:
         if name in self._items:
             raise ValueError(f"duplicate {self.what} name {name!r}")
         self._items[name] = item
+        self._version += 1
+        return item
+
+    def remove(self, name: str) -> T:
+        """Take a registration back (a test's toy plugin, cleaned up afterwards); KeyError when not registered."""
+        item = self._items.pop(name)
+        self._version += 1
         return item
 
     def register(self, name: str) -> Callable[[T], T]:

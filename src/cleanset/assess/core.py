@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from cleanset.assess.policy import Policy, judge
 from cleanset.records import Match, Probe, Status, Verdict
+from cleanset.signals import DEFAULT_QUALITY_GATE as DEFAULT_QUALITY_GATE
 
 if TYPE_CHECKING:
     from cleanset.matching.matcher import BankMatcher
-
-DEFAULT_QUALITY_GATE = 50
 
 
 @dataclass(frozen=True, slots=True)

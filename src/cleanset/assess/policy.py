@@ -13,11 +13,14 @@ from typing import Any
 
 from cleanset.errors import UserError
 from cleanset.records import UNSCREENED_FRAMES, Match, Status, Verdict
+from cleanset.signals import exact_signals
 
 __all__ = ["ACTIONS", "EXACT_SIGNALS", "UNSCREENED_FRAMES", "Policy", "decide", "judge", "match_verdict"]
 
 ACTIONS = ("remove", "review")
-EXACT_SIGNALS = frozenset({"md5", "sha1", "sha256", "url_md5", "url_sha1"})
+# Bank signals matched by equality, as the signals declare them (``cleanset.signals.exact_signals``, which the
+# rules below ask, so a registered plugin counts too); this name is that table at import.
+EXACT_SIGNALS: frozenset[str] = exact_signals()
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def match_verdict(m: Match, policy: Policy) -> Verdict | None:
         return None
     if policy.bank_actions.get(m.bank, "remove") == "review":
         return Verdict.REVIEW
-    if policy.review_above is not None and m.signal not in EXACT_SIGNALS and m.distance > policy.review_above:
+    if policy.review_above is not None and m.signal not in exact_signals() and m.distance > policy.review_above:
         return Verdict.REVIEW
     return Verdict.REMOVE
 
@@ -87,13 +90,13 @@ def match_reason(m: Match, policy: Policy) -> str:
     where = f"bank {m.bank} v{m.version} entry {m.entry_id}"
     if m.bank in policy.allow_banks:
         return f"{m.signal} match in allow bank {m.bank} ignored"
-    if m.signal in EXACT_SIGNALS:
+    if m.signal in exact_signals():
         head = f"{m.signal} exact match in {where}"
     else:
         head = f"{m.signal} {m.distance} bits from {where} (probe {m.probe})"
     if policy.bank_actions.get(m.bank, "remove") == "review":
         return f"{head} (bank {m.bank} is review-only)"
-    if policy.review_above is not None and m.signal not in EXACT_SIGNALS and m.distance > policy.review_above:
+    if policy.review_above is not None and m.signal not in exact_signals() and m.distance > policy.review_above:
         return f"{head} (review above {policy.review_above})"
     return head
 

@@ -7,10 +7,11 @@ it is hashed with the ``url_sha1`` signal's normalisation on import.
 
 from __future__ import annotations
 
-from cleanset.signals import get_signal
+from cleanset.signals import bank_signals, get_signal
 
-#: Signals a bank may hold (the matcher keeps one index per signal).
-BANK_SIGNALS: tuple[str, ...] = ("md5", "pdq", "phash", "sha1", "sha256", "url_md5", "url_sha1")
+#: Signals a bank may hold (the matcher keeps one index per signal): what the registered signals match
+#: (``Signal.matches``), sorted; this name is the table at import, ``bank_signals()`` the live one.
+BANK_SIGNALS: tuple[str, ...] = bank_signals()
 
 #: The pseudo-signal of a readable URL in an input list; hashed to ``URL_TARGET`` on import.
 RAW_URL = "url"
@@ -29,13 +30,13 @@ def resolve(name: str) -> str | None:
     """The bank signal (or ``url``) an input's signal type names, or None when cleanset cannot hold it."""
     key = name.strip().lower()
     key = ALIASES.get(key, key)
-    if key in BANK_SIGNALS or key == RAW_URL:
+    if key in bank_signals() or key == RAW_URL:
         return key
     return None
 
 
 def accepted_names() -> list[str]:
-    return sorted({*BANK_SIGNALS, RAW_URL, *ALIASES})
+    return sorted({*bank_signals(), RAW_URL, *ALIASES})
 
 
 def hex_len(signal: str) -> int:

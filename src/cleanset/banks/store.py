@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanset.atomic import fsync_dir
-from cleanset.banks import formats, names
+from cleanset.banks import formats
 from cleanset.banks.base import BankFormat, BankRow
 from cleanset.banks.columns import LABEL_PREFIX, ParsedBank, canonicalize, from_rows
 from cleanset.banks.digest import content_digest, file_sha256
@@ -32,7 +32,7 @@ from cleanset.banks.secure import fsync_tree, lock_down, open_private, private_d
 from cleanset.banks.snapshot import StoredBank
 from cleanset.banks.versions import SourceInfo, VersionManifest, diff_counts
 from cleanset.errors import InputFormatError, UserError
-from cleanset.signals import get_signal
+from cleanset.signals import bank_signals, get_signal
 from cleanset.signals.base import Metric
 
 _List = list  # ``BankStore.list`` shadows the builtin inside the class body
@@ -79,8 +79,8 @@ def parse_thresholds(items: Iterable[str]) -> dict[str, int]:
 def check_thresholds(thresholds: Mapping[str, int]) -> dict[str, int]:
     out = {}
     for sig, t in thresholds.items():
-        if sig not in names.BANK_SIGNALS:
-            raise UserError(f"threshold for unknown signal {sig!r} (known: {', '.join(names.BANK_SIGNALS)})")
+        if sig not in bank_signals():
+            raise UserError(f"threshold for unknown signal {sig!r} (known: {', '.join(bank_signals())})")
         s = get_signal(sig)
         if s.metric is Metric.EXACT and t != 0:
             raise UserError(f"{sig} is matched exactly; its threshold can only be 0")

@@ -19,10 +19,17 @@ import typer
 from cleanset.cli.conventions import local_path
 from cleanset.errors import ExitCode, UserError
 from cleanset.imaging.decode import DEFAULT_MAX_PIXELS
-from cleanset.records import HashOutcome, Status
-from cleanset.signals.engine import IMAGE_SIGNALS, URL_SIGNALS
+from cleanset.records import DIHEDRAL_NAMES, HashOutcome, Status
+from cleanset.signals import Input, get_signal, hash_columns, signal_names
+from cleanset.signals.engine import IMAGE_SIGNALS
 
-PRIMARY_PROBES = {"md5", "sha1", "sha256", "phash", "pdq/original", "pdq512/original"}
+# Probes whose value is already a top-level key (the item's own hashes): each file signal's one probe, or the
+# unrotated one of a signal probed per rotation/flip (md5, sha1, sha256, pdq/original, pdq512/original, phash).
+PRIMARY_PROBES = {
+    f"{s}/{DIHEDRAL_NAMES[0]}" if get_signal(s).dihedral else s
+    for s in hash_columns()
+    if get_signal(s).input is not Input.URL
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +42,7 @@ def parse_signals(text: str) -> tuple[str, ...]:
     names = tuple(s.strip() for s in text.split(",") if s.strip())
     if not names:
         raise UserError("--signals: no signal named")
-    url = [n for n in names if n in URL_SIGNALS]
+    url = [n for n in names if n in signal_names() and get_signal(n).input is Input.URL]
     if url:
         raise UserError(f"--signals: {', '.join(url)} hash URLs, not files (choose from {', '.join(IMAGE_SIGNALS)})")
     return names

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cleanset.errors import UserError
+from cleanset.signals.base import DEFAULT_QUALITY_GATE as DEFAULT_QUALITY_GATE
 
 if TYPE_CHECKING:
     from cleanset.banks.store import BankStore
 
-# The PDQ quality gate's default. pipeline.scan.DEFAULT_QUALITY_GATE and BankMatcher's default say the same;
-# tests/docs/test_matching_doc.py holds them (and docs/matching.md) equal.
-DEFAULT_QUALITY_GATE = 50
+# The PDQ quality gate's default is one constant (cleanset.signals.base.DEFAULT_QUALITY_GATE), which the scan's,
+# the matcher's and assess's defaults name too; tests/docs/test_matching_doc.py holds docs/matching.md equal to it.
 QUALITY_MIN, QUALITY_MAX = 0, 100  # PDQ's quality score is a percentage
 
 

@@ -36,10 +36,10 @@ from cleanset.evaluation.transforms import TRANSFORMS, jpeg_bytes, transform_nam
 from cleanset.imaging.regions import find_regions
 from cleanset.matching.matcher import BankMatcher
 from cleanset.records import HashOutcome, Probe, Verdict
-from cleanset.signals import get_signal
+from cleanset.signals import DEFAULT_QUALITY_GATE, get_signal
 from cleanset.signals.engine import HashConfig, HashEngine
 
-QUALITY_GATE = 50
+QUALITY_GATE = DEFAULT_QUALITY_GATE
 METHODS = ("pdq", "probes", "phash")
 
 # progress(stage, done, total): stage "loading" and "timing" (total None: no count to give), "transforms".

@@ -33,10 +33,12 @@ from cleanset.matching.base import Index
 from cleanset.matching.exact import ExactIndex
 from cleanset.matching.hamming import HammingIndex
 from cleanset.records import Match, Probe
-from cleanset.signals import get_signal
+from cleanset.signals import DEFAULT_QUALITY_GATE, get_signal, quality_gated_signals
 from cleanset.signals.base import Metric
 
-QUALITY_GATED_SIGNALS = frozenset({"pdq"})
+# Probe signals under the quality gate, as the signals declare them (``Signal.quality_gated``); each matcher asks
+# ``quality_gated_signals()`` when built, this name is that table at import.
+QUALITY_GATED_SIGNALS: frozenset[str] = quality_gated_signals()
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,13 @@ def keep_better(best: dict[tuple[str, str], Match], m: Match) -> None:
 
 
 class BankMatcher:
-    def __init__(self, indexes: Sequence[BankIndex], quality_gate: int = 50) -> None:
+    def __init__(self, indexes: Sequence[BankIndex], quality_gate: int = DEFAULT_QUALITY_GATE) -> None:
         self.indexes = list(indexes)
         self.quality_gate = quality_gate
+        self._gated_signals = quality_gated_signals()
 
     @classmethod
-    def build(cls, snapshots: Sequence[BankSnapshot], quality_gate: int = 50) -> BankMatcher:
+    def build(cls, snapshots: Sequence[BankSnapshot], quality_gate: int = DEFAULT_QUALITY_GATE) -> BankMatcher:
         """Index every (bank, signal) once. Indexes are built, not cached: building 10 million PDQ hashes takes
         about as long as loading a saved index, and a cache would be one more copy of the list values on disk."""
         seen: set[str] = set()
@@ -152,7 +155,7 @@ class BankMatcher:
         return out
 
     def _gated(self, p: Probe) -> bool:
-        return p.signal in QUALITY_GATED_SIGNALS and p.quality is not None and p.quality < self.quality_gate
+        return p.signal in self._gated_signals and p.quality is not None and p.quality < self.quality_gate
 
     def _query(self, b: BankIndex, probes: np.ndarray, gated: list[bool]) -> list[tuple[int, int, int]]:
         """(probe row, entry row, distance) of ``b``'s hits; gated probes are asked at distance 0 only."""

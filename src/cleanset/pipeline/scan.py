@@ -25,8 +25,7 @@ from cleanset.pipeline.tasks import ScanContext
 from cleanset.runs.banks import bank_record, open_banks
 from cleanset.runs.layout import SUMMARY, RunDir, write_json_atomic
 from cleanset.runs.summary import summarize
-
-DEFAULT_QUALITY_GATE = 50
+from cleanset.signals import DEFAULT_QUALITY_GATE as DEFAULT_QUALITY_GATE
 
 
 @dataclass

@@ -19,6 +19,7 @@ from cleanset.assess import Assessment, Policy, assess_many
 from cleanset.pipeline.ledger import ShardCounts
 from cleanset.records import HashOutcome, ItemResult, Probe, Status, Verdict
 from cleanset.runs.schema import to_table
+from cleanset.signals import given_signals
 from cleanset.sources.base import Shard, Source, SourceItem, content_digest, marker_key
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from cleanset.signals.engine import HashEngine
 
 # Content hashes that metadata may carry (columns of a LAION-style parquet); they become probes too.
-GIVEN_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256")
+# File digests a source's metadata may give (md5, sha1, sha256): the byte signals with a results column.
+GIVEN_SIGNALS: tuple[str, ...] = given_signals()
 MATCH_BATCH = 512
 # Hashed items are reported at least this often, not only per match batch: a slow source (large images, one
 # worker) takes minutes over 512 items, and a progress view should move from the first second.

@@ -34,17 +34,23 @@ import pyarrow.compute as pc
 
 from cleanset.assess import assess_many, judge
 from cleanset.pipeline import urlhash
-from cleanset.pipeline.tasks import FLAGGED
+from cleanset.pipeline.tasks import FLAGGED, GIVEN_SIGNALS
 from cleanset.pipeline.urlhash import digest_column, hex_prefixes, interleave, normal_form_mask
 from cleanset.records import Probe, Status
 from cleanset.runs.schema import COLUMN_PROBES, HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE, match_row
+from cleanset.signals import Input, default_signals, get_signal
 from cleanset.sources.base import Shard, marker_key
 
 if TYPE_CHECKING:
     from cleanset.pipeline.tasks import ProgressFn, ScanContext, Timings
 
-URL_SIGNALS: dict[str, str] = {"url_md5": "md5", "url_sha1": "sha1"}  # signal -> digest algorithm
-GIVEN_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256")
+# URL signals this column-wise path computes, with their hashlib digest algorithm: the default URL signals that
+# are a plain digest of the normalised URL (url_md5, url_sha1; ``signals.url._UrlDigest.algorithm``).
+URL_SIGNALS: dict[str, str] = {
+    s: str(get_signal(s).algorithm)  # type: ignore[attr-defined]
+    for s in default_signals(Input.URL)
+    if hasattr(get_signal(s), "algorithm")
+}
 
 # A URL that normalize_url returns unchanged: lower-case scheme, "://", a lower-case host without user info or
 # port, then a path of printable ASCII without "#" or space. (A trailing "?" is excluded separately: an empty query

@@ -38,6 +38,7 @@ from cleanset.results.rematch_delta import DELTA_COLUMNS, bank_delta, indexes_fo
 from cleanset.runs.parquet import write_parquet_atomic
 from cleanset.runs.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 from cleanset.runs.store import REVISIONS_DIR, RunStore
+from cleanset.signals import DEFAULT_QUALITY_GATE
 
 
 @dataclass
@@ -193,7 +194,7 @@ def rematch(
     base_summary = store.summary_of(base_rev)
     snaps, named = resolve_banks(manifest, bank_names, snapshots)
     policy = _policy(manifest, snaps)
-    gate = int(manifest.get("quality_gate", 50))
+    gate = int(manifest.get("quality_gate", DEFAULT_QUALITY_GATE))
     was_allow = {b["name"] for b in manifest.get("banks") or [] if b.get("allow")}
     # An allow bank that changes can un-suppress or suppress probes of every other bank: match everything again.
     used = {(b["name"], int(b["version"]), b.get("digest") or "") for b in manifest.get("banks") or []}

@@ -109,7 +109,7 @@ class FlatProbes:
 
     @classmethod
     def of(cls, table: pa.Table, quality_gate: int) -> FlatProbes:
-        from cleanset.matching.matcher import QUALITY_GATED_SIGNALS
+        from cleanset.signals import quality_gated_signals
 
         lists = with_full_probes(table).column("probes").combine_chunks()
         flat = lists.flatten()
@@ -120,7 +120,7 @@ class FlatProbes:
         signals = [str(x) for x in enc.dictionary.to_pylist()]
         signal = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         quality = flat.field("quality").fill_null(32767).to_numpy(zero_copy_only=False)
-        gated_codes = [i for i, name in enumerate(signals) if name in QUALITY_GATED_SIGNALS]
+        gated_codes = [i for i, name in enumerate(signals) if name in quality_gated_signals()]
         gated = np.isin(signal, gated_codes) & (quality < quality_gate)
         return cls(item, signal, signals, gated, flat.field("name"), flat.field("value"))
 

@@ -14,13 +14,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
+from cleanset.signals import column_probes, hash_columns
 
-# Primary hash columns, one string (hex) column each; null when not computed or the item failed.
-HASH_COLUMNS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "pdq512", "phash", "url_md5", "url_sha1")
+# Primary hash columns, one string (hex) column each; null when not computed or the item failed. Each signal
+# declares its column (``Signal.column``) and place (``Signal.rank``): md5, sha1, sha256, pdq, pdq512, phash,
+# url_md5, url_sha1, then any plugin's. Fixed at import, since the schema is.
+HASH_COLUMNS: tuple[str, ...] = hash_columns()
 # Probes that are exactly a hash column (name == signal == column, same value, no quality) are not written to the
 # ``probes`` column again: on a URL metadata scan they were half of every results file. Readers put them back with
-# ``with_full_probes`` (Arrow) or ``from_rows`` (Python), in this order, before the stored probes.
-COLUMN_PROBES: tuple[str, ...] = ("md5", "sha1", "sha256", "url_md5", "url_sha1", "phash")
+# ``with_full_probes`` (Arrow) or ``from_rows`` (Python), in this order, before the stored probes: md5, sha1,
+# sha256, url_md5, url_sha1, phash (``cleanset.signals.column_probes``).
+COLUMN_PROBES: tuple[str, ...] = column_probes()
 
 PROBE_TYPE = pa.struct(
     [

@@ -1,9 +1,14 @@
 """The Signal seam: one class per hash kind, registered by name.
 
-A signal declares what it is (bit length, how distance is measured, default match threshold) and how its values
-are written (lower-case hex, fixed length). Computing values from images is the hashing engine's job
-(``cleanset.signals.engine``), which decodes each image once and feeds every signal from that one decode; a signal
-only supplies the per-kind hook (``BytesSignal``, ``PixelSignal`` or ``UrlSignal``).
+A signal declares what it is (bit length, input kind, how distance is measured, default match threshold, quality
+gate, the bank signal it matches, its results column, whether it is computed by default) and how its values are
+written (lower-case hex, fixed length). Every table of signal names elsewhere (the results schema's hash columns,
+the bank signals, the policy's exact signals, the matcher's gated signals, the engine's defaults) is derived from
+these declarations by the functions in ``cleanset.signals``; none is kept by hand.
+
+Computing values from images is the hashing engine's job (``cleanset.signals.engine``), which decodes each image
+once and feeds every signal from that one decode; a signal only supplies the per-kind hook (``BytesSignal``,
+``PixelSignal`` or ``UrlSignal``).
 
 ``examples()`` feeds the shared conformance test (tests/signals/test_conformance.py) that every registered signal
 must pass.
@@ -30,6 +35,22 @@ class Metric(StrEnum):
     HAMMING = "hamming"  # bit distance: perceptual hashes
 
 
+class Input(StrEnum):
+    """What a signal is computed from; each kind has its hook class below."""
+
+    BYTES = "bytes"  # the file's bytes as stored
+    PIXELS = "pixels"  # decoded RGB pixels
+    URL = "url"  # the item's URL
+
+
+#: The quality gate's default: a probe of a quality-gated signal whose quality is below it is matched at distance 0
+#: only. Every default (scan options, the matcher, ``assess``, the CLI) is this one constant.
+DEFAULT_QUALITY_GATE = 50
+
+#: ``Signal.rank`` of a signal that does not declare one: after every built-in, in name order.
+DEFAULT_RANK = 1000
+
+
 @dataclass(frozen=True)
 class SignalExample:
     """An input and the value the signal must give for it (``input`` is bytes, a URL string, or a path)."""
@@ -42,8 +63,35 @@ class SignalExample:
 class Signal(ABC):
     name: ClassVar[str]
     bits: ClassVar[int]
+    #: exact (equal or not) or a distance (Hamming bits)
     metric: ClassVar[Metric]
+    #: what it is computed from; set by ``BytesSignal``, ``PixelSignal`` and ``UrlSignal``
+    input: ClassVar[Input]
+    #: the match threshold a bank uses unless its manifest says otherwise (0 for exact signals)
     default_threshold: ClassVar[int] = 0
+    #: probes of this signal carry a quality; below the gate (``DEFAULT_QUALITY_GATE`` unless configured) they
+    #: are matched at distance 0 only
+    quality_gated: ClassVar[bool] = False
+    #: the bank signal its values are matched against; None: its own name (pdq512 declares ``pdq``)
+    bank_signal: ClassVar[str | None] = None
+    #: its string column in the results schema (``runs.schema``); None: its value is kept in probes only
+    column: ClassVar[str | None] = None
+    #: one probe per rotation/flip (``<name>/<dihedral>``) rather than one probe named after the signal
+    dihedral: ClassVar[bool] = False
+    #: computed when no signal list is given (the engine's and ``cleanset hash``'s defaults)
+    by_default: ClassVar[bool] = False
+    #: position among the hash columns and in the default signal list (ties by name); a new signal goes last so
+    #: existing columns keep their places
+    rank: ClassVar[int] = DEFAULT_RANK
+
+    @classmethod
+    def matches(cls) -> str:
+        """The bank signal this signal's probes are matched against."""
+        return cls.bank_signal or cls.name
+
+    @classmethod
+    def is_exact(cls) -> bool:
+        return cls.metric is Metric.EXACT
 
     @classmethod
     def hex_len(cls) -> int:
@@ -85,6 +133,8 @@ class Signal(ABC):
 class BytesSignal(Signal):
     """Computed from the file's bytes as stored (cryptographic digests)."""
 
+    input = Input.BYTES
+
     @classmethod
     @abstractmethod
     def compute_bytes(cls, data: bytes) -> str: ...
@@ -97,6 +147,8 @@ class PixelSignal(Signal):
     ``cleanset.imaging.decode`` and calls ``compute_rgb``.
     """
 
+    input = Input.PIXELS
+
     @classmethod
     @abstractmethod
     def compute_rgb(cls, rgb: np.ndarray) -> str: ...
@@ -104,6 +156,8 @@ class PixelSignal(Signal):
 
 class UrlSignal(Signal):
     """Computed from an item's URL after normalisation (rules in ``cleanset.signals.url``)."""
+
+    input = Input.URL
 
     @classmethod
     @abstractmethod

@@ -17,6 +17,7 @@ from cleanset.signals.base import BytesSignal, Metric, SignalExample
 class _Digest(BytesSignal):
     metric = Metric.EXACT
     default_threshold = 0
+    by_default = True
     algorithm: ClassVar[str]
     # Published test vectors (RFC 1321, FIPS 180 examples) for b"" and b"abc".
     vectors: ClassVar[tuple[tuple[bytes, str], ...]]
@@ -33,6 +34,8 @@ class _Digest(BytesSignal):
 @SIGNALS.register("md5")
 class Md5Signal(_Digest):
     name = "md5"
+    column = "md5"
+    rank = 10
     bits = 128
     algorithm = "md5"
     vectors = (
@@ -44,6 +47,8 @@ class Md5Signal(_Digest):
 @SIGNALS.register("sha1")
 class Sha1Signal(_Digest):
     name = "sha1"
+    column = "sha1"
+    rank = 20
     bits = 160
     algorithm = "sha1"
     vectors = (
@@ -55,6 +60,8 @@ class Sha1Signal(_Digest):
 @SIGNALS.register("sha256")
 class Sha256Signal(_Digest):
     name = "sha256"
+    column = "sha256"
+    rank = 30
     bits = 256
     algorithm = "sha256"
     vectors = (

@@ -37,8 +37,8 @@ from cleanset.errors import UserError
 from cleanset.imaging.decode import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DecodeError, decode_frames
 from cleanset.imaging.regions import find_regions
 from cleanset.records import DIHEDRAL_NAMES, UNSCREENED_FRAMES, HashOutcome, Probe, Status
-from cleanset.signals import get_signal, signal_names
-from cleanset.signals.base import BytesSignal, PixelSignal, UrlSignal
+from cleanset.signals import default_signals, get_signal, image_signals, signal_names
+from cleanset.signals.base import BytesSignal, Input, PixelSignal, UrlSignal
 from cleanset.signals.pdq import (
     ZERO_RESULT,
     PdqResult,
@@ -52,8 +52,13 @@ from cleanset.signals.pdq import (
 )
 from cleanset.signals.phash import exact_grey, grey_plan, phash_from_blocks, phash_from_grey
 
-IMAGE_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "pdq512", "phash")
-URL_SIGNALS: tuple[str, ...] = ("url_md5", "url_sha1")
+# The signals computed when none are named, as they declare (``Signal.by_default``, ordered by ``Signal.rank``):
+# md5, sha1, sha256, pdq, pdq512, phash for a file; url_md5, url_sha1 for a URL.
+IMAGE_SIGNALS: tuple[str, ...] = image_signals()
+URL_SIGNALS: tuple[str, ...] = default_signals(Input.URL)
+# Pixel signals the engine computes from one shared luma pass (below); any other pixel signal gets its own
+# ``compute_rgb`` call on the same decoded pixels and one probe named after it.
+SHARED_PASS: frozenset[str] = frozenset({"pdq", "pdq512", "phash"})
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class HashEngine:
         self._pixels = [n for n, s in kinds.items() if issubclass(s, PixelSignal)]
         self._urls = [n for n, s in kinds.items() if issubclass(s, UrlSignal)]
         self._pixel_set = frozenset(self._pixels)
+        self._own_pass = [(n, kinds[n]) for n in self._pixels if n not in SHARED_PASS]
         self._names = DIHEDRAL_NAMES if self.config.dihedral else DIHEDRAL_NAMES[:1]
 
     # -- entry points -------------------------------------------------------------------------------------------
@@ -106,9 +112,10 @@ class HashEngine:
         even when it cannot be decoded (a format we do not read, a bomb, a corrupt file)."""
         out = HashOutcome(status=Status.OK)
         for name in self._bytes:
-            value = get_signal(name).compute_bytes(data)  # type: ignore[attr-defined]
+            sig = get_signal(name)
+            value = sig.compute_bytes(data)  # type: ignore[attr-defined]
             out.hashes[name] = value
-            out.probes.append(Probe(name, name, value))
+            out.probes.append(Probe(name, sig.matches(), value))
         if self._pixels:
             return self._hash_frames(data, out)
         return out
@@ -130,12 +137,13 @@ class HashEngine:
             return HashOutcome.failed("url: empty URL")
         out = HashOutcome(status=Status.OK)
         for name in names:
+            sig = get_signal(name)
             try:
-                value = get_signal(name).compute_url(url)  # type: ignore[attr-defined]
+                value = sig.compute_url(url)  # type: ignore[attr-defined]
             except ValueError as e:
                 return HashOutcome.failed(f"url: cannot parse: {e}")
             out.hashes[name] = value
-            out.probes.append(Probe(name, name, value))
+            out.probes.append(Probe(name, sig.matches(), value))
         return out
 
     # -- pixels -------------------------------------------------------------------------------------------------
@@ -213,6 +221,11 @@ class HashEngine:
             if first:
                 out.hashes["phash"] = value
             out.probes.append(Probe(f"{frame}phash", "phash", value))
+        for name, sig in self._own_pass:
+            value = sig.compute_rgb(rgb)  # type: ignore[attr-defined]
+            if first:
+                out.hashes[name] = value
+            out.probes.append(Probe(f"{frame}{name}", sig.matches(), value))
         if self.config.regions and "pdq" in want:
             for region in find_regions(rgb):
                 crop = rgb[region.y0 : region.y1, region.x0 : region.x1]
@@ -226,10 +239,11 @@ def probe_names(config: HashConfig, image_over_512: bool = True) -> Sequence[str
     names: list[str] = []
     dih = DIHEDRAL_NAMES if config.dihedral else DIHEDRAL_NAMES[:1]
     for s in config.signals:
-        if s in ("pdq", "pdq512"):
+        sig = get_signal(s)
+        if sig.dihedral:
             if s == "pdq512" and "pdq" in config.signals and not image_over_512:
                 continue
             names.extend(f"{s}/{d}" for d in dih)
-        elif s not in URL_SIGNALS:
+        elif sig.input is not Input.URL:
             names.append(s)
     return names

@@ -233,6 +233,11 @@ class PdqSignal(PixelSignal):
     bits = 256
     metric = Metric.HAMMING
     default_threshold = 31
+    quality_gated = True
+    column = "pdq"
+    dihedral = True
+    by_default = True
+    rank = 40
 
     @classmethod
     def compute_rgb(cls, rgb: np.ndarray) -> str:
@@ -252,6 +257,12 @@ class Pdq512Signal(PixelSignal):
     bits = 256
     metric = Metric.HAMMING
     default_threshold = 31
+    quality_gated = True  # its probes are ``pdq`` probes, with a PDQ quality
+    bank_signal = "pdq"
+    column = "pdq512"
+    dihedral = True
+    by_default = True
+    rank = 50
 
     @classmethod
     def compute_rgb(cls, rgb: np.ndarray) -> str:

@@ -156,6 +156,9 @@ class PHashSignal(PixelSignal):
     bits = 64
     metric = Metric.HAMMING
     default_threshold = 8
+    column = "phash"
+    by_default = True
+    rank = 60
 
     @classmethod
     def compute_rgb(cls, rgb: np.ndarray) -> str:

@@ -70,6 +70,7 @@ NORMALISATION_CASES: tuple[tuple[str, str], ...] = (
 class _UrlDigest(UrlSignal):
     metric = Metric.EXACT
     default_threshold = 0
+    by_default = True
     algorithm: ClassVar[str]
 
     @classmethod
@@ -87,6 +88,8 @@ class _UrlDigest(UrlSignal):
 @SIGNALS.register("url_md5")
 class UrlMd5Signal(_UrlDigest):
     name = "url_md5"
+    column = "url_md5"
+    rank = 70
     bits = 128
     algorithm = "md5"
 
@@ -94,5 +97,7 @@ class UrlMd5Signal(_UrlDigest):
 @SIGNALS.register("url_sha1")
 class UrlSha1Signal(_UrlDigest):
     name = "url_sha1"
+    column = "url_sha1"
+    rank = 80
     bits = 160
     algorithm = "sha1"

@@ -17,6 +17,7 @@ from typing import ClassVar
 from cleanset.banks import names
 from cleanset.banks.base import BankFormat
 from cleanset.errors import UserError
+from cleanset.signals import bank_signals
 
 ENCODINGS = ("hex", "base64")
 
@@ -77,7 +78,7 @@ def parse_columns(text: str | None) -> dict[str, str]:
     """``"md5=MD5,pdq=PDQ"`` -> ``{"md5": "MD5", "pdq": "PDQ"}`` (the CLI's ``--columns``)."""
     if not text:
         return {}
-    known = sorted({*names.BANK_SIGNALS, ID, CATEGORY, *UNSUPPORTED})
+    known = sorted({*bank_signals(), ID, CATEGORY, *UNSUPPORTED})
     out: dict[str, str] = {}
     for item in text.split(","):
         role, sep, column = item.partition("=")
