@@ -104,6 +104,17 @@ def atomic_output(final: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def fsync_tree(tree: Path) -> None:
+    """fsync every file under ``tree``, before the tree is renamed into place as one finished whole."""
+    for dirpath, _, filenames in os.walk(tree):
+        for f in filenames:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
 def sweep_dead(folder: Path, prefix: str) -> None:
     """Remove what a killed process left half-built in ``folder``: entries named ``<prefix>...-<pid>`` whose
     process is gone. A live process's work (another clean or rematch running now) is left alone."""

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from gates import gate_for
-from PIL import Image
 
 from cleanset.actions.clean import clean
 from cleanset.banks.base import BankRow
@@ -26,20 +23,7 @@ from cleanset.runs.store import RunStore
 from cleanset.signals.engine import HashConfig, HashEngine
 from cleanset.sources import LaionSource, ParquetImageSource
 from cleanset.sources._parquet import CAPTION_NAMES, holds_bytes
-
-
-def picture(seed: int, size: int = 128) -> Image.Image:
-    """A smooth benign picture: random colours upscaled, so each seed has its own stable PDQ."""
-    rng = np.random.default_rng(seed)
-    small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
-    return small.resize((size, size), Image.Resampling.BICUBIC)
-
-
-def encode(img: Image.Image, fmt: str = "JPEG") -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    return buf.getvalue()
-
+from pictures import encode, picture
 
 LISTED = picture(1)
 LISTED_JPEG = encode(LISTED)

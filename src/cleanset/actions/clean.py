@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanset.actions.dataset_digest import output_files_root
-from cleanset.atomic import fsync_dir, sweep_dead
+from cleanset.atomic import fsync_dir, fsync_tree, sweep_dead
 from cleanset.errors import UserError
 from cleanset.pipeline.scan import reopen_options
 from cleanset.runs.layout import write_json_atomic
@@ -162,13 +162,7 @@ def _temporary_out(out: Path) -> Path:
 
 def _finish(tmp: Path, out: Path) -> None:
     """Rename the finished copy into place: ``out`` is either absent/empty or the complete cleaned dataset."""
-    for root, _dirs, files in os.walk(tmp):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+    fsync_tree(tmp)
     if out.exists():
         try:
             out.rmdir()  # checked empty before anything was written

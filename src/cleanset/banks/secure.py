@@ -14,8 +14,8 @@ from typing import Any
 
 from cleanset.atomic import PRIVATE_DIR_MODE as DIR_MODE
 from cleanset.atomic import PRIVATE_FILE_MODE as FILE_MODE
+from cleanset.atomic import fsync_tree, private_dir
 from cleanset.atomic import make_private as lock_down
-from cleanset.atomic import private_dir
 
 __all__ = ["DIR_MODE", "FILE_MODE", "fsync_tree", "lock_down", "open_private", "private_dir", "write_json"]
 
@@ -37,13 +37,3 @@ def open_private(path: Path) -> Any:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     os.fchmod(fd, FILE_MODE)
     return os.fdopen(fd, "wb")
-
-
-def fsync_tree(tree: Path) -> None:
-    for dirpath, _, filenames in os.walk(tree):
-        for f in filenames:
-            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
