@@ -83,7 +83,7 @@ def profile_steps(photos: list[bytes], rounds: int) -> None:
     import hashlib
 
     from cleanset.imaging.decode import decode_image
-    from cleanset.signals.pdq import result_from_samples, scan_both
+    from cleanset.signals.pdq import result_from_samples, scan_both, shared_pass
     from cleanset.signals.phash import grey_plan, phash_from_blocks
 
     def steps(data: bytes) -> dict[str, Callable[[], object]]:
@@ -99,6 +99,8 @@ def profile_steps(photos: list[bytes], rounds: int) -> None:
             "scan: pdq only": lambda: scan_both(rgb),
             "phash from grey blocks": lambda: phash_from_blocks(means) if means is not None else None,
             "pdq hashes from samples x2": lambda: (result_from_samples(full), result_from_samples(small)),
+            # what the engine calls: the scan and everything after it in one compiled call
+            "shared pass (engine, 1 call)": lambda: shared_pass(rgb, grey_plan(*rgb.shape[:2]), True),
         }
 
     total: dict[str, float] = {}

@@ -16,6 +16,9 @@ Rules (each is a decision a reviewer should be able to find in one place):
   entry id).
 - Each (bank, signal) index is built once, in ``build``; ``match_many`` answers a whole shard with one batch
   query per index and gives exactly what ``match`` gives item by item.
+- The gate and the suppression are applied in one place, ``match_columns`` (one signal's probes as arrays, the
+  gate as ``gated_mask``): ``match_many`` calls it per signal, and so does the incremental rematch on stored
+  probe columns with a matcher over the changed entries, so neither re-implements a rule.
 
 Bank values never leave this module: a ``Match`` names bank, version, entry id, signal, distance and probe.
 """
@@ -111,63 +114,130 @@ class BankMatcher:
     def match_many(self, probe_lists: Sequence[Sequence[Probe]]) -> list[tuple[list[Match], list[str]]]:
         flat = [(item, pos, p) for item, probes in enumerate(probe_lists) for pos, p in enumerate(probes)]
         notes: list[list[str]] = [[] for _ in probe_lists]
-        gated = [self._gated(p) for _, _, p in flat]
-        for (item, _, p), g in zip(flat, gated, strict=True):
+        gated = gated_mask(
+            np.array([p.signal in self._gated_signals for _, _, p in flat], dtype=bool),
+            np.array([np.nan if p.quality is None else p.quality for _, _, p in flat], dtype=np.float64),
+            self.quality_gate,
+        )
+        for (item, _, p), g in zip(flat, gated.tolist(), strict=True):
             if g:
                 notes[item].append(f"pdq probe {p.name} below quality gate: matched exactly only")
         by_signal: dict[str, list[int]] = {}
         for i, (_, _, p) in enumerate(flat):
             by_signal.setdefault(p.signal, []).append(i)
-        for signal_rows in by_signal.values():
+        best: list[dict[tuple[str, str], Match]] = [{} for _ in probe_lists]
+        suppressed: dict[int, tuple[str, str]] = {}
+        for signal, signal_rows in by_signal.items():
             # An item's probes of one rotation/flip side by side (pdq/x beside pdq512/x): two hashes of one picture
             # a few bits apart read mostly the same table slots of a large bank, which are then still in cache.
             # Only the order of the index's work changes; every rule below is independent of it.
             signal_rows.sort(key=lambda i: (flat[i][0], flat[i][2].name.rsplit("/", 1)[-1]))
-        arrays = {s: _probe_array(s, [flat[i][2] for i in rows]) for s, rows in by_signal.items()}
-
-        # (flat row, BankIndex, entry row, distance) for every hit, allow banks first
-        suppressed: dict[int, tuple[str, str]] = {}
-        hits: list[tuple[int, BankIndex, int, int]] = []
-        for b in sorted(self.indexes, key=lambda b: not b.allow):
-            rows = by_signal.get(b.signal)
-            if not rows:
-                continue
-            for pr, er, dr in self._query(b, arrays[b.signal], [gated[i] for i in rows]):
-                row = rows[pr]
-                if b.allow:
-                    suppressed.setdefault(row, (b.bank, b.entry_ids[er]))
-                elif row not in suppressed:
-                    hits.append((row, b, er, dr))
+            rows = np.asarray(signal_rows, dtype=np.int64)
+            values = _probe_array(signal, [flat[i][2] for i in signal_rows])
+            hits = self.match_columns(signal, values, gated[rows])
+            for r, (bank, entry) in hits.suppressed.items():
+                suppressed[signal_rows[r]] = (bank, entry)
+            for r, b, er, dr in hits.rows():
+                item, _pos, p = flat[signal_rows[r]]
+                keep_better(best[item], Match(b.bank, b.version, b.entry_ids[er], b.signal, dr, p.name))
         for row in sorted(suppressed):
             item, _, p = flat[row]
             bank, entry = suppressed[row]
             notes[item].append(f"probe {p.name} is in allow bank {bank} (entry {entry}): not matched")
+        return [(sorted(best[item].values(), key=match_order), notes[item]) for item in range(len(probe_lists))]
 
-        best: list[dict[tuple[str, str], Match]] = [{} for _ in probe_lists]
-        for row, b, er, dr in hits:
-            item, _pos, p = flat[row]
-            entry = b.entry_ids[er]
-            keep_better(best[item], Match(b.bank, b.version, entry, b.signal, dr, p.name))
-        out = []
-        for item in range(len(probe_lists)):
-            matches = sorted(best[item].values(), key=match_order)
-            out.append((matches, notes[item]))
-        return out
+    def match_columns(self, signal: str, values: np.ndarray, gated: np.ndarray, distinct: bool = True) -> ColumnHits:
+        """The rules of ``match_many`` over one signal's probes given as columns: ``values`` (n, bytes) rows and the
+        ``gated`` mask (``gated_mask``). Gated probes are asked at distance 0 only; a probe within an allow bank's
+        reach gives no hit from any other bank and is listed in ``suppressed``. Every (probe row, bank index,
+        entry row, distance) hit is returned, not yet reduced to one match per entry (``keep_better`` does that,
+        also across calls: rematch merges these hits with an item's stored matches).
 
-    def _gated(self, p: Probe) -> bool:
-        return p.signal in self._gated_signals and p.quality is not None and p.quality < self.quality_gate
+        ``distinct``: ask the index once per distinct value (see ``_query_distinct``); rematch, whose probes were
+        stored one item at a time and rarely repeat within a shard, skips the grouping."""
+        gated = np.asarray(gated, dtype=bool)
+        suppressed: dict[int, tuple[str, str]] = {}
+        rows_out: list[np.ndarray] = []
+        banks_out: list[np.ndarray] = []
+        entries_out: list[np.ndarray] = []
+        dists_out: list[np.ndarray] = []
+        picked = [(i, b) for i, b in enumerate(self.indexes) if b.signal == signal]
+        for i, b in sorted(picked, key=lambda ib: not ib[1].allow):  # allow banks first
+            pr, er, dr = self._query(b, values, gated, distinct)
+            if b.allow:
+                for r, e in zip(pr.tolist(), er.tolist(), strict=True):
+                    suppressed.setdefault(r, (b.bank, b.entry_ids[e]))
+                continue
+            if suppressed:
+                keep = ~np.isin(pr, np.fromiter(suppressed, dtype=np.int64, count=len(suppressed)))
+                pr, er, dr = pr[keep], er[keep], dr[keep]
+            rows_out.append(pr)
+            banks_out.append(np.full(len(pr), i, dtype=np.int64))
+            entries_out.append(er)
+            dists_out.append(dr)
+        empty = np.zeros(0, dtype=np.int64)
+        return ColumnHits(
+            self.indexes,
+            np.concatenate(rows_out) if rows_out else empty,
+            np.concatenate(banks_out) if banks_out else empty,
+            np.concatenate(entries_out) if entries_out else empty,
+            np.concatenate(dists_out) if dists_out else empty,
+            suppressed,
+        )
 
-    def _query(self, b: BankIndex, probes: np.ndarray, gated: list[bool]) -> list[tuple[int, int, int]]:
+    def _query(
+        self, b: BankIndex, probes: np.ndarray, gated: np.ndarray, distinct: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(probe row, entry row, distance) of ``b``'s hits; gated probes are asked at distance 0 only."""
-        mask = np.asarray(gated, dtype=bool)
-        out: list[tuple[int, int, int]] = []
-        for sel, threshold in ((~mask, b.threshold), (mask, 0)):
+        out_r, out_e, out_d = [], [], []
+        for sel, threshold in ((~gated, b.threshold), (gated, 0)):
             rows = np.flatnonzero(sel)
             if len(rows) == 0:
                 continue
-            pr, er, dr = _query_distinct(b.index, probes[rows], threshold)
-            out.extend(zip(rows[pr].tolist(), er.tolist(), dr.tolist(), strict=True))
-        return out
+            query = _query_distinct if distinct else _query_all
+            pr, er, dr = query(b.index, probes[rows], threshold)
+            out_r.append(rows[pr])
+            out_e.append(np.asarray(er, dtype=np.int64))
+            out_d.append(np.asarray(dr, dtype=np.int64))
+        if not out_r:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return np.concatenate(out_r), np.concatenate(out_e), np.concatenate(out_d)
+
+
+@dataclass(frozen=True)
+class ColumnHits:
+    """Hits of one signal's probe columns (``BankMatcher.match_columns``): parallel arrays of probe row, position
+    of the ``BankIndex`` in ``indexes``, entry row and distance; ``suppressed`` maps a probe row inside an allow
+    bank to that (bank, entry id)."""
+
+    indexes: Sequence[BankIndex]
+    row: np.ndarray
+    bank: np.ndarray
+    entry: np.ndarray
+    distance: np.ndarray
+    suppressed: dict[int, tuple[str, str]]
+
+    def rows(self) -> list[tuple[int, BankIndex, int, int]]:
+        return [
+            (r, self.indexes[b], e, d)
+            for r, b, e, d in zip(
+                self.row.tolist(), self.bank.tolist(), self.entry.tolist(), self.distance.tolist(), strict=True
+            )
+        ]
+
+
+def gated_mask(gated_signal: np.ndarray, quality: np.ndarray, quality_gate: int) -> np.ndarray:
+    """The quality gate, the one definition every path uses (the matcher's items, rematch's stored columns): a
+    probe is gated, matched at distance 0 only, when its signal declares itself quality-gated (``gated_signal``,
+    per probe, from ``quality_gated_signals()``) and its quality is below ``quality_gate``. A probe without a
+    quality (NaN here) is not gated: a bare hash typed by a user has none."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(gated_signal, dtype=bool) & (np.asarray(quality, dtype=np.float64) < quality_gate)
+
+
+def _query_all(index: Index, probes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return index.query(probes, threshold)
 
 
 def _query_distinct(index: Index, probes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,31 +2,33 @@
 
 Lists change by a few entries between versions, so instead of matching every probe against the
 whole new list, only the entries that are new (or whose id changed) are matched, old matches of removed ids are
-dropped and all others are kept. The rules are the matcher's (one match per (bank, entry id): smallest distance,
-then earliest probe; gated PDQ probes only at distance 0; probes inside an allow bank match nothing), so the
-result is what a full match gives; tests compare the two, and with a fresh scan.
+dropped and all others are kept. The rules are not rematch's own: the changed entries and the allow banks are put
+in a ``BankMatcher``, whose ``match_columns`` applies the quality gate and the allow-list suppression exactly as
+for the scan and ``assess`` (tests/assess/test_paths_agree.py), and ``keep_better`` keeps one match per (bank,
+entry id) across stored and new matches; the verdict is ``assess.judge``'s. The result is what a full match
+gives; tests compare the two, and with a fresh scan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cleanset.assess import Policy, judge
+from cleanset.assess import Policy, judgement
 from cleanset.banks.hexcodec import decode_column
 from cleanset.errors import UserError
-from cleanset.matching.matcher import keep_better, match_order
+from cleanset.matching.matcher import BankMatcher, ColumnHits, gated_mask, keep_better, match_order
 from cleanset.records import Match, Status
 from cleanset.results.changes import change_rows
 from cleanset.runs.schema import COLUMN_PROBES, ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
 
 # What the incremental path reads of each shard (hash columns, sizes and notes are carried over untouched).
-DELTA_COLUMNS = ["key", "shard", "status", "verdict", "probes", "matches", "scores", *COLUMN_PROBES]
+DELTA_COLUMNS = ["key", "shard", "status", "verdict", "probes", "matches", "scores", "rules", *COLUMN_PROBES]
 
 
 @dataclass
@@ -119,37 +121,28 @@ class FlatProbes:
         enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
         signals = [str(x) for x in enc.dictionary.to_pylist()]
         signal = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-        quality = flat.field("quality").fill_null(32767).to_numpy(zero_copy_only=False)
-        gated_codes = [i for i, name in enumerate(signals) if name in quality_gated_signals()]
-        gated = np.isin(signal, gated_codes) & (quality < quality_gate)
+        quality = flat.field("quality").cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        gated_signal = np.array([name in quality_gated_signals() for name in signals], dtype=bool)
+        # the matcher's own gate (one definition for the scan, `match`, assess and rematch)
+        gated = gated_mask(gated_signal[signal] if len(signals) else np.zeros(0, bool), quality, quality_gate)
         return cls(item, signal, signals, gated, flat.field("name"), flat.field("value"))
 
-    def hits(self, index: Any, signal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(flat row, entry row, distance) of every probe of ``signal`` within the index's threshold."""
+    def hits(self, matcher: BankMatcher, signal: str) -> ColumnHits | None:
+        """The matcher's hits (allow banks suppressing, gated probes at distance 0) for the probes of ``signal``;
+        None when no probe or no index has that signal. Rows are flat probe rows."""
         from cleanset.signals import get_signal
 
-        if signal not in self.signals:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if signal not in self.signals or not any(b.signal == signal for b in matcher.indexes):
+            return None
         rows = np.flatnonzero(self.signal == self.signals.index(signal))
         if not len(rows):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return None
         arr = hex_rows(self.values.take(pa.array(rows)), get_signal(signal).bits // 8, signal)
-        out_r, out_e, out_d = [], [], []
-        for sel, threshold in ((~self.gated[rows], index.threshold), (self.gated[rows], 0)):
-            sub = np.flatnonzero(sel)
-            if len(sub):
-                pr, er, dr = index.index.query(arr[sub], threshold)
-                out_r.append(rows[sub[pr]])
-                out_e.append(er)
-                out_d.append(dr)
-        if not out_r:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(out_r), np.concatenate(out_e), np.concatenate(out_d)
+        found = matcher.match_columns(signal, arr, self.gated[rows], distinct=False)
+        return replace(found, row=rows[found.row])
 
 
 def indexes_for(snaps: Sequence[Any], quality_gate: int) -> list[Any]:
-    from cleanset.matching.matcher import BankMatcher
-
     return BankMatcher.build(snaps, quality_gate=quality_gate).indexes if snaps else []
 
 
@@ -164,29 +157,25 @@ def rematch_table_delta(
     """One shard through the incremental path; same output as ``rematch_table``."""
     changed = {d.snapshot.name: d for d in deltas}
     probes = FlatProbes.of(table, quality_gate)
-    suppressed = np.zeros(len(probes.item), dtype=bool)
-    for b in allow_indexes:
-        r, _, _ = probes.hits(b, b.signal)
-        suppressed[r] = True
-    # New hits: item -> (bank, id) -> best Match
-    new_best: dict[int, dict[tuple[str, str], Match]] = {}
-    for bank, idxs in requery_indexes.items():
-        for b in idxs:
-            r, e, d = probes.hits(b, b.signal)
-            keep = ~suppressed[r]
-            r, e, d = r[keep], e[keep], d[keep]
-            if not len(r):
-                continue
-            names = probes.names.take(pa.array(r)).to_pylist()
-            for row, er, dist, name in zip(r.tolist(), e.tolist(), d.tolist(), names, strict=True):
-                found = Match(bank, b.version, b.entry_ids[er], b.signal, dist, name)
-                keep_better(new_best.setdefault(int(probes.item[row]), {}), found)
+    # The changed entries and the allow banks as one matcher: its rules (quality gate, allow-list suppression) are
+    # the ones the scan and ``assess`` use; only which entries it holds is rematch's own.
+    matcher = BankMatcher([*allow_indexes, *(b for idxs in requery_indexes.values() for b in idxs)], quality_gate)
+    new_best: dict[int, dict[tuple[str, str], Match]] = {}  # item -> (bank, id) -> best Match
+    for signal in probes.signals:
+        found = probes.hits(matcher, signal)
+        if found is None or not len(found.row):
+            continue
+        names = probes.names.take(pa.array(found.row)).to_pylist()
+        for (row, b, er, dist), name in zip(found.rows(), names, strict=True):
+            match = Match(b.bank, b.version, b.entry_ids[er], b.signal, dist, name)
+            keep_better(new_best.setdefault(int(probes.item[row]), {}), match)
     old_matches = table.column("matches").to_pylist()
     touched = set(new_best) | {i for i, ms in enumerate(old_matches) if ms and any(m["bank"] in changed for m in ms)}
     status = table.column("status").to_pylist()
     verdicts = table.column("verdict").to_pylist()
     new_verdicts = list(verdicts)
     new_matches = list(old_matches)
+    new_rules = old_rules(table)
     keys, shards, scores = table.column("key"), table.column("shard"), table.column("scores")
     changes: list[dict[str, Any]] = []
     for i in sorted(touched):
@@ -201,7 +190,9 @@ def rematch_table_delta(
             keep_better(best, cand)
         ms = sorted(best.values(), key=match_order)
         # the matches come from an entry subset here; the verdict is still assess's own rule
-        verdict, _ = judge(Status(status[i]), ms, dict(scores[i].as_py() or []) or None, policy)
+        j = judgement(Status(status[i]), ms, dict(scores[i].as_py() or []) or None, policy)
+        verdict = j.verdict
+        new_rules[i] = list(j.rules)
         new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
         changes += change_rows(keys[i].as_py(), shards[i].as_py(), old_matches[i], ms, verdicts[i], new_verdicts[i])
@@ -215,4 +206,20 @@ def rematch_table_delta(
     out = out.set_column(
         out.schema.get_field_index("verdict"), ITEM_SCHEMA.field("verdict"), pa.array(new_verdicts, pa.string())
     )
-    return out, changes
+    return with_rules(out, new_rules), changes
+
+
+def old_rules(table: pa.Table) -> list[list[str]]:
+    """The rules each row's stored verdict named; empty for a run written before the column existed."""
+    if "rules" not in table.column_names:
+        return [[] for _ in range(table.num_rows)]
+    return [list(r or []) for r in table.column("rules").to_pylist()]
+
+
+def with_rules(table: pa.Table, rules: list[list[str]]) -> pa.Table:
+    """Store the rules that fired for the new verdicts: the report's per-rule counts and the neighbour pass read
+    them, so a verdict rematch changed must not keep the rules of the old one."""
+    field = ITEM_SCHEMA.field("rules")
+    col = pa.array(rules, field.type)
+    i = table.schema.get_field_index("rules")
+    return table.append_column(field, col) if i < 0 else table.set_column(i, field, col)

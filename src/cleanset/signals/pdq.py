@@ -30,6 +30,8 @@ from cleanset.signals import SIGNALS
 from cleanset.signals import pdq_kernel as k
 from cleanset.signals.base import Metric, PixelSignal, SignalExample
 from cleanset.signals.examples import example_png
+from cleanset.signals.phash import GreyPlan, lanczos_span, phash_from_blocks
+from cleanset.signals.phash import dct_rows as phash_dct_rows
 
 DOWNSAMPLE_DIMS = 512  # the C++ tool's DOWNSAMPLE_DIMS
 ZERO_HEX = "0" * 64
@@ -49,9 +51,10 @@ class PdqResult:
 
 
 def _words_hex(words: np.ndarray) -> tuple[str, ...]:
-    # The reference prints word 15 first, each as four hex digits (big-endian uint16).
-    be = words[:, ::-1].astype(">u2")
-    return tuple(be[i].tobytes().hex() for i in range(be.shape[0]))
+    # The reference prints word 15 first, each as four hex digits (big-endian uint16); one conversion for all
+    # eight hashes, then cut.
+    text = words[:, ::-1].astype(">u2").tobytes().hex()
+    return tuple(text[i : i + 64] for i in range(0, len(text), 64))
 
 
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -74,6 +77,7 @@ def too_small(rgb: np.ndarray) -> bool:
 ZERO_RESULT = PdqResult(hex=ZERO_HEX, quality=0, dihedral=(ZERO_HEX,) * 8)
 
 _NO_GREY_SUM = np.zeros((1, 1), dtype=np.float64)
+_NO_INDEX = np.zeros(0, dtype=np.int64)
 
 
 def scan(
@@ -163,6 +167,66 @@ def scan_both(
         grey_block_cols,
         _NO_GREY_SUM if grey_sum is None else grey_sum,
     )
+
+
+def shared_pass(
+    rgb: np.ndarray, plan: GreyPlan | None = None, resize_512: bool = False
+) -> tuple[PdqResult, PdqResult | None, str | None]:
+    """Everything the engine's shared pass gives, from one compiled call: the PDQ result, the pdq512 result when
+    ``resize_512`` (and the image is larger than 512 px; else None), and the pHash from ``plan``'s block sums
+    (None without a plan). The same values as ``scan_both``, ``result_from_samples`` and ``phash_from_blocks``
+    called one by one; the one call saves their overhead, which is large right after a scan (see
+    ``pdq_kernel.hash_pass``).
+    """
+    rgb = _as_rgb(rgb)
+    if too_small(rgb):
+        raise ValueError(f"image of {rgb.shape[1]}x{rgb.shape[0]} is below PDQ's {k.MIN_HASHABLE_DIM} px")
+    n_rows, n_cols = rgb.shape[:2]
+    small = resize_512 and needs_resize_512(rgb)
+    if (n_rows, n_cols) == (64, 64):  # unblurred: the separate functions' own case
+        full_samples, small_samples = scan_both(rgb) if small else (scan(rgb), None)
+        grey_hex = phash_from_blocks(plan.means()) if plan is not None else None
+        full_res = result_from_samples(full_samples)
+        return full_res, result_from_samples(small_samples) if small_samples is not None else None, grey_hex
+    row_start, row_w = k.tent_weights(n_rows)
+    col_start, col_w = k.tent_weights(n_cols)
+    small_start, small_w = k.tent_weights(DOWNSAMPLE_DIMS)
+    if plan is not None:
+        lz_col_lo, lz_col_w = lanczos_span(plan.sums.shape[1])
+        lz_row_lo, lz_row_w = lanczos_span(plan.sums.shape[0])
+        grey = (plan.block_rows, plan.block_cols, plan.sums, plan.counts)
+    else:
+        lz_col_lo = lz_row_lo = _NO_INDEX
+        lz_col_w = lz_row_w = _NO_GREY_SUM
+        grey = (0, 0, _NO_GREY_SUM, _NO_GREY_SUM)
+    quality, words, quality512, words512, bits = k.hash_pass(
+        rgb,
+        _words(rgb),
+        row_start,
+        row_w,
+        col_start,
+        col_w,
+        _nearest_index(n_rows) if small else _NO_INDEX,
+        _nearest_index(n_cols) if small else _NO_INDEX,
+        small_start,
+        small_w,
+        small_start,
+        small_w,
+        *grey,
+        lz_col_lo,
+        lz_col_w,
+        lz_row_lo,
+        lz_row_w,
+        k.dct_matrix(),
+        phash_dct_rows(),
+    )
+    hexes = _words_hex(words)
+    full_res = PdqResult(hex=hexes[0], quality=int(quality), dihedral=hexes)
+    small_res = None
+    if small:
+        hexes512 = _words_hex(words512)
+        small_res = PdqResult(hex=hexes512[0], quality=int(quality512), dihedral=hexes512)
+    return full_res, small_res, f"{bits:016x}" if plan is not None else None
 
 
 def _words(rgb: np.ndarray) -> np.ndarray | None:

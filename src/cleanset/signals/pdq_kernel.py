@@ -18,6 +18,9 @@ photo of the corpus).
 Everything after the 64x64 samples (quality, DCT, median, bits, dihedral sign/transposes) is done in float32 in the
 reference's order of operations, so it is bit-exact given the same samples. numba runs without fastmath: fused or
 reordered float operations would break that agreement.
+
+pHash's share of the pass (block sums of the same luma, Lanczos down to 32x32, DCT, median) is compiled here too, and
+``hash_pass`` runs the scan and every hash after it in one call (see its docstring for why that matters).
 """
 
 from __future__ import annotations
@@ -101,22 +104,24 @@ def dct_matrix() -> np.ndarray:
 
 @njit(cache=True, nogil=True, inline="always")
 def _block_sums(band: np.ndarray, block_cols: int, acc: np.ndarray) -> None:
-    """One row of pHash block sums from the column sums ``band`` of a band of pixel rows, which is then cleared.
+    """One row of pHash block sums from the column sums ``band`` of a band of pixel rows (``scan_image``).
 
-    Each block is summed left to right (the order fixes the float64 result), but column by column of the blocks,
-    so the additions of neighbouring blocks are independent: a block at a time, each addition waits for the one
-    before and this step costs as much as the rest of the grey pass.
+    The order of the additions does not change the result: every luma is a float32 multiple of 2**-27 below 256
+    and a block holds under 2**18 pixels (1/65536 of an image), so every partial sum is a multiple of 2**-27 below
+    2**26, exact in float64.
     """
     whole = band.shape[0] // block_cols
-    acc[:] = 0.0
-    for j in range(block_cols):
-        for bx in range(whole):
-            acc[bx] += band[bx * block_cols + j]
+    for bx in range(whole):
+        s = 0.0
+        base = bx * block_cols
+        for j in range(block_cols):
+            s += band[base + j]
+        acc[bx] = s
     for bx in range(whole, acc.shape[0]):
-        t = 0.0
+        s = 0.0
         for x in range(bx * block_cols, band.shape[0]):
-            t += band[x]
-        acc[bx] = t
+            s += band[x]
+        acc[bx] = s
     band[:] = 0.0
 
 
@@ -383,29 +388,76 @@ def _luma_row(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _add_weighted(
-    vert: np.ndarray, row_start: np.ndarray, row_w: np.ndarray, first: int, y: int, luma: np.ndarray
+def _words_row(
+    wrow: np.ndarray, luma: np.ndarray, band: np.ndarray, grey: bool, nv: int, v0: Any, w0: float, v1: Any, w1: float
 ) -> None:
-    r = first
-    while r < 64 and row_start[r] <= y:
-        wv = row_w[r, y - row_start[r]]
-        if wv != 0.0:
-            for x in range(luma.shape[0]):
-                vert[r, x] += wv * np.float64(luma[x])
-        r += 1
+    """Luma of one row of RGBX words, added into the pHash band and the (at most two) open sample rows, in one
+    loop: each pixel is loaded and converted once, and every value is still added in the order ``scan_image``
+    adds it (per element, pixel row by pixel row), so the sums are bit-identical.
+
+    One loop per case, so that each vectorises without a branch inside."""
+    n = luma.shape[0]
+    if grey:
+        if nv == 2:
+            for x in range(n):
+                v = _word_luma(wrow[x])
+                luma[x] = v
+                f = np.float64(v)
+                band[x] += f
+                v0[x] += w0 * f
+                v1[x] += w1 * f
+        elif nv == 1:
+            for x in range(n):
+                v = _word_luma(wrow[x])
+                luma[x] = v
+                f = np.float64(v)
+                band[x] += f
+                v0[x] += w0 * f
+        else:
+            for x in range(n):
+                v = _word_luma(wrow[x])
+                luma[x] = v
+                band[x] += np.float64(v)
+    elif nv == 2:
+        for x in range(n):
+            v = _word_luma(wrow[x])
+            luma[x] = v
+            f = np.float64(v)
+            v0[x] += w0 * f
+            v1[x] += w1 * f
+    elif nv == 1:
+        for x in range(n):
+            v = _word_luma(wrow[x])
+            luma[x] = v
+            v0[x] += w0 * np.float64(v)
+    else:
+        for x in range(n):
+            luma[x] = _word_luma(wrow[x])
 
 
-@njit(cache=True, nogil=True)
-def _horizontal(vert: np.ndarray, col_start: np.ndarray, col_w: np.ndarray) -> np.ndarray:
-    out = np.empty((64, 64), dtype=np.float32)
-    for i in range(64):
+@njit(cache=True, nogil=True, inline="always")
+def _open_rows(row_start: np.ndarray, lv: int) -> int:
+    """How many sample rows' vertical windows can be open at once: the ring of row buffers needs that many."""
+    most = 1
+    for r in range(64):
+        c = 0
+        for q in range(r, 64):
+            if row_start[q] < row_start[r] + lv:
+                c += 1
+        most = max(most, c)
+    return most
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _horizontal_row(v: np.ndarray, col_start: np.ndarray, col_w: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
+    """The horizontal tent of one finished sample row: ``out[c] = sum_k col_w[c, k] * v[col_start[c] + k]``, each
+    summed over ``k`` in order from zero (as ``_horizontal``), the 64 sums side by side."""
+    acc[:] = 0.0
+    for k in range(col_w.shape[1]):
         for c in range(64):
-            s = 0.0
-            x0 = col_start[c]
-            for k in range(col_w.shape[1]):
-                s += col_w[c, k] * vert[i, x0 + k]
-            out[i, c] = np.float32(s)
-    return out
+            acc[c] += col_w[c, k] * v[col_start[c] + k]
+    for c in range(64):
+        out[c] = np.float32(acc[c])
 
 
 @njit(cache=True, nogil=True)
@@ -436,48 +488,243 @@ def scan_shared(
     at ``small_cols``, every resized row that copies it. Every float operation is the one ``scan_image`` does, in
     the same order, so both buffers are bit-identical to two separate scans. Returns (full, small); ``small`` is
     ``full`` when no resize was asked for.
+
+    Only the few sample rows whose vertical window covers the current pixel row are held (a ring of row buffers),
+    and each gets its horizontal tent as soon as its window ends: the working set stays in the core's own cache
+    instead of a 64-row float64 buffer the size of a megabyte that is read again at the end.
     """
     n_rows = rgb.shape[0]
     n_cols = rgb.shape[1]
     lv = row_w.shape[1]
-    vert = np.zeros((64, n_cols), dtype=np.float64)
+    n_ring = _open_rows(row_start, lv)
+    ring = np.empty((n_ring, n_cols), dtype=np.float64)
+    out = np.empty((64, 64), dtype=np.float32)
+    acc = np.empty(64, dtype=np.float64)
     luma = np.empty(n_cols, dtype=np.float32)
     want_grey = grey_block_rows > 0
     band = np.zeros(n_cols if want_grey else 1, dtype=np.float64)
     n_small = small_rows.shape[0]
     want_small = n_small > 0
     ns_cols = small_cols.shape[0]
-    small_vert = np.zeros((64, ns_cols if want_small else 1), dtype=np.float64)
-    small_luma = np.empty(ns_cols, dtype=np.float32)
     lvs = small_row_w.shape[1]
-    first = 0  # first sample row whose vertical window has not ended yet
+    n_small_ring = _open_rows(small_row_start, lvs) if want_small else 1
+    small_ring = np.empty((n_small_ring, ns_cols if want_small else 1), dtype=np.float64)
+    small_out = np.empty((64, 64), dtype=np.float32)
+    small_luma = np.empty(ns_cols, dtype=np.float32)
+    opened = 0  # sample rows opened so far (their window has started)
+    first = 0  # first sample row not yet finished
+    small_opened = 0
     small_first = 0
     si = 0  # next row of the resized image
     for y in range(n_rows):
-        while first < 64 and row_start[first] + lv <= y:
-            first += 1
-        in_window = first < 64 and row_start[first] <= y
+        while opened < 64 and row_start[opened] <= y:
+            ring[opened % n_ring, :] = 0.0
+            opened += 1
+        in_window = first < opened
         small_here = si < n_small and small_rows[si] == y
         if not (in_window or want_grey or small_here):
             if first == 64 and si >= n_small:
                 break
             continue
-        _luma_row(rgb, words, y, lut_r, lut_g, lut_b, luma)
-        if want_grey:
-            for x in range(n_cols):
-                band[x] += np.float64(luma[x])
-            if (y + 1) % grey_block_rows == 0 or y == n_rows - 1:
-                _block_sums(band, grey_block_cols, grey_sum[y // grey_block_rows])
-        _add_weighted(vert, row_start, row_w, first, y, luma)
+        nv = 0
+        r0 = r1 = first
+        for r in range(first, opened):
+            if row_w[r, y - row_start[r]] != 0.0:
+                if nv == 0:
+                    r0 = r
+                elif nv == 1:
+                    r1 = r
+                nv += 1
+        if words is not None and nv <= 2:
+            _words_row(
+                words[y],
+                luma,
+                band,
+                want_grey,
+                nv,
+                ring[r0 % n_ring],
+                row_w[r0, y - row_start[r0]],
+                ring[r1 % n_ring],
+                row_w[r1, y - row_start[r1]],
+            )
+        else:
+            _luma_row(rgb, words, y, lut_r, lut_g, lut_b, luma)
+            if want_grey:
+                for x in range(n_cols):
+                    band[x] += np.float64(luma[x])
+            for r in range(first, opened):
+                wv = row_w[r, y - row_start[r]]
+                if wv != 0.0:
+                    v = ring[r % n_ring]
+                    for x in range(n_cols):
+                        v[x] += wv * np.float64(luma[x])
+        if want_grey and ((y + 1) % grey_block_rows == 0 or y == n_rows - 1):
+            _block_sums(band, grey_block_cols, grey_sum[y // grey_block_rows])
+        while first < opened and row_start[first] + lv - 1 <= y:
+            _horizontal_row(ring[first % n_ring], col_start, col_w, acc, out[first])
+            first += 1
         if small_here:
             for x in range(ns_cols):
                 small_luma[x] = luma[small_cols[x]]
             while si < n_small and small_rows[si] == y:  # an upscaled axis repeats source rows
-                while small_first < 64 and small_row_start[small_first] + lvs <= si:
+                while small_opened < 64 and small_row_start[small_opened] <= si:
+                    small_ring[small_opened % n_small_ring, :] = 0.0
+                    small_opened += 1
+                for r in range(small_first, small_opened):
+                    wv = small_row_w[r, si - small_row_start[r]]
+                    if wv != 0.0:
+                        v = small_ring[r % n_small_ring]
+                        for x in range(ns_cols):
+                            v[x] += wv * np.float64(small_luma[x])
+                while small_first < small_opened and small_row_start[small_first] + lvs - 1 <= si:
+                    _horizontal_row(
+                        small_ring[small_first % n_small_ring],
+                        small_col_start,
+                        small_col_w,
+                        acc,
+                        small_out[small_first],
+                    )
                     small_first += 1
-                _add_weighted(small_vert, small_row_start, small_row_w, small_first, si, small_luma)
                 si += 1
-    out = _horizontal(vert, col_start, col_w)
     if want_small:
-        return out, _horizontal(small_vert, small_col_start, small_col_w)
+        return out, small_out
     return out, out
+
+
+# -- pHash's share of the pass (``signals/phash.py``) ---------------------------------------------------------------
+
+PHASH_SIZE = 8  # imagehash's hash_size: the 8x8 low-frequency DCT coefficients
+
+
+@njit(cache=True, nogil=True)
+def lanczos_32(
+    means_t: np.ndarray, col_lo: np.ndarray, col_w: np.ndarray, row_lo: np.ndarray, row_w: np.ndarray
+) -> np.ndarray:
+    """Pillow's two Lanczos passes (horizontal first, 8-bit rounding between and after) of a block-mean image,
+    given transposed (``means_t[x, y]``), down to 32x32, reading only each output's window.
+
+    Each output is summed over its window in input order; the loops run along the other axis so that each step is
+    one vector multiply-add over a contiguous row (a dependent chain per output, or a dense product that mostly
+    multiplies zeros, is several times slower)."""
+    nby = means_t.shape[1]
+    n_out = col_w.shape[0]
+    tmp = np.empty((nby, n_out), dtype=np.float64)
+    acc = np.empty(nby, dtype=np.float64)
+    for xx in range(n_out):
+        acc[:] = 0.0
+        lo = col_lo[xx]
+        for k in range(col_w.shape[1]):
+            wk = col_w[xx, k]
+            src = means_t[lo + k]
+            for y in range(nby):
+                acc[y] += src[y] * wk
+        for y in range(nby):
+            tmp[y, xx] = min(max(np.floor(acc[y] + 0.5), 0.0), 255.0)
+    small = np.empty((row_w.shape[0], n_out), dtype=np.float64)
+    acc_out = np.empty(n_out, dtype=np.float64)
+    for yy in range(row_w.shape[0]):
+        acc_out[:] = 0.0
+        lo = row_lo[yy]
+        for k in range(row_w.shape[1]):
+            wk = row_w[yy, k]
+            t = tmp[lo + k]
+            for xx in range(n_out):
+                acc_out[xx] += t[xx] * wk
+        for xx in range(n_out):
+            small[yy, xx] = min(max(np.floor(acc_out[xx] + 0.5), 0.0), 255.0)
+    return small
+
+
+@njit(cache=True, nogil=True)
+def phash_bits(pixels: np.ndarray, c: np.ndarray) -> Any:
+    """``round(C P C^T, 6) > median`` as 64 bits, row-major, most significant first (``np.packbits`` order)."""
+    n = pixels.shape[0]
+    t = np.zeros((PHASH_SIZE, n), dtype=np.float64)
+    for i in range(PHASH_SIZE):
+        for k in range(n):
+            cik = c[i, k]
+            for m in range(n):
+                t[i, m] += cik * pixels[k, m]
+    low = np.empty(PHASH_SIZE * PHASH_SIZE, dtype=np.float64)
+    for i in range(PHASH_SIZE):
+        for j in range(PHASH_SIZE):
+            s = 0.0
+            for m in range(n):
+                s += t[i, m] * c[j, m]
+            low[i * PHASH_SIZE + j] = np.rint(s * 1e6) / 1e6  # np.round(s, 6): multiply, rint, divide
+    ordered = np.sort(low)
+    half = low.shape[0] // 2
+    median = (ordered[half - 1] + ordered[half]) / 2.0
+    value = np.uint64(0)
+    for b in range(low.shape[0]):
+        value = (value << np.uint64(1)) | np.uint64(1 if low[b] > median else 0)
+    return value
+
+
+# -- everything after the decode, in one call ------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def hash_pass(
+    rgb: np.ndarray,
+    words: np.ndarray | None,
+    row_start: np.ndarray,
+    row_w: np.ndarray,
+    col_start: np.ndarray,
+    col_w: np.ndarray,
+    small_rows: np.ndarray,
+    small_cols: np.ndarray,
+    small_row_start: np.ndarray,
+    small_row_w: np.ndarray,
+    small_col_start: np.ndarray,
+    small_col_w: np.ndarray,
+    grey_block_rows: int,
+    grey_block_cols: int,
+    grey_sum: np.ndarray,
+    grey_counts: np.ndarray,
+    lz_col_lo: np.ndarray,
+    lz_col_w: np.ndarray,
+    lz_row_lo: np.ndarray,
+    lz_row_w: np.ndarray,
+    pdq_dct: np.ndarray,
+    phash_dct: np.ndarray,
+) -> tuple[int, np.ndarray, int, np.ndarray, Any]:
+    """``scan_shared``, both dialects' quality and hash words, and the pHash bits, in one compiled call.
+
+    Why one call: right after a scan of several megabytes the interpreter's and NumPy's code and data are out of
+    the caches, and the dozen small calls that finish the hashes (block means, Lanczos, DCT, medians, dispatch)
+    cost several times their arithmetic. Returns (quality, words, quality512, words512, phash bits); the 512
+    pair repeats the first when ``small_rows`` is empty, and the pHash bits are 0 when ``grey_block_rows`` is 0.
+    """
+    full, small = scan_shared(
+        rgb,
+        words,
+        LUMA_R,
+        LUMA_G,
+        LUMA_B,
+        row_start,
+        row_w,
+        col_start,
+        col_w,
+        small_rows,
+        small_cols,
+        small_row_start,
+        small_row_w,
+        small_col_start,
+        small_col_w,
+        grey_block_rows,
+        grey_block_cols,
+        grey_sum,
+    )
+    quality, hash_words = hash_samples(full, pdq_dct)
+    quality512, words512 = quality, hash_words
+    if small_rows.shape[0] > 0:
+        quality512, words512 = hash_samples(small, pdq_dct)
+    bits = np.uint64(0)  # numba would widen a plain 0 and phash_bits' uint64 to float64
+    if grey_block_rows > 0:
+        means_t = np.empty((grey_sum.shape[1], grey_sum.shape[0]), dtype=np.float64)
+        for x in range(grey_sum.shape[1]):
+            for y in range(grey_sum.shape[0]):
+                means_t[x, y] = grey_sum[y, x] / grey_counts[y, x]
+        bits = phash_bits(lanczos_32(means_t, lz_col_lo, lz_col_w, lz_row_lo, lz_row_w), phash_dct)
+    return quality, hash_words, quality512, words512, bits

@@ -6,9 +6,10 @@ row-major, most significant first, as 16 hex digits.
 
 Why the result can differ from imagehash by a bit or two on large images: a Lanczos filter from a 2-megapixel image
 down to 32x32 reads every pixel about six times, which costs more than PDQ itself. cleanset instead averages the
-luma of fixed blocks while it scans the pixels for PDQ (the same pass, see ``pdq_kernel.scan_image``), so the
-intermediate image is at least 256 px on each side, and applies Pillow's own Lanczos weights from there (as two
-small matrix products; what Pillow's ``reducing_gap`` option does in spirit). Images below 512 px on both sides
+luma of fixed blocks while it scans the pixels for PDQ (the same pass, see ``pdq_kernel.scan_shared``), so the
+intermediate image is at least 256 px on each side, and applies Pillow's own Lanczos weights from there (each
+output summed over its window only, compiled, in ``pdq_kernel.lanczos_32``; what Pillow's ``reducing_gap`` option
+does in spirit). Images below 512 px on both sides
 take imagehash's exact path (Pillow ``L`` conversion and resize). On the real-photo corpus of
 tests/signals/test_phash_agreement.py about 80 % of hashes are identical, the median difference is 0 bits and the
 largest is within the default threshold.
@@ -24,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from cleanset.signals import SIGNALS
+from cleanset.signals import pdq_kernel as k
 from cleanset.signals.base import Metric, PixelSignal, SignalExample
 from cleanset.signals.examples import example_png
 
@@ -51,7 +53,9 @@ def grey_plan(height: int, width: int) -> GreyPlan | None:
     if layout is None:
         return None
     fy, fx, counts = layout
-    return GreyPlan(fy, fx, np.zeros(counts.shape, dtype=np.float64), counts)
+    # Column-major, like ``counts``: the scan writes a block row at a time either way, and ``means()`` is then
+    # column-major too, which is the layout ``phash_from_blocks`` reads without a copy.
+    return GreyPlan(fy, fx, np.zeros(counts.shape, dtype=np.float64, order="F"), counts)
 
 
 @lru_cache(maxsize=256)
@@ -65,13 +69,13 @@ def _grey_layout(height: int, width: int) -> tuple[int, int, np.ndarray] | None:
     nbx = -(-width // fx)
     rows_per = np.minimum(fy, height - np.arange(nby) * fy)
     cols_per = np.minimum(fx, width - np.arange(nbx) * fx)
-    counts = np.outer(rows_per, cols_per).astype(np.float64)
+    counts = np.asfortranarray(np.outer(rows_per, cols_per), dtype=np.float64)
     counts.flags.writeable = False
     return fy, fx, counts
 
 
 @lru_cache(maxsize=1)
-def _dct_rows() -> np.ndarray:
+def dct_rows() -> np.ndarray:
     # Unnormalised DCT-II (scipy.fftpack.dct type 2) rows 0..7 over 32 samples.
     k = np.arange(HASH_SIZE, dtype=np.float64)[:, None]
     n = np.arange(IMG_SIZE, dtype=np.float64)[None, :]
@@ -104,12 +108,12 @@ def _quantise(a: np.ndarray) -> np.ndarray:
 
 def phash_from_small(pixels: np.ndarray) -> str:
     """pHash from the 32x32 greyscale image."""
-    c = _dct_rows()
     # Inputs are whole numbers, so exact DCT coefficients of a flat image are exact zeros (ties with the median
     # that imagehash's FFT keeps as ties); rounding away matrix-product noise keeps them ties here too.
-    low = np.round(c @ pixels @ c.T, 6)
-    bits = low > np.median(low)
-    return np.packbits(bits.ravel()).tobytes().hex()
+    # Compiled: a dozen small NumPy calls cost ten times more than the arithmetic right after a large scan has
+    # pushed NumPy's code out of the caches.
+    value = k.phash_bits(np.ascontiguousarray(pixels, dtype=np.float64), dct_rows())
+    return f"{value:016x}"
 
 
 def phash_from_grey(grey: np.ndarray) -> str:
@@ -118,11 +122,29 @@ def phash_from_grey(grey: np.ndarray) -> str:
     return phash_from_small(np.asarray(small, dtype=np.float64))
 
 
+@lru_cache(maxsize=256)
+def lanczos_span(n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """``lanczos_matrix(n_in)`` as (start[32], weights[32, L]): each output's weights from its first to its last
+    non-zero input, zero-padded to a common length. The dense product spends most of its time multiplying zeros
+    (each output reads about 6 * n_in / 32 of the n_in inputs)."""
+    m = lanczos_matrix(n_in)
+    nz = m != 0.0
+    lo = nz.argmax(axis=1)
+    hi = n_in - nz[:, ::-1].argmax(axis=1)
+    width = int((hi - lo).max())
+    lo = np.minimum(lo, n_in - width)
+    weights = np.stack([m[i, lo[i] : lo[i] + width] for i in range(m.shape[0])])
+    return lo.astype(np.int64), np.ascontiguousarray(weights)
+
+
 def phash_from_blocks(means: np.ndarray) -> str:
-    """pHash of block-averaged luma (float, 2-D): Pillow's Lanczos weights applied as two small matrix products,
-    horizontal pass first with 8-bit rounding between and after, as Pillow does for an ``L`` image."""
-    tmp = _quantise(means @ lanczos_matrix(means.shape[1]).T)
-    return phash_from_small(_quantise(lanczos_matrix(means.shape[0]) @ tmp))
+    """pHash of block-averaged luma (float, 2-D): Pillow's Lanczos weights applied horizontal pass first, with
+    8-bit rounding between and after, as Pillow does for an ``L`` image. Fastest for a column-major ``means``
+    (what ``GreyPlan.means`` gives): the kernel reads it transposed."""
+    col_lo, col_w = lanczos_span(means.shape[1])
+    row_lo, row_w = lanczos_span(means.shape[0])
+    means_t = np.ascontiguousarray(means.T, dtype=np.float64)
+    return phash_from_small(k.lanczos_32(means_t, col_lo, col_w, row_lo, row_w))
 
 
 def exact_grey(rgb: np.ndarray) -> np.ndarray:
