@@ -119,6 +119,10 @@ class ItemResult:
     matches: list[Match] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # screening: the rules that fired (``assess.Judgement.rules``) and the term lists that matched the caption,
+    # named ``category:list@version`` (never the term)
+    rules: list[str] = field(default_factory=list)
+    text_lists: list[str] = field(default_factory=list)
 
 
 # Failure reason codes: first rule that fits wins. The free text stays beside the code; the code is what groups.

@@ -130,6 +130,8 @@ def _policy_words(run: dict[str, Any]) -> list[tuple[str, str]]:
             ", ".join(f"{k} ≥ {v:g}" for k, v in (p.get("score_review") or {}).items()) or "none",
         ),
         ("PDQ quality gate", str(run.get("quality_gate"))),
+        *([("policy", str(p["name"]))] if p.get("name") else []),
+        *([("strict", "review items are removed")] if p.get("strict") else []),
     ]
 
 
@@ -172,10 +174,13 @@ def _charts(data: dict[str, Any]) -> dict[str, Markup]:
             )
         )
     review = (data["run"].get("policy") or {}).get("score_review") or {}
+    screened = (data.get("screening") or {}).get("scores") or {}
     for name, h in data["scores"].items():
-        if name == UNSCREENED_FRAMES:  # a count the "why" column states item by item
+        if name == UNSCREENED_FRAMES or name.startswith("text."):  # counts the "why" column states item by item
             continue
         marks = [(float(review[name]), f"review at {review[name]:g}")] if name in review else []
+        if name in screened:
+            marks.append((float(screened[name]["threshold"]), f"threshold {screened[name]['threshold']:g}"))
         out[f"score-{name}"] = Markup(charts.histogram(h["edges"], h["items"], f"score: {name}", name, marks=marks))
     return out
 

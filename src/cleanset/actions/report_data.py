@@ -25,10 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cleanset.assess.policy import UNSCREENED_FRAMES, Policy, match_verdict
-from cleanset.records import FAILURE_CODES, Match, Verdict, failure_code
-from cleanset.runs.schema import ITEM_SCHEMA
+from cleanset.assess.policy import BANK_RULE, UNSCREENED_FRAMES, Policy, judgement, match_verdict
+from cleanset.records import FAILURE_CODES, Match, Status, Verdict, failure_code
+from cleanset.runs.schema import ITEM_SCHEMA, read_items
 from cleanset.runs.store import RunStore
+from cleanset.screening.stage import NOT_CLASSIFIED
 
 REPORT_VERSION = 2
 SCORE_BINS = 20
@@ -39,7 +40,20 @@ EXAMPLES_PER_CODE = 3
 CHANGES_FILE = "changes.parquet"
 
 # The columns a report reads: names and outcomes of items, never their hashes or probes.
-_ITEM_COLUMNS = ("key", "shard", "status", "reason", "verdict", "url", "caption", "matches", "scores")
+_ITEM_COLUMNS = (
+    "key",
+    "shard",
+    "status",
+    "reason",
+    "verdict",
+    "url",
+    "caption",
+    "matches",
+    "scores",
+    "rules",
+    "text_lists",
+    "notes",
+)
 _EXACT_PROBES = {
     "md5": "exact file",
     "sha1": "exact file",
@@ -173,6 +187,12 @@ class Explainer:
         limit = self.thresholds.get(m["bank"], {}).get(m["signal"])
         return f"within the list's threshold ({m['distance']} ≤ {limit})" if limit is not None else "match"
 
+    def screen_reasons(self, matches: Iterable[dict[str, Any]], scores: Mapping[str, float]) -> list[str]:
+        """The screening rules that fired for an item, with the scores that made them fire (from ``judgement``
+        under the run's policy, so the words cannot drift from the rule applied), and the strict policy's step."""
+        j = judgement(Status.OK, [Match(**m) for m in matches], scores, self.policy)
+        return [r for r in j.reasons if r.startswith("rule ") or r.startswith("strict policy")]
+
     def score_reasons(self, scores: Mapping[str, float]) -> list[str]:
         out = []
         frames = scores.get(UNSCREENED_FRAMES, 0) or 0
@@ -191,7 +211,8 @@ def flagged_rows(items: pa.Table, explain: Explainer) -> list[dict[str, Any]]:
 
     Only flagged rows become Python objects: a run of millions of kept items costs one Arrow filter here."""
     flagged = items.filter(pc.is_in(items.column("verdict"), value_set=pa.array(["remove", "review"])))
-    names = [c for c in ("key", "shard", "verdict", "url", "caption", "matches", "scores") if c in items.column_names]
+    cols = ("key", "shard", "verdict", "url", "caption", "matches", "scores", "text_lists")
+    names = [c for c in cols if c in items.column_names]
     out = []
     for r in flagged.select(names).to_pylist():
         verdict = Verdict(r["verdict"])
@@ -199,11 +220,15 @@ def flagged_rows(items: pa.Table, explain: Explainer) -> list[dict[str, Any]]:
         asking = [m for m, v in judged if v is verdict]
         # A policy that changed since (an old manifest) can leave no match asking for the verdict: show the closest.
         best = _closest(asking) or _closest(m for m, v in judged if v is not None)
+        scores = dict(r["scores"] or [])
         if verdict is Verdict.REMOVE:
             why = [explain.match_reason(best, verdict)] if asking and best is not None else []
         else:  # every reason counts for a reviewer: a list set to review and a score may both apply
             why = sorted({explain.match_reason(m, verdict) for m in asking})
-            why += explain.score_reasons(dict(r["scores"] or []))
+            why += explain.score_reasons(scores)
+        if not why or verdict is Verdict.REVIEW:  # screening: the rules that fired, named, never the picture
+            why += explain.screen_reasons(r["matches"] or [], scores)
+        why += [f"caption matched term list {label}" for label in r.get("text_lists") or []]
         # A URL a URL list matched *is* that list's value: the report (a shareable artefact) names the key instead.
         url = None if any(str(m["signal"]).startswith("url_") for m in r["matches"] or []) else r.get("url")
         out.append(
@@ -292,6 +317,78 @@ def score_histograms(items: pa.Table) -> dict[str, dict[str, Any]]:
         counts, edges = np.histogram(arr, bins=SCORE_BINS, range=(lo, hi))
         out[name] = {"edges": [round(float(e), 6) for e in edges], "items": counts.tolist(), "n": int(arr.size)}
     return out
+
+
+def screening(items: pa.Table, manifest: Mapping[str, Any], explain: Explainer) -> dict[str, Any] | None:
+    """What screening found, as counts: items each rule fired for (and the verdicts they ended with), items at or
+    above each score's threshold, items whose caption matched each term list. None when the scan did not screen.
+
+    Counts only: a reviewer learns how many items each rule sent where, and each flagged row says which rules
+    fired for it, without a picture being shown."""
+    screen = manifest.get("screen")
+    if not screen:
+        return None
+    policy = explain.policy
+    rule_items: Counter[str] = Counter()
+    rule_verdicts: dict[str, Counter[str]] = {}
+    if "rules" in items.column_names:
+        fired = items.filter(_nonempty(items.column("rules"))).select(["verdict", "rules"])
+        for row in fired.to_pylist():
+            for rule in set(row["rules"] or []):
+                rule_items[rule] += 1
+                rule_verdicts.setdefault(rule, Counter())[row["verdict"] or "failed"] += 1
+    actions = {r.name: r.action for r in policy.rules}
+    rules = [
+        {
+            "rule": r.name,
+            "when": " and ".join(r.when),
+            "action": r.action,
+            "items": int(rule_items.get(r.name, 0)),
+            "removed": int(rule_verdicts.get(r.name, Counter()).get("remove", 0)),
+            "review": int(rule_verdicts.get(r.name, Counter()).get("review", 0)),
+        }
+        for r in policy.rules
+    ]
+    for extra in sorted(set(rule_items) - set(actions) - {BANK_RULE}):
+        v = rule_verdicts.get(extra, Counter())
+        rules.append(
+            {"rule": extra, "when": "", "action": "", "items": int(rule_items[extra]),
+             "removed": int(v.get("remove", 0)), "review": int(v.get("review", 0))}
+        )  # fmt: skip
+    over: dict[str, dict[str, Any]] = {}
+    lists: Counter[str] = Counter()
+    scored = items.filter(_nonempty(items.column("scores")))
+    for sc in scored.column("scores").to_pylist():
+        for name, value in sc or []:
+            if name == UNSCREENED_FRAMES or value is None:
+                continue
+            t = policy.threshold(name)
+            o = over.setdefault(name, {"threshold": t, "scored": 0, "at_or_above": 0})
+            o["scored"] += 1
+            o["at_or_above"] += int(value >= t)
+    # Items no classifier saw (URL rows have no pixels), counted so that silence is not read as "clean".
+    unclassified = 0
+    if "notes" in items.column_names:
+        noted = items.filter(_nonempty(items.column("notes"))).column("notes").to_pylist()
+        unclassified = sum(NOT_CLASSIFIED in (n or []) for n in noted)
+    ok = int(pc.sum(pc.equal(items.column("status"), str(Status.OK))).as_py() or 0)
+    classified = ok - unclassified if screen.get("models") else 0
+    if "text_lists" in items.column_names:
+        listed = items.filter(_nonempty(items.column("text_lists")))
+        for labels in listed.column("text_lists").to_pylist():
+            lists.update(set(labels or []))
+    return {
+        "models": list(screen.get("models") or []),
+        "lists": list(screen.get("lists") or []),
+        "score_columns": list(screen.get("score_columns") or []),
+        "policy": policy.name,
+        "strict": policy.strict,
+        "rules": rules,
+        "scores": {k: over[k] for k in sorted(over) if not k.startswith("text.")},
+        "text_lists": dict(sorted(lists.items())),
+        "classified": classified,
+        "unclassified": unclassified if screen.get("models") else ok,
+    }
 
 
 def by_shard(items: pa.Table) -> list[dict[str, Any]]:
@@ -441,7 +538,10 @@ def build_report(run: Path, revision: int | None = None) -> dict[str, Any]:
     store = RunStore(run)
     rev = store.latest_revision() if revision is None else revision
     m, s = store.manifest_of(rev), store.summary_of(rev)
-    items = store.items_table(rev, columns=[c for c in _ITEM_COLUMNS if c in ITEM_SCHEMA.names])
+    cols = [c for c in _ITEM_COLUMNS if c in ITEM_SCHEMA.names]
+    # Each file read with the columns it has (a run from before screening lacks ``rules`` and ``text_lists``).
+    parts = [read_items(f, cols) for f in store.item_files(rev)]
+    items = pa.concat_tables(parts) if parts else pa.schema([ITEM_SCHEMA.field(c) for c in cols]).empty_table()
     allow = {b["name"] for b in m.get("banks") or [] if b.get("allow")}
     allow |= set((m.get("policy") or {}).get("allow_banks") or [])
     counts = {k: int(s.get(k, 0)) for k in ("items", "kept", "removed", "review", "failed")}
@@ -477,6 +577,7 @@ def build_report(run: Path, revision: int | None = None) -> dict[str, Any]:
         "by_shard": by_shard(items),
         "progress": progress(store.ledger()),
         "scores": score_histograms(items),
+        "screening": screening(items, m, Explainer(m, allow)),
         "changes": latest_changes(store, rev, m),
         "flagged": flagged_rows(items, Explainer(m, allow)),
         "failed": failed_rows(items),

@@ -7,17 +7,32 @@ and below everything that stores or acts on a verdict.
 """
 
 from cleanset.assess.core import Assessment, assess, assess_many, matcher_for
-from cleanset.assess.policy import EXACT_SIGNALS, UNSCREENED_FRAMES, Policy, decide, judge, match_verdict
+from cleanset.assess.policy import (
+    EXACT_SIGNALS,
+    UNSCREENED_FRAMES,
+    Judgement,
+    Policy,
+    Rule,
+    decide,
+    judge,
+    judgement,
+    load_policy,
+    match_verdict,
+)
 
 __all__ = [
     "EXACT_SIGNALS",
     "UNSCREENED_FRAMES",
     "Assessment",
+    "Judgement",
     "Policy",
+    "Rule",
     "assess",
     "assess_many",
     "decide",
     "judge",
+    "judgement",
+    "load_policy",
     "match_verdict",
     "matcher_for",
 ]

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cleanset.assess.policy import Policy, judge
+from cleanset.assess.policy import Policy, judgement
 from cleanset.records import Match, Probe, Status, Verdict
 from cleanset.signals import DEFAULT_QUALITY_GATE as DEFAULT_QUALITY_GATE
 
@@ -24,12 +24,14 @@ class Assessment:
 
     ``reasons`` explain the verdict (one line per counted match, unscreened frames, scores); ``notes`` are the
     matcher's remarks about probes (below the quality gate, inside an allow bank) that changed what could match.
+    ``rules``: names of the rules that fired (``bank-match``, screening rules, ``strict``), stored with the item.
     """
 
     matches: tuple[Match, ...]
     verdict: Verdict | None
     reasons: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
 
 
 def matcher_for(matcher_or_banks: Any, quality_gate: int = DEFAULT_QUALITY_GATE) -> BankMatcher:
@@ -58,8 +60,8 @@ def assess_many(
     out: list[Assessment] = []
     for i, (matches, notes) in enumerate(matched):
         status = statuses[i] if statuses is not None else Status.OK
-        verdict, reasons = judge(status, matches, scores[i] if scores is not None else None, policy)
-        out.append(Assessment(tuple(matches), verdict, tuple(reasons), tuple(notes)))
+        j = judgement(status, matches, scores[i] if scores is not None else None, policy)
+        out.append(Assessment(tuple(matches), j.verdict, tuple(j.reasons), tuple(notes), tuple(j.rules)))
     return out
 
 

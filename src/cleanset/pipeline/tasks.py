@@ -19,12 +19,14 @@ from cleanset.assess import Assessment, Policy, assess_many
 from cleanset.pipeline.ledger import ShardCounts
 from cleanset.records import HashOutcome, ItemResult, Probe, Status, Verdict
 from cleanset.runs.schema import to_table
+from cleanset.screening.stage import NOT_CLASSIFIED
 from cleanset.signals import given_signals
 from cleanset.sources.base import Shard, Source, SourceItem, content_digest, marker_key
 
 if TYPE_CHECKING:
     from cleanset.matching.matcher import BankMatcher
-    from cleanset.signals.engine import HashEngine
+    from cleanset.screening.stage import Screening
+    from cleanset.signals.engine import HashEngine, PixelHook
 
 # Content hashes that metadata may carry (columns of a LAION-style parquet); they become probes too.
 # File digests a source's metadata may give (md5, sha1, sha256): the byte signals with a results column.
@@ -49,6 +51,7 @@ class ScanContext:
     url_fast_path: bool = True
     url_plan: Any = None  # built once by urlscan.plan_for, before workers fork
     plan: Any = None  # the ``plan.ScanPlan`` this was built from; what a worker without shared memory rebuilds it by
+    screen: Screening | None = None  # screening (classifiers, caption rules, dataset scores); None: hashes only
 
 
 @dataclass
@@ -58,12 +61,14 @@ class Timings:
 
     read_s: float = 0.0
     hash_s: float = 0.0
+    screen_s: float = 0.0  # classifier inference, caption rules and dataset scores (the pixel preparation is in hash_s)
     match_s: float = 0.0
     decide_s: float = 0.0  # verdicts and building the table
     write_s: float = 0.0  # the atomic commit
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(getattr(self, k), 4) for k in ("read_s", "hash_s", "match_s", "decide_s", "write_s")}
+        keys = ("read_s", "hash_s", "match_s", "decide_s", "write_s") + (("screen_s",) if self.screen_s else ())
+        return {k: round(getattr(self, k), 4) for k in keys}
 
 
 @dataclass
@@ -112,7 +117,9 @@ def iter_results(
 ) -> Iterator[ItemResult]:
     """Per-item path, matching in batches (the matcher amortises its index lookups over a batch)."""
     tm = timings if timings is not None else Timings()
+    screen = ctx.screen
     batch: list[tuple[SourceItem, HashOutcome, list[str]]] = []
+    lists: list[list[str]] = []  # per item of ``batch``: the term lists its caption matched (screening only)
     shown = 0  # items of ``batch`` already reported (their failures are told when the batch is matched)
     report_at = time.monotonic() + PROGRESS_EVERY_S
     clock = time.process_time
@@ -120,23 +127,50 @@ def iter_results(
     for item in safe_items(ctx.source, shard):
         t1 = clock()
         tm.read_s += t1 - t
-        outcome, notes = outcome_of(item, ctx.engine)
+        hook, inputs = screen.pixel_hook() if screen is not None else (None, None)
+        outcome, notes = outcome_of(item, ctx.engine, hook)
         content = _content(item, outcome) if item.error is None else None
         item.data, item.parts, item.extras = None, [], []  # hashed: let the allocator reuse the bytes
         item.digest = content
         batch.append((item, outcome, notes))
         t = clock()
         tm.hash_s += t - t1
+        if screen is not None:
+            lists.append(_screen(screen, item, outcome, notes, inputs))
+            tm.screen_s += clock() - t
         if len(batch) >= MATCH_BATCH:
-            yield from _finish(batch, shard, ctx, progress, tm, shown)
-            batch, shown = [], 0
+            yield from _finish(batch, shard, ctx, progress, tm, shown, lists)
+            batch, shown, lists = [], 0, []
             t = clock()
         elif progress is not None and time.monotonic() >= report_at:
             progress(len(batch) - shown, 0)
             shown, report_at = len(batch), time.monotonic() + PROGRESS_EVERY_S
     tm.read_s += clock() - t
     if batch:
-        yield from _finish(batch, shard, ctx, progress, tm, shown)
+        yield from _finish(batch, shard, ctx, progress, tm, shown, lists)
+
+
+def _screen(
+    screen: Screening,
+    item: SourceItem,
+    outcome: HashOutcome,
+    notes: list[str],
+    inputs: list[list[Any]] | None,
+) -> list[str]:
+    """Caption rules and dataset scores now, the classifiers with the next batch; returns the matched lists.
+
+    A failed item is not screened (it gets no verdict); an item with pixels is classified; one without (a URL row)
+    has its caption and scores only, which is all a metadata row holds."""
+    if outcome.status is not Status.OK:
+        return []
+    scores, labels, more = screen.text_and_scores(item.meta)
+    outcome.scores.update(scores)
+    notes.extend(more)
+    if inputs is not None and any(inputs):
+        screen.queue(outcome.scores, inputs)
+    elif screen.classifiers:
+        notes.append(NOT_CLASSIFIED)  # a URL row: the report counts these, so no one reads silence as "clean"
+    return labels
 
 
 def _finish(
@@ -146,7 +180,16 @@ def _finish(
     progress: ProgressFn | None,
     tm: Timings,
     shown: int = 0,
+    lists: Sequence[list[str]] = (),
 ) -> Iterator[ItemResult]:
+    if ctx.screen is not None:
+        ts = time.process_time()
+        unscored = ctx.screen.flush()  # every queued item's classifier scores, before any of them is judged
+        for _, o, _ in batch if unscored else ():
+            missing = ctx.screen.missing(unscored, o.scores)
+            if missing and o.status is Status.OK:  # fail closed: kept without its score is kept unscreened
+                o.status, o.reason = Status.FAILED, f"not screened: no score from classifier(s) {', '.join(missing)}"
+        tm.screen_s += time.process_time() - ts
     t0 = time.process_time()
     assessed = assess_many(
         [o.probes for _, o, _ in batch],
@@ -159,8 +202,15 @@ def _finish(
     tm.match_s += t1 - t0  # the verdicts too: assess makes them with the matches
     failed = 0
     out = []
-    for (item, outcome, own_notes), a in zip(batch, assessed, strict=True):
+    for k, ((item, outcome, own_notes), a) in enumerate(zip(batch, assessed, strict=True)):
         r = build_result(item, outcome, shard, a, own_notes)
+        if lists and lists[k]:
+            r.text_lists = list(lists[k])
+            # A caption that matched a term list holds the listed term: results name the list, never the term, so
+            # the caption is not kept for the report either.
+            if r.caption is not None:
+                r.caption = None
+                r.notes.append("caption withheld: it matched a term list")
         failed += r.status is Status.FAILED
         out.append(r)
     tm.decide_s += time.process_time() - t1
@@ -193,6 +243,7 @@ def build_result(
         matches=list(assessment.matches),
         scores=dict(outcome.scores),
         notes=[*own_notes, *assessment.notes],
+        rules=list(assessment.rules),
     )
 
 
@@ -231,22 +282,25 @@ def safe_items(source: Source, shard: Shard) -> Iterator[SourceItem]:
         yield item
 
 
-def outcome_of(item: SourceItem, engine: HashEngine) -> tuple[HashOutcome, list[str]]:
-    """Hash what the item holds (bytes, URL or both) and add metadata hashes as probes; returns notes too."""
+def outcome_of(
+    item: SourceItem, engine: HashEngine, on_pixels: PixelHook | None = None
+) -> tuple[HashOutcome, list[str]]:
+    """Hash what the item holds (bytes, URL or both) and add metadata hashes as probes; returns notes too.
+    ``on_pixels`` sees every decoded frame of the item and its parts (screening)."""
     if item.error is not None:  # nothing was read: nothing is hashed or matched, the reason is the record
         return HashOutcome.failed(item.error), []
     try:
-        outcome = _hash_item(item, engine)
+        outcome = _hash_item(item, engine, on_pixels)
     except Exception as e:  # the engine never raises for bad data; anything else is still this item's failure
         outcome = HashOutcome.failed(f"hash: internal error: {type(e).__name__}: {e}")
     return outcome, add_given_hashes(outcome, item.given_hashes)
 
 
-def _hash_item(item: SourceItem, engine: HashEngine) -> HashOutcome:
+def _hash_item(item: SourceItem, engine: HashEngine, on_pixels: PixelHook | None = None) -> HashOutcome:
     if item.data is not None:
-        outcome = engine.hash_bytes(item.data)
+        outcome = engine.hash_bytes(item.data, on_pixels) if on_pixels is not None else engine.hash_bytes(item.data)
         if item.parts and outcome.status is Status.OK:
-            _add_parts(outcome, item.parts, engine)
+            _add_parts(outcome, item.parts, engine, on_pixels)
         if item.url:
             u = engine.hash_url(item.url)
             if u.status is Status.OK:
@@ -260,11 +314,13 @@ def _hash_item(item: SourceItem, engine: HashEngine) -> HashOutcome:
     return HashOutcome.failed("read: item holds neither image bytes nor a URL")
 
 
-def _add_parts(outcome: HashOutcome, parts: Sequence[tuple[str, bytes]], engine: HashEngine) -> None:
+def _add_parts(
+    outcome: HashOutcome, parts: Sequence[tuple[str, bytes]], engine: HashEngine, on_pixels: PixelHook | None = None
+) -> None:
     """Hash the item's other image byte streams into its probes (``<part>/<probe>``); one that cannot be screened
     fails the whole item, since its bytes would otherwise leave unchecked with the rest of the row."""
     for name, data in parts:
-        part = engine.hash_bytes(data)
+        part = engine.hash_bytes(data, on_pixels) if on_pixels is not None else engine.hash_bytes(data)
         outcome.probes.extend(Probe(f"{name}/{p.name}", p.signal, p.value, p.quality) for p in part.probes)
         for score, value in part.scores.items():
             outcome.scores[score] = max(value, outcome.scores.get(score, value))

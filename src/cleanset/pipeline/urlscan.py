@@ -37,7 +37,15 @@ from cleanset.pipeline import urlhash
 from cleanset.pipeline.tasks import FLAGGED, GIVEN_SIGNALS
 from cleanset.pipeline.urlhash import digest_column, hex_prefixes, interleave, normal_form_mask
 from cleanset.records import Probe, Status
-from cleanset.runs.schema import COLUMN_PROBES, HASH_COLUMNS, ITEM_SCHEMA, MATCH_TYPE, PROBE_TYPE, match_row
+from cleanset.runs.schema import (
+    COLUMN_PROBES,
+    HASH_COLUMNS,
+    ITEM_SCHEMA,
+    MATCH_TYPE,
+    PROBE_TYPE,
+    SCREEN_COLUMNS,
+    match_row,
+)
 from cleanset.signals import Input, default_signals, get_signal
 from cleanset.sources.base import Shard, marker_key
 
@@ -305,6 +313,8 @@ def scan_batch(batch: pa.RecordBatch, shard: Shard, ctx: ScanContext, plan: UrlP
     note_counts = np.zeros(n, dtype=np.int32)
     match_rows: list[dict[str, Any]] = []
     note_rows: list[str] = []
+    rule_counts = np.zeros(n, dtype=np.int32)
+    rule_rows: list[str] = []
     if len(cand_rows):
         cols = {k: columns[k].take(pa.array(cand_rows)).to_pylist() for k in kinds}
         probe_lists = [
@@ -319,11 +329,24 @@ def scan_batch(batch: pa.RecordBatch, shard: Shard, ctx: ScanContext, plan: UrlP
             note_counts[row] = len(a.notes)
             match_rows += [match_row(m) for m in a.matches]
             note_rows += a.notes
+            rule_counts[row] = len(a.rules)
+            rule_rows += a.rules
         verdict = pa.array(vs, pa.string())
     t2 = time.process_time()
     timings.match_s += t2 - t1
     table = _assemble(
-        batch, shard, ok, error, kinds, columns, verdict, match_counts, match_rows, note_counts, note_rows
+        batch,
+        shard,
+        ok,
+        error,
+        kinds,
+        columns,
+        verdict,
+        match_counts,
+        match_rows,
+        note_counts,
+        note_rows,
+        (rule_counts, rule_rows),
     )
     timings.decide_s += time.process_time() - t2
     return table
@@ -347,6 +370,7 @@ def _assemble(
     match_rows: list[dict[str, Any]],
     note_counts: np.ndarray,
     note_rows: list[str],
+    rules: tuple[np.ndarray, list[str]] | None = None,
 ) -> pa.Table:
     n = batch.num_rows
     nulls = pa.nulls(n, pa.string())
@@ -366,6 +390,9 @@ def _assemble(
         probes = _list_column(np.zeros(n, np.int32), pa.array([], PROBE_TYPE), pa.list_(PROBE_TYPE))
     matches = _list_column(match_counts, pa.array(match_rows, MATCH_TYPE), pa.list_(MATCH_TYPE))
     notes = _list_column(note_counts, pa.array(note_rows, pa.string()), pa.list_(pa.string()))
+    rule_counts, rule_rows = rules if rules is not None else (np.zeros(n, np.int32), [])
+    fired = _list_column(rule_counts, pa.array(rule_rows, pa.string()), pa.list_(pa.string()))
+    no_lists = _list_column(np.zeros(n, np.int32), pa.array([], pa.string()), pa.list_(pa.string()))
     scores_type = ITEM_SCHEMA.field("scores").type
     scores = pa.MapArray.from_arrays(
         pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()), pa.array([], pa.float32())
@@ -388,5 +415,8 @@ def _assemble(
         "matches": matches,
         "scores": scores,
         "notes": notes,
+        "rules": fired,
+        "text_lists": no_lists,  # the column path does not screen captions (a screened scan takes the item path)
+        **{c: pa.nulls(n, pa.float32()) for c in SCREEN_COLUMNS},
     }
     return pa.Table.from_arrays([cols[f.name] for f in ITEM_SCHEMA], schema=ITEM_SCHEMA)

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleanset.records import ItemResult, Match, Probe, Status, Verdict
+from cleanset.screening.classifier import classifier_columns, score_name
 from cleanset.signals import column_probes, hash_columns
 
 # Primary hash columns, one string (hex) column each; null when not computed or the item failed. Each signal
@@ -25,6 +26,12 @@ HASH_COLUMNS: tuple[str, ...] = hash_columns()
 # ``with_full_probes`` (Arrow) or ``from_rows`` (Python), in this order, before the stored probes: md5, sha1,
 # sha256, url_md5, url_sha1, phash (``cleanset.signals.column_probes``).
 COLUMN_PROBES: tuple[str, ...] = column_probes()
+
+# One float column per registered classifier (``open_nsfw``, any plugin's), holding its ``classifier.<name>``
+# score: derived from the screener registry as the hash columns are from the signals. Every score (dataset columns,
+# text categories, neighbours, a configured model's) is in ``scores`` too; these columns make the common ones
+# directly queryable.
+SCREEN_COLUMNS: tuple[str, ...] = classifier_columns()
 
 PROBE_TYPE = pa.struct(
     [
@@ -67,6 +74,11 @@ ITEM_SCHEMA = pa.schema(
         pa.field("matches", pa.list_(MATCH_TYPE)),
         pa.field("scores", pa.map_(pa.string(), pa.float32())),
         pa.field("notes", pa.list_(pa.string())),
+        # screening: rules that fired (bank-match, a screening rule's name, strict) and term lists that matched the
+        # caption (``category:list@version``, never the term); empty when the scan did not screen
+        pa.field("rules", pa.list_(pa.string())),
+        pa.field("text_lists", pa.list_(pa.string())),
+        *[pa.field(c, pa.float32()) for c in SCREEN_COLUMNS],
     ]
 )
 
@@ -151,6 +163,10 @@ def to_table(results: Sequence[ItemResult]) -> pa.Table:
         cols["matches"].append([match_row(m) for m in r.matches])
         cols["scores"].append(list(r.scores.items()))
         cols["notes"].append(list(r.notes))
+        cols["rules"].append(list(r.rules))
+        cols["text_lists"].append(list(r.text_lists))
+        for c in SCREEN_COLUMNS:
+            cols[c].append(r.scores.get(score_name(c)))
     return pa.Table.from_pydict(cols, schema=ITEM_SCHEMA)
 
 
@@ -179,6 +195,32 @@ def from_rows(rows: Iterable[dict[str, Any]]) -> list[ItemResult]:
                 matches=[Match(**m) for m in row["matches"] or []],
                 scores=dict(scores),
                 notes=list(row["notes"] or []),
+                rules=list(row.get("rules") or []),
+                text_lists=list(row.get("text_lists") or []),
             )
         )
     return out
+
+
+def read_items(path: Any, columns: Sequence[str] | None = None) -> pa.Table:
+    """One results file as ``ITEM_SCHEMA`` (or its ``columns``), whatever columns it was written with.
+
+    Why: a run written before a column existed (``rules``, ``text_lists``) or before a screener plugin was
+    installed (its score column) must still be reported, rematched and neighbour-passed. The columns the file has
+    are read; the others are added as nulls (an empty list for list columns), which is what a row without that
+    screening means."""
+    import pyarrow.parquet as pq
+
+    want = list(ITEM_SCHEMA.names) if columns is None else list(columns)
+    schema = pa.schema([ITEM_SCHEMA.field(c) for c in want])
+    have = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[c for c in want if c in have])
+    arrays = []
+    for f in schema:
+        if f.name in have:
+            arrays.append(table.column(f.name).cast(f.type))
+        elif pa.types.is_list(f.type):
+            arrays.append(pa.array([[] for _ in range(table.num_rows)], f.type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

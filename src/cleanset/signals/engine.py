@@ -28,7 +28,7 @@ is decoded, so a non-image still gets its digests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,12 +45,10 @@ from cleanset.signals.pdq import (
     needs_resize_512,
     pdq512_rgb,
     pdq_rgb,
-    result_from_samples,
-    scan,
-    scan_both,
+    shared_pass,
     too_small,
 )
-from cleanset.signals.phash import exact_grey, grey_plan, phash_from_blocks, phash_from_grey
+from cleanset.signals.phash import exact_grey, grey_plan, phash_from_grey
 
 # The signals computed when none are named, as they declare (``Signal.by_default``, ordered by ``Signal.rank``):
 # md5, sha1, sha256, pdq, pdq512, phash for a file; url_md5, url_sha1 for a URL.
@@ -59,6 +57,8 @@ URL_SIGNALS: tuple[str, ...] = default_signals(Input.URL)
 # Pixel signals the engine computes from one shared luma pass (below); any other pixel signal gets its own
 # ``compute_rgb`` call on the same decoded pixels and one probe named after it.
 SHARED_PASS: frozenset[str] = frozenset({"pdq", "pdq512", "phash"})
+# Called with each hashed frame's RGB pixels (HxWx3 uint8, maybe a strided view): screening's one way to the decode.
+PixelHook = Callable[[np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -105,19 +105,21 @@ class HashEngine:
 
     # -- entry points -------------------------------------------------------------------------------------------
 
-    def hash_bytes(self, data: bytes) -> HashOutcome:
+    def hash_bytes(self, data: bytes, on_pixels: PixelHook | None = None) -> HashOutcome:
         """All configured byte and pixel signals of one stored file.
 
         The file digests come first and survive a failed decode: a file that is listed by its exact hash is found
-        even when it cannot be decoded (a format we do not read, a bomb, a corrupt file)."""
+        even when it cannot be decoded (a format we do not read, a bomb, a corrupt file). ``on_pixels`` is handed
+        each frame's decoded RGB pixels as it is hashed (screening's classifiers read the same decode; the array
+        is only valid during the call)."""
         out = HashOutcome(status=Status.OK)
         for name in self._bytes:
             sig = get_signal(name)
             value = sig.compute_bytes(data)  # type: ignore[attr-defined]
             out.hashes[name] = value
             out.probes.append(Probe(name, sig.matches(), value))
-        if self._pixels:
-            return self._hash_frames(data, out)
+        if self._pixels or on_pixels is not None:
+            return self._hash_frames(data, out, on_pixels)
         return out
 
     def hash_rgb(self, rgb: np.ndarray) -> HashOutcome:
@@ -148,7 +150,7 @@ class HashEngine:
 
     # -- pixels -------------------------------------------------------------------------------------------------
 
-    def _hash_frames(self, data: bytes, out: HashOutcome) -> HashOutcome:
+    def _hash_frames(self, data: bytes, out: HashOutcome, on_pixels: PixelHook | None = None) -> HashOutcome:
         """Pixel probes of every frame up to the cap; any frame that cannot be decoded fails the item, since the
         frames left unread are exactly where a picture could hide."""
         digests = {"hashes": dict(out.hashes), "probes": list(out.probes)}
@@ -158,7 +160,10 @@ class HashEngine:
                     if k == 0:
                         out.width, out.height, out.format = decoded.width, decoded.height, decoded.format
                     try:
-                        self._add_pixels(decoded.rgb, out, f"frame{k}/" if k else "")
+                        if self._pixels:
+                            self._add_pixels(decoded.rgb, out, f"frame{k}/" if k else "")
+                        if on_pixels is not None:
+                            on_pixels(decoded.rgb)
                     except MemoryError:
                         return HashOutcome.failed("hash: out of memory", width=out.width, height=out.height)
                     del decoded  # one frame's pixels at a time
@@ -193,15 +198,8 @@ class HashEngine:
         elif need_scan or plan is not None:
             # One pass over the pixels, one luma per pixel: PDQ's samples, pHash's greyscale block sums when
             # wanted, and the 512x512 dialect's samples gathered from the same luma rows.
-            grey = (plan.block_rows, plan.block_cols, plan.sums) if plan is not None else ()
-            if "pdq512" in want and big:
-                samples, samples512 = scan_both(rgb, *grey)
-                res512 = result_from_samples(samples512)
-            else:
-                samples = scan(rgb, *grey)
-            if plan is not None:
-                phash_value = phash_from_blocks(plan.means())
-            pdq_res = result_from_samples(samples)
+            # (``pdq.shared_pass``: one compiled call from the pixels to the hashes.)
+            pdq_res, res512, phash_value = shared_pass(rgb, plan, "pdq512" in want and big)
         if "pdq" in want and pdq_res is not None:
             if first:
                 out.hashes["pdq"] = pdq_res.hex
