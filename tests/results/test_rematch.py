@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -301,3 +302,24 @@ def test_rematch_sweeps_revisions_a_killed_rematch_left(tmp_path: Path, cleanset
     (leftover / "items" / "s.parquet").write_bytes(b"hashes")
     rematch(run, [], snapshots=[MemoryBank.from_hex("listA", [("md5", v[2]["md5"], "A2")], version=2)])
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_rematch_rewrites_the_rules_that_fired(tmp_path: Path, cleanset_home: Path, full: bool) -> None:
+    """The report's per-rule counts and the neighbour pass read ``rules``: a verdict rematch changed must name the
+    rules of the new verdict, not keep the old one's (a withdrawn entry's ``bank-match`` included)."""
+    run, v = hand_run(tmp_path)
+    for sid in ("s0", "s1"):  # the scan had named the bank rule for the two matched items
+        path = run / "items" / f"{sid}.parquet"
+        t = pq.read_table(path)
+        rules = [["bank-match"] if k in ("i0", "i1") else [] for k in t.column("key").to_pylist()]
+        pq.write_table(
+            t.set_column(t.schema.get_field_index("rules"), "rules", pa.array(rules, pa.list_(pa.string()))), path
+        )
+    v2 = MemoryBank.from_hex("listA", [("pdq", flip_bits(v[1]["pdq"], 5), "A1"), ("md5", v[2]["md5"], "A2")], version=2)
+    rematch(run, [], snapshots=[v2], full=full)
+    rows = {r["key"]: r for r in RunStore(run).items_table().to_pylist()}
+    assert rows["i0"]["verdict"] == "keep" and rows["i0"]["rules"] == []  # A0 withdrawn
+    assert rows["i1"]["rules"] == ["bank-match"]
+    assert rows["i2"]["verdict"] == "remove" and rows["i2"]["rules"] == ["bank-match"]
+    assert rows["i3"]["rules"] == []

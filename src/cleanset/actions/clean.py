@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,11 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cleanset import storage
 from cleanset.actions.dataset_digest import output_files_root
 from cleanset.atomic import fsync_dir, fsync_tree, sweep_dead
 from cleanset.errors import UserError
 from cleanset.pipeline.scan import reopen_options
-from cleanset.runs.layout import write_json_atomic
+from cleanset.runs.layout import RunDir, write_json_atomic
 from cleanset.runs.schema import MATCH_TYPE
 from cleanset.runs.store import RunStore
 from cleanset.sources import open_source
@@ -173,9 +175,9 @@ def _finish(tmp: Path, out: Path) -> None:
 
 
 def clean(
-    sources: Sequence[Path],
-    run: Path,
-    out: Path,
+    sources: Sequence[Path | str],
+    run: Path | str,
+    out: Path | str,
     keep_review: bool = False,
     keep_failed: bool = False,
     format: str | None = None,
@@ -183,11 +185,48 @@ def clean(
 ) -> CleanReport:
     """Write the cleaned dataset to ``out`` and ``run/clean.json``; ``on_shard(shard, written, dropped)`` reports
     progress. Raises :class:`~cleanset.sources.base.ContentChanged` (and leaves no ``out``) when the data changed
-    since the scan."""
+    since the scan.
+
+    Any of the three may be a URL (``cleanset.storage``). A remote ``out`` is built and checked in a local
+    temporary folder exactly as a local one is, then uploaded with the completion marker last: a copy on the store
+    without ``.cleanset-clean.json`` is not finished."""
+    run_dir = RunDir.at(run)
+    remote_out = out if isinstance(storage.location(out), str) else None
+    if remote_out is not None:
+        remote_out = str(storage.location(remote_out))
+        if not storage.is_empty(remote_out):
+            raise UserError(f"--out {remote_out} is not empty; write the cleaned dataset to a new or empty folder")
+        staging = Path(tempfile.mkdtemp(prefix="cleanset-clean-"))
+        try:
+            report = _clean_local(
+                sources, run_dir, staging / "out", keep_review, keep_failed, format, on_shard, remote_out
+            )
+            storage.upload_tree(staging / "out", remote_out, last=[CLEAN_MARKER])
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    else:
+        report = _clean_local(sources, run_dir, Path(out), keep_review, keep_failed, format, on_shard, None)
+    write_json_atomic(run_dir.path / CLEAN_JSON, report.to_json())
+    run_dir.push(CLEAN_JSON)
+    return report
+
+
+def _clean_local(
+    sources: Sequence[Path | str],
+    run_dir: RunDir,
+    out: Path,
+    keep_review: bool,
+    keep_failed: bool,
+    format: str | None,
+    on_shard: Callable[[Shard, int, int], None] | None,
+    shown_out: str | None,
+) -> CleanReport:
+    run = run_dir.path
     store, manifest, source, shards, ledger = _open_run(sources, run, format)
-    _check_out_dir(out, [Path(p) for p in sources], run)
+    _check_out_dir(out, [Path(p) for p in sources if not storage.is_url(p)], run)
     report, items_dir = _new_report(store, source, shards, sources, run, keep_review, keep_failed)
-    report.out = str(out.resolve())
+    report.out = shown_out or str(out.resolve())
+    report.run = run_dir.remote or report.run
     source_ids = {s.id for s in shards}
     run_ids = {p.stem for p in items_dir.iterdir() if p.suffix == ".parquet"} if items_dir.is_dir() else set()
     report.run_shards_not_in_source = sorted(run_ids - source_ids)
@@ -241,13 +280,12 @@ def clean(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    write_json_atomic(run / CLEAN_JSON, report.to_json())
     return report
 
 
 def preview(
-    sources: Sequence[Path],
-    run: Path,
+    sources: Sequence[Path | str],
+    run: Path | str,
     keep_review: bool = False,
     keep_failed: bool = False,
     format: str | None = None,
@@ -257,8 +295,10 @@ def preview(
     Returns the report ``clean`` would write (``written`` stays 0: only writing tells which kept items have bytes)
     and the rows ``removed.parquet`` would hold. Reads the run's results and lists the source's shards, but no
     image: a preview of a large dataset costs seconds, and a clean that follows still checks every byte."""
-    store, _manifest, source, shards, _ledger = _open_run(sources, run, format)
-    report, items_dir = _new_report(store, source, shards, sources, run, keep_review, keep_failed)
+    run_dir = RunDir.at(run)
+    store, _manifest, source, shards, _ledger = _open_run(sources, run_dir.path, format)
+    report, items_dir = _new_report(store, source, shards, sources, run_dir.path, keep_review, keep_failed)
+    report.run = run_dir.remote or report.run
     parts = [
         _decide_shard(items_dir, shard, keep_review, keep_failed, report, source.item_content)[3] for shard in shards
     ]
@@ -266,7 +306,7 @@ def preview(
 
 
 def _open_run(
-    sources: Sequence[Path], run: Path, format: str | None
+    sources: Sequence[Path | str], run: Path, format: str | None
 ) -> tuple[RunStore, dict[str, Any], Source, list[Shard], dict[str, dict[str, Any]]]:
     """The run, its manifest, the source read as the scan read it, its shards and the complete ledger."""
     store = RunStore(run)
@@ -284,7 +324,7 @@ def _new_report(
     store: RunStore,
     source: Source,
     shards: Sequence[Shard],
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
     run: Path,
     keep_review: bool,
     keep_failed: bool,
@@ -294,7 +334,7 @@ def _new_report(
     report = CleanReport(
         out="",
         format=source.name,
-        sources=[str(Path(p).resolve()) for p in sources],
+        sources=[storage.resolved(p) for p in sources],
         run=str(run.resolve()),
         revision=revision,
         shards=len(shards),

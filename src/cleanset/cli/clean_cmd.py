@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cleanset.cli.conventions import echo_json, local_path
+from cleanset.cli.conventions import echo_json
+from cleanset.cli.options import location
 from cleanset.errors import UserError
 
 USAGE = "usage: cleanset clean [SOURCE...] RUN --out DIR (or --dry-run)"
@@ -29,12 +30,12 @@ def register(app: typer.Typer) -> None:
             typer.Argument(
                 help="The RUN directory, after the scanned dataset's paths when they moved since the scan.",
                 metavar="[SOURCE]... RUN",
-                parser=local_path,
+                parser=location,
             ),
         ],
         out: Annotated[
             Path | None,
-            typer.Option("--out", help="New or empty folder for the cleaned dataset.", parser=local_path),
+            typer.Option("--out", help="New or empty folder or URL for the cleaned dataset.", parser=location),
         ] = None,
         keep_review: Annotated[bool, typer.Option("--keep-review", help="Keep items the scan sent to review.")] = False,
         keep_failed: Annotated[
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--out DIR is required (or --dry-run); {USAGE}")
         report = api.clean(sources, run, out, keep_review=keep_review, keep_failed=keep_failed, format=format)
         if as_json:
-            echo_json({**report.to_json(), "removed_list": str(Path(report.out) / REMOVED_FILE)})
+            echo_json({**report.to_json(), "removed_list": f"{report.out}/{REMOVED_FILE}"})
             return
         review = f"review kept {report.review_kept}" if keep_review else f"review dropped {report.review_dropped}"
         failed = f"failed kept {report.failed_kept}" if keep_failed else f"failed dropped {report.failed_dropped}"
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
             f"cleaned {report.format} dataset: {report.items} items in {report.shards} shards; "
             f"kept {report.kept}, removed {report.removed}, {review}, {failed}"
         )
-        typer.echo(f"written to {report.out} (list of left-out items: {Path(report.out) / REMOVED_FILE})")
+        typer.echo(f"written to {report.out} (list of left-out items: {report.out}/{REMOVED_FILE})")
 
 
 def _show_preview(report: dict[str, Any], dropped: list[dict[str, Any]], as_json: bool) -> None:

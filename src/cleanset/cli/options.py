@@ -42,6 +42,31 @@ def workers(value: int | None) -> int | None:
     return value
 
 
+def location(raw: str | Path) -> Any:
+    """A path parameter that may be a URL (``s3://``, ``gs://``, ``hf://``, ``file://``): a local Path, or the URL
+    as text; an unsupported scheme is refused by name before anything is created under a mangled name."""
+    from cleanset.storage import location as parse
+
+    return parse(raw)
+
+
+def shown(where: Path | str) -> str:
+    """How output names a location: a URL as given, a local path absolute."""
+    from cleanset.storage import resolved
+
+    return resolved(where)
+
+
+def ray_address(executor: str, address: str | None) -> None:
+    """``--address``: the Ray cluster to join, handed on as Ray's own ``RAY_ADDRESS`` (which the executor and
+    every Ray tool read); only meaningful with ``--executor ray``."""
+    if address is None:
+        return
+    if executor != "ray":
+        raise UserError(f"--address is for --executor ray (got --executor {executor})")
+    os.environ["RAY_ADDRESS"] = address
+
+
 def max_perceptual_bits() -> int:
     """The longest perceptual hash any registered signal has (PDQ's 256 today): a distance can never exceed it."""
     from cleanset.signals import get_signal, signal_names
@@ -116,16 +141,21 @@ def _known(store: BankStore) -> str:
     return f"banks there: {', '.join(names)}"
 
 
-def run_sources(run: Path) -> list[Path]:
-    """The dataset paths a run's scan recorded (absolute), for the commands that let ``SOURCE...`` be left out.
+def run_sources(run: Path | str) -> list[Any]:
+    """The dataset paths a run's scan recorded (absolute, or URLs), for the commands that let ``SOURCE...`` be
+    left out.
 
     A recorded path that is gone is named here rather than left to the source to misreport: the usual cause is a
     dataset moved since the scan, and then the paths must be given."""
+    from cleanset.runs.layout import RunDir
     from cleanset.runs.store import RunStore
+    from cleanset.storage import is_url
 
-    recorded = RunStore(run).manifest.get("sources") or []
+    recorded = RunStore(RunDir.at(run).path).manifest.get("sources") or []
     if not recorded:
         raise UserError(f"{run}: the run records no dataset paths; give them: SOURCE... {run}")
+    if any(is_url(p) for p in recorded):
+        return list(recorded)  # checked when staged, naming the first that is gone
     paths = [Path(p) for p in recorded]
     gone = [p for p in paths if not p.exists()]
     if gone:

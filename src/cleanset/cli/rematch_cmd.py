@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cleanset.cli import options
-from cleanset.cli.conventions import echo_json, local_path
+from cleanset.cli.conventions import echo_json
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +17,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("rematch")
     def rematch(
-        run: Annotated[Path, typer.Argument(help="Run directory written by `cleanset scan`.", parser=local_path)],
+        run: Annotated[
+            Path,
+            typer.Argument(help="Run directory or URL written by `cleanset scan`.", parser=options.location),
+        ],
         bank: Annotated[
             list[str],
             typer.Option("--bank", "-b", help="Bank with a new version (NAME or NAME@VERSION); repeat for several."),
@@ -27,6 +30,14 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--full", help="Match every probe against every list, not only the changed entries.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+        executor: Annotated[str, typer.Option(help="Where shards are re-matched: local | ray.")] = "local",
+        address: Annotated[
+            str | None, typer.Option("--address", help="With --executor ray: the cluster to join (default: local).")
+        ] = None,
+        workers: Annotated[
+            int | None,
+            typer.Option(help="With --executor ray and no --address: local Ray CPUs.", callback=options.workers),
+        ] = None,
     ) -> None:
         """Match the run's stored probes against the banks' current versions and write RUN/revisions/<n>/.
 
@@ -35,10 +46,11 @@ def register(app: typer.Typer) -> None:
         from cleanset.results.changes import CHANGE_KINDS
         from cleanset.results.rematch import rematch as do_rematch
 
+        options.ray_address(executor, address)
         options.check_banks(bank)
-        res = do_rematch(run, bank, max_examples=show, full=full)
+        res = do_rematch(run, bank, max_examples=show, full=full, executor=executor, workers=workers)
         s = res.summary
-        stale = _stale_clean(run, res.revision)
+        stale = _stale_clean(res.path.parents[1], res.revision)  # the run's (working copy's) clean record
         if stale:
             typer.echo(stale, err=True)
         if as_json:

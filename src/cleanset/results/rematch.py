@@ -34,9 +34,17 @@ from cleanset.banks.base import MemoryBank
 from cleanset.errors import UserError
 from cleanset.records import Probe, Status
 from cleanset.results.changes import CHANGE_KINDS, CHANGES_SCHEMA, change_rows
-from cleanset.results.rematch_delta import DELTA_COLUMNS, bank_delta, indexes_for, rematch_table_delta
+from cleanset.results.rematch_delta import (
+    DELTA_COLUMNS,
+    bank_delta,
+    indexes_for,
+    old_rules,
+    rematch_table_delta,
+    with_rules,
+)
+from cleanset.runs.layout import RunDir
 from cleanset.runs.parquet import write_parquet_atomic
-from cleanset.runs.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, with_full_probes
+from cleanset.runs.schema import ITEM_SCHEMA, MATCH_TYPE, match_row, read_items, with_full_probes
 from cleanset.runs.store import REVISIONS_DIR, RunStore
 from cleanset.signals import DEFAULT_QUALITY_GATE
 
@@ -146,11 +154,13 @@ def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Tab
     new_matches: list[list[dict[str, Any]]] = [m or [] for m in old_matches]
     new_verdicts = list(old_verdicts)
     new_notes = [list(n or []) for n in notes]
+    new_rules = old_rules(table)
     changes: list[dict[str, Any]] = []
     for i, a in zip(ok_rows, assessed, strict=True):
         ms, match_notes, verdict = list(a.matches), a.notes, a.verdict  # matches in the matcher's own order
         new_matches[i] = [match_row(m) for m in ms]
         new_verdicts[i] = None if verdict is None else str(verdict)
+        new_rules[i] = list(a.rules)
         # The matcher's allow-bank notes are re-derived; the scan's own notes (e.g. metadata hashes) stay.
         kept_notes = [n for n in new_notes[i] if " is in allow bank " not in n]
         new_notes[i] = kept_notes + [n for n in match_notes if n not in kept_notes]
@@ -160,7 +170,7 @@ def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Tab
     out = out.set_column(idx["matches"], ITEM_SCHEMA.field("matches"), pa.array(new_matches, pa.list_(MATCH_TYPE)))
     out = out.set_column(idx["verdict"], ITEM_SCHEMA.field("verdict"), pa.array(new_verdicts, pa.string()))
     out = out.set_column(idx["notes"], ITEM_SCHEMA.field("notes"), pa.array(new_notes, pa.list_(pa.string())))
-    return out, changes
+    return with_rules(out, new_rules), changes
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -176,18 +186,91 @@ def _write_json(path: Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What re-matching one shard needs, whichever process does it: the full matcher, or the changed entries'
+    indexes. On Ray it is put into the object store once (its indexes are NumPy arrays, shared per node)."""
+
+    mode: str
+    policy: Policy
+    gate: int
+    matcher: Any = None
+    deltas: Sequence[Any] = ()
+    allow_indexes: Any = None
+    requery_indexes: Any = None
+
+
+def _rematch_file(f: Path, target: Path, job: _Job) -> tuple[int, int, list[dict[str, Any]]]:
+    """One shard's items file into the new revision: (items, ok items, changes)."""
+    if job.mode == "full":
+        table = read_items(f)
+        new, changes = rematch_table(table, job.matcher, job.policy)
+    else:
+        # Only the columns matching needs; a shard nothing changed in is linked, not rewritten, so a list
+        # update that touches a few items costs a read of the probes, not a copy of the run.
+        table = read_items(f, DELTA_COLUMNS)
+        part, changes = rematch_table_delta(
+            table, job.deltas, job.allow_indexes, job.requery_indexes, job.policy, job.gate
+        )
+        if part is table:
+            _link_or_copy(f, target)
+        else:
+            rest = read_items(f, [c for c in ITEM_SCHEMA.names if c not in DELTA_COLUMNS])
+            cols = {c: part.column(c) for c in DELTA_COLUMNS} | {c: rest.column(c) for c in rest.column_names}
+            new = pa.Table.from_arrays([cols[c] for c in ITEM_SCHEMA.names], schema=ITEM_SCHEMA)
+    if job.mode == "full" or part is not table:
+        write_parquet_atomic(target, new)
+    ok = int(pc.sum(pc.equal(table.column("status"), str(Status.OK))).as_py() or 0)
+    return table.num_rows, ok, changes
+
+
+def _on_ray(
+    files: Sequence[Path], items_dir: Path, job: _Job, workers: int | None
+) -> list[tuple[int, int, list[dict[str, Any]]]]:
+    """One Ray task per shard file, the job put into the object store once. Paths travel: the run folder must be
+    one every node sees (a shared file system; a run on object storage is re-matched in the driver's working copy,
+    so on a cluster of several nodes that copy must be shared too). A failed task is tried once more (the scan's
+    rule); a second failure stops the rematch and no revision is written: a revision is complete or absent."""
+    from cleanset.cluster import ensure_ray, forwarded_env, import_ray
+
+    ray = import_ray()
+    ensure_ray(None, workers)
+    job_ref = ray.put(job)
+    task = ray.remote(num_cpus=1, max_retries=1, retry_exceptions=True)(_remote_file)
+    refs = [task.remote(f, items_dir / f.name, job_ref, forwarded_env()) for f in files]
+    try:
+        out: list[tuple[int, int, list[dict[str, Any]]]] = ray.get(refs)
+    except ray.exceptions.RayError as e:
+        raise UserError(f"rematch on Ray failed (no revision written): {' '.join(str(e).split())[:500]}") from None
+    return out
+
+
+def _remote_file(f: Path, target: Path, job: _Job, env: dict[str, str]) -> tuple[int, int, list[dict[str, Any]]]:
+    os.environ.update(env)
+    return _rematch_file(f, target, job)
+
+
 def rematch(
-    run: Path,
+    run: Path | str,
     bank_names: Sequence[str],
     snapshots: Sequence[Any] | None = None,
     max_examples: int = 20,
     full: bool = False,
+    executor: str = "local",
+    workers: int | None = None,
 ) -> RematchResult:
-    """Write the next revision of ``run`` with the named banks at their new versions; see the module docstring."""
+    """Write the next revision of ``run`` with the named banks at their new versions; see the module docstring.
+
+    ``executor``: ``local`` (this process: the index kernels already use the cores) or ``ray`` (one task per
+    shard file on the cluster Ray's ``RAY_ADDRESS`` names, or a local instance with ``workers`` CPUs)."""
+    if executor not in ("local", "inline", "ray"):
+        raise UserError(f"rematch runs on executor local or ray, not {executor!r}")
     from cleanset.matching.matcher import BankMatcher
     from cleanset.runs.summary import summarize
 
     t0 = time.perf_counter()
+    run_dir = RunDir.at(run)  # a run on object storage: its working copy, pulled from the store
+    run = run_dir.path
     store = RunStore(run)
     base_rev = store.latest_revision()
     manifest = store.manifest_of(base_rev)
@@ -238,30 +321,24 @@ def rematch(
         result.entries_added = sum(d.added for d in deltas)
         result.entries_removed = sum(d.removed for d in deltas)
 
-    def one_shard(f: Path) -> tuple[int, int, list[dict[str, Any]]]:
-        target = tmp / "items" / f.name
-        if mode == "full":
-            table = pq.read_table(f, schema=ITEM_SCHEMA)
-            new, changes = rematch_table(table, matcher, policy)
-        else:
-            # Only the columns matching needs; a shard nothing changed in is linked, not rewritten, so a list
-            # update that touches a few items costs a read of the probes, not a copy of the run.
-            table = pq.read_table(f, columns=DELTA_COLUMNS)
-            part, changes = rematch_table_delta(table, deltas, allowindexes_for, requeryindexes_for, policy, gate)
-            if part is table:
-                _link_or_copy(f, target)
-            else:
-                rest = pq.read_table(f, columns=[c for c in ITEM_SCHEMA.names if c not in DELTA_COLUMNS])
-                cols = {c: part.column(c) for c in DELTA_COLUMNS} | {c: rest.column(c) for c in rest.column_names}
-                new = pa.Table.from_arrays([cols[c] for c in ITEM_SCHEMA.names], schema=ITEM_SCHEMA)
-        if mode == "full" or part is not table:
-            write_parquet_atomic(target, new)
-        ok = int(pc.sum(pc.equal(table.column("status"), str(Status.OK))).as_py() or 0)
-        return table.num_rows, ok, changes
-
-    # One shard after another: threads over shards measured slower (the index kernels already use the cores).
+    if mode == "full":
+        job = _Job(mode, policy, gate, matcher=matcher)
+    else:
+        job = _Job(
+            mode, policy, gate, deltas=deltas, allow_indexes=allowindexes_for, requery_indexes=requeryindexes_for
+        )
+    files = list(store.item_files(base_rev))
+    if executor == "ray":
+        try:
+            parts = _on_ray(files, tmp / "items", job, workers)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    else:
+        # One shard after another: threads over shards measured slower (the index kernels already use the cores).
+        parts = [_rematch_file(f, tmp / "items" / f.name, job) for f in files]
     all_changes: list[dict[str, Any]] = []
-    for n, ok, changes in map(one_shard, store.item_files(base_rev)):
+    for n, ok, changes in parts:
         result.items += n
         result.matched_items += ok
         all_changes += changes
@@ -307,5 +384,6 @@ def rematch(
             raise AssertionError(f"rematch changed the {k} count: {base_summary.get(k)} -> {summary[k]}")
     _write_json(tmp / "summary.json", summary)
     os.replace(tmp, result.path)
+    run_dir.push_revision(rev)
     result.summary = summary
     return result

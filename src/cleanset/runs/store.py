@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
-from cleanset.runs.layout import ITEMS_DIR, LEDGER_DIR, MANIFEST, SUMMARY, read_json
+from cleanset.runs.layout import ITEMS_DIR, LEDGER_DIR, MANIFEST, REVISIONS_DIR, SUMMARY, read_json
 from cleanset.runs.schema import ITEM_SCHEMA
 
-REVISIONS_DIR = "revisions"
+__all__ = ["REVISIONS_DIR", "RunStore"]
 
 
 class RunStore:

@@ -20,6 +20,7 @@ from cleanset.sources.folder import FolderSource
 from cleanset.sources.laion import BATCH_SCHEMA, LaionSource
 from cleanset.sources.parquet import ParquetImageSource
 from cleanset.sources.webdataset import WebDatasetSource
+from cleanset.storage import local_paths
 
 DETECTION_ORDER: tuple[str, ...] = ("webdataset", "parquet", "laion", "folder")
 
@@ -49,7 +50,7 @@ __all__ = [
 
 def detect_format(paths: Sequence[Path | str]) -> str:
     """The source format these paths hold; UserError naming the paths when none (or a path is missing)."""
-    expanded = expand_paths(paths)
+    expanded = expand_paths(local_paths(paths))
     order = [*DETECTION_ORDER, *(n for n in SOURCES.names() if n not in DETECTION_ORDER)]
     for name in order:
         if SOURCES.get(name).detect(expanded):
@@ -62,7 +63,13 @@ def detect_format(paths: Sequence[Path | str]) -> str:
 
 
 def open_source(paths: Sequence[Path | str], format: str | None = None, **options: Any) -> Source:
-    """Open a dataset; ``options`` go to the source's constructor (e.g. ``images=`` for ``laion``)."""
+    """Open a dataset; ``options`` go to the source's constructor (e.g. ``images=`` for ``laion``).
+
+    A path may be a URL (``s3://``, ``gs://``, ``hf://``, ``file://``): it is staged into the node's mirror first
+    (``cleanset.storage``), so every source reads remote data as it reads a local copy of the same layout."""
+    paths = local_paths(paths)
+    if "images" in options and options["images"] is not None:
+        options["images"] = local_paths([options["images"]])[0]
     name = format or detect_format(paths)
     cls = SOURCES.get(name)
     accepted = inspect.signature(cls.__init__).parameters

@@ -7,38 +7,14 @@ docs (``/data/{00000..00127}.tar``) and many shells or job launchers pass them t
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cleanset.atomic import atomic_output
 from cleanset.errors import UserError
+from cleanset.storage import expand_braces
 
-__all__ = ["atomic_output"]
-
-_RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
-_LIST = re.compile(r"\{([^{}]*,[^{}]*)\}")
-
-
-def expand_braces(pattern: str) -> list[str]:
-    """``a{00..02}b`` -> a00b a01b a02b (zero padding kept), ``{x,y}`` -> both; nested and repeated groups work."""
-    ranges, lists = _RANGE.search(pattern), _LIST.search(pattern)
-    m = min((x for x in (ranges, lists) if x is not None), key=lambda x: x.start(), default=None)
-    if m is None:
-        return [pattern]
-    if m is ranges:
-        lo, hi = m.group(1), m.group(2)
-        width = len(lo) if lo.startswith("0") or len(lo) == len(hi) else 0
-        a, b = int(lo), int(hi)
-        if b < a:
-            raise UserError(f"brace range {m.group(0)} in {pattern!r} counts down")
-        alternatives = [str(i).zfill(width) for i in range(a, b + 1)]
-    else:
-        alternatives = m.group(1).split(",")
-    out: list[str] = []
-    for alt in alternatives:  # left to right, as the shell expands
-        out.extend(expand_braces(pattern[: m.start()] + alt + pattern[m.end() :]))
-    return out
+__all__ = ["atomic_output", "expand_braces"]
 
 
 def expand_paths(paths: Sequence[Path | str]) -> list[Path]:
