@@ -1,0 +1,512 @@
+"""The FastAPI app: authenticated checks over live banks, answered by the Python API and so by ``assess``.
+
+Every check endpoint ends in one of ``api.check_bytes``, ``check_many``, ``check_url`` or ``check_text`` on the
+current ``BankSet``, and a match and a no-match answer through the same lines (no early return for either), so a
+caller cannot tell them apart by anything but the answer. Answers, logs and metrics name a match by bank, version,
+entry id, signal, probe and distance; the values of a list never reach this module.
+
+Hash lookups from concurrent requests are answered in batches by one thread (``batching``: the fixed cost of a
+lookup is paid once per batch, and the index kernel runs beside the event loop), and their endpoint is served in
+plain ASGI in front of FastAPI (``fastpath``) with this module's ``Service.lookup``; image checks go to threads, at
+most one per core at a time, under the timeout (a thread past it finishes, but its answer is dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from cleanset import __version__
+from cleanset import api as cs_api
+from cleanset.errors import CleansetError
+from cleanset.service import fastpath
+from cleanset.service.batching import LookupBatcher
+from cleanset.service.keys import KeyRecord, KeyStore
+from cleanset.service.limits import RateLimiter
+from cleanset.service.live import BankSet, LiveBanks, follow_siblings, release_memory, stage_imports
+from cleanset.service.metrics import Metrics
+from cleanset.service.settings import Settings
+from cleanset.signals import get_signal
+
+ACCESS = logging.getLogger("cleanset.access")
+KEY_HEADER = APIKeyHeader(name="Authorization", auto_error=False, description="`Bearer <key>` (or X-API-Key)")
+
+Scope = dict[str, Any]
+RELEASE_AFTER_S = 2.0  # well past any hash lookup; an image check still running then frees its set on its own
+
+
+class JSON(Response):
+    """orjson: measured faster than the standard encoder on these small answers."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+# -- request and answer shapes (published in the OpenAPI document) ------------------------------------------------
+
+Thresholds = dict[str, dict[str, int]]
+
+
+class HashesIn(BaseModel):
+    hashes: dict[str, str] | None = Field(None, description="One item: {signal: hex}, e.g. {'pdq': '...'}")
+    items: list[dict[str, str]] | None = Field(None, description="A batch of items, each {signal: hex}")
+    thresholds: Thresholds | None = Field(
+        None, description="{bank: {signal: bits}}: tighter than the bank's (admin keys may also loosen)"
+    )
+
+
+class UrlIn(BaseModel):
+    url: str = Field(..., description="Checked against URL lists by its canonical hash; never fetched")
+
+
+class TextIn(BaseModel):
+    text: str = Field(..., description="A prompt or a caption")
+    lists: list[str] | None = Field(None, description="Imported term lists (NAME or NAME@VERSION) beside the defaults")
+    policy: Literal["default", "strict"] = Field("default", description="strict: refuse what default would review")
+
+
+class MatchOut(BaseModel):
+    bank: str
+    version: int
+    entry_id: str
+    signal: str
+    probe: str
+    distance: int
+
+
+class FailureOut(BaseModel):
+    code: str
+    detail: str
+
+
+class CheckOut(BaseModel):
+    verdict: str | None = Field(..., description="keep | remove | review; null when the item could not be checked")
+    matches: list[MatchOut]
+    reasons: list[str]
+    failure: FailureOut | None
+    notes: list[str]
+    scores: dict[str, float] = Field(default_factory=dict, description="Screening scores, when screening ran")
+    rules: list[str] = Field(default_factory=list, description="Screening rules that fired")
+    lists: list[str] = Field(default_factory=list, description="Term lists that matched (category:name@version)")
+    generation: int = Field(..., description="Which loaded set of banks answered")
+
+
+class BatchOut(BaseModel):
+    results: list[CheckOut]
+    generation: int
+
+
+async def _check_scope(request: Request, header: Annotated[str | None, Security(KEY_HEADER)] = None) -> KeyRecord:
+    return request.app.state.service.authorize(request, header, "check")
+
+
+async def _admin_scope(request: Request, header: Annotated[str | None, Security(KEY_HEADER)] = None) -> KeyRecord:
+    return request.app.state.service.authorize(request, header, "admin")
+
+
+CheckKey = Annotated[KeyRecord, Security(_check_scope)]
+AdminKey = Annotated[KeyRecord, Security(_admin_scope)]
+
+# -- the app -------------------------------------------------------------------------------------------------------
+
+
+class Service:
+    """State the endpoints share: keys, live banks, limits, metrics. One per app."""
+
+    def __init__(self, settings: Settings, live: LiveBanks | None = None) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.keys = KeyStore(settings.keys_path)
+        self.live = live if live is not None else LiveBanks(settings.banks, settings.quality_gate)
+        self.rate = RateLimiter(self.limits.rate, self.limits.burst)
+        self.metrics = Metrics()
+        self.image_slots = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+        self.lookups = LookupBatcher()
+        self._follower: asyncio.Task[None] | None = None
+        self._stager: asyncio.Task[None] | None = None
+        warm_up(self.live.current.banks)
+
+    def start_watching(self) -> None:
+        """Started from the first request (it needs the running loop; tests run the app without lifespan)."""
+        loop = asyncio.get_running_loop()
+        if self.settings.follow_reloads and self._follower is None:
+            self._follower = loop.create_task(follow_siblings(self.live))
+        if self.settings.stage_imports and self._stager is None:
+            self._stager = loop.create_task(stage_imports(self.live))
+
+    def authorize(self, request: Request, header: str | None, scope: str) -> KeyRecord:
+        """401 without a valid key, 403 with a key of the wrong scope, 429 over the key's rate."""
+        return self.authorize_raw(header or request.headers.get("x-api-key"), scope, request.scope["state"])
+
+    def authorize_raw(self, raw: str | None, scope: str, state: dict[str, Any]) -> KeyRecord:
+        """``authorize`` for a raw header value; the key id goes into the request's ``state`` for the log."""
+        if self._stager is None and self._follower is None:
+            self.start_watching()
+        if raw and raw[:7].lower() == "bearer ":
+            raw = raw[7:].strip()
+        self.keys.refresh(time.monotonic())
+        rec = self.keys.verify(raw) if raw else None
+        if rec is None:
+            raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        state["key_id"] = rec.id
+        if not rec.allows(scope):
+            raise HTTPException(403, f"key {rec.id} has scope {rec.scope!r}; this endpoint needs {scope!r}")
+        wait = self.rate.allow(rec.id)
+        if wait:
+            raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": str(max(1, round(wait)))})
+        return rec
+
+    def banks_for(self, current: BankSet, thresholds: Thresholds | None, key: KeyRecord) -> cs_api.Banks:
+        """The banks to ask: as loaded, or a view at the caller's thresholds. Tighter is anyone's right; looser
+        only an admin's, since a wider threshold changes what the operator decided the list means."""
+        if not thresholds:
+            return current.banks
+        for bank, per in thresholds.items():
+            for sig, bits in per.items():
+                have = current.threshold(bank, sig)
+                if have is None:
+                    raise HTTPException(422, f"thresholds.{bank}.{sig}: no such bank and signal is served")
+                if bits < 0:
+                    raise HTTPException(422, f"thresholds.{bank}.{sig}: must be 0 or more, got {bits}")
+                if bits > have and key.scope != "admin":
+                    raise HTTPException(
+                        403, f"thresholds.{bank}.{sig}: {bits} is looser than the bank's {have}; only admin keys may"
+                    )
+        # One view per distinct ask, kept on the set (and dropped with it on reload), so requests asking the same
+        # thresholds share a Banks object and so a batch.
+        ask = orjson.dumps(thresholds, option=orjson.OPT_SORT_KEYS)
+        view = current.views.get(ask)
+        if view is None:
+            if len(current.views) >= 64:
+                current.views.clear()
+            view = current.views[ask] = current.banks.with_thresholds(thresholds)
+        return view
+
+    def answer(self, state: dict[str, Any], route: str, check: cs_api.Check, generation: int) -> dict[str, Any]:
+        out = check.to_dict()
+        out["generation"] = generation
+        self.metrics.verdict(route, check.verdict)
+        state["verdict"] = check.verdict or "failed"
+        state["matches"] = state.get("matches", 0) + len(check.matches)
+        return out
+
+    async def lookup(self, body: Any, key: KeyRecord, state: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/check/hashes`` from its parsed JSON body, shared by the FastAPI route and the fast path
+        (``fastpath.py``): one item (``hashes``) or a batch (``items``), validated here, answered by the
+        batcher through ``api.check_many``."""
+        if not isinstance(body, dict):
+            raise HTTPException(422, "body: expected a JSON object with 'hashes' or 'items'")
+        one, many, thresholds = body.get("hashes"), body.get("items"), body.get("thresholds")
+        if (one is None) == (many is None):
+            raise HTTPException(422, "give exactly one of 'hashes' (one item) or 'items' (a batch)")
+        if many is not None and not isinstance(many, list):
+            raise HTTPException(422, "items: expected a list of {signal: hex} objects")
+        items: list[Any] = [one] if one is not None else list(many or [])
+        if len(items) > self.limits.max_batch:
+            raise HTTPException(413, f"items: {len(items)} is over the limit of {self.limits.max_batch} per request")
+        for i, h in enumerate(items):
+            where = "hashes" if one is not None else f"items[{i}]"
+            if not isinstance(h, dict) or not all(isinstance(v, str) for v in h.values()):
+                raise HTTPException(422, f"{where}: expected an object of signal: hex strings")
+            if not h:
+                raise HTTPException(422, f"{where}: empty")
+            for sig, value in h.items():  # here, so a bad value fails its own request and never a whole batch
+                try:
+                    get_signal(sig).validate(value)
+                except (ValueError, CleansetError) as e:
+                    raise HTTPException(422, f"{where}.{sig}: {e}") from None
+        if thresholds is not None and not _thresholds_ok(thresholds):
+            raise HTTPException(422, "thresholds: expected {bank: {signal: bits}}")
+        current = self.live.current
+        banks = self.banks_for(current, thresholds, key)
+        try:
+            checks = await self.lookups.check(items, banks)
+        except (ValueError, CleansetError) as e:
+            raise HTTPException(422, f"hashes: {e}") from None
+        if one is not None:
+            return self.answer(state, "hashes", checks[0], current.generation)
+        results = [self.answer(state, "hashes", c, current.generation) for c in checks]
+        return {"results": results, "generation": current.generation}
+
+
+def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
+    """The service as an ASGI app; ``live`` lets a caller share banks it already built (tests, benches)."""
+    svc = Service(settings, live)
+    app = FastAPI(
+        title="cleanset",
+        version=__version__,
+        description="Check images, hashes, URLs and prompts against hotline hash lists. Answers never hold a "
+        "list's values: a match is named by bank, version, entry id, signal, probe and distance.",
+        default_response_class=JSON,
+    )
+    app.state.service = svc
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSON:
+        """422 naming the field and what is wrong, without echoing the input: a caller's hashes may be a list's
+        values, and error answers end up in logs and tickets."""
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return JSON({"detail": detail}, status_code=422)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process answers. No key needed."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> dict[str, Any]:
+        """Banks are loaded and indexed. No key needed; names no bank."""
+        return {"status": "ready", "generation": svc.live.current.generation}
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics(k: CheckKey) -> PlainTextResponse:
+        """Prometheus text: requests, latencies, verdicts, bank versions."""
+        return PlainTextResponse(svc.metrics.render(svc.live.current), media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/check/hashes", tags=["check"], response_model=CheckOut | BatchOut)
+    async def check_hashes(body: HashesIn, request: Request, k: CheckKey) -> Any:
+        """Hashes computed elsewhere (on-device hashing): one item (``hashes``) or a batch (``items``). Served
+        by the fast path (``fastpath.py``) unless it is turned off; both call ``Service.lookup``."""
+        return JSON(await svc.lookup(body.model_dump(exclude_none=True), k, request.scope["state"]))
+
+    @app.post(
+        "/v1/check/image",
+        tags=["check"],
+        response_model=CheckOut,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    "image/*": {"schema": {"type": "string", "format": "binary"}},
+                    "multipart/form-data": {
+                        "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+                    },
+                },
+                "required": True,
+            }
+        },
+    )
+    async def check_image(request: Request, k: CheckKey, thresholds: str | None = None) -> Any:
+        """Image bytes, raw or as the multipart field ``file``: hashed with every default signal (one decode),
+        matched and judged. ``thresholds``: the same object as for hashes, as a JSON query parameter."""
+        data = await read_image(request, svc.limits.max_body)
+        check_pixels(data, svc.limits.max_pixels)
+        wanted = _thresholds_param(thresholds)
+        current = svc.live.current
+        banks = svc.banks_for(current, wanted, k)
+        async with svc.image_slots:
+            try:
+                check = await asyncio.wait_for(run_in_threadpool(cs_api.check_bytes, data, banks), svc.limits.timeout_s)
+            except TimeoutError:
+                raise HTTPException(503, f"image check took over {svc.limits.timeout_s} s; not checked") from None
+        return JSON(svc.answer(request.scope["state"], "image", check, current.generation))
+
+    @app.post("/v1/check/url", tags=["check"], response_model=CheckOut)
+    async def check_url(body: UrlIn, request: Request, k: CheckKey) -> Any:
+        """A URL against URL lists, by its canonical hash; nothing is downloaded."""
+        current = svc.live.current
+        check = cs_api.check_url(body.url, current.banks)
+        return JSON(svc.answer(request.scope["state"], "url", check, current.generation))
+
+    @app.post("/v1/check/text", tags=["check"], response_model=CheckOut)
+    async def check_text(body: TextIn, request: Request, k: CheckKey) -> Any:
+        """A prompt or caption against the caption rules (``cleanset.api.check_text``)."""
+        current = svc.live.current
+        try:
+            check = await run_in_threadpool(cs_api.check_text, body.text, body.lists, body.policy)
+        except CleansetError as e:
+            raise HTTPException(422, f"lists: {e}") from None
+        return JSON(svc.answer(request.scope["state"], "text", check, current.generation))
+
+    @app.get("/v1/banks", tags=["banks"])
+    async def banks(k: CheckKey) -> dict[str, Any]:
+        """Names, versions, sizes and thresholds of the served banks; never a value."""
+        cur = svc.live.current
+        return {
+            "generation": cur.generation,
+            "loaded_at": cur.loaded_at,
+            "banks": cur.described,
+            "staged": svc.live.staged(),
+        }
+
+    @app.post("/v1/banks/{name}/reload", tags=["banks"])
+    async def reload(name: str, k: AdminKey) -> dict[str, Any]:
+        """Make the bank's latest stored version live; requests in flight finish on the previous one."""
+        try:
+            nxt = await run_in_threadpool(svc.live.reload, name)
+        except CleansetError as e:
+            raise HTTPException(404, str(e)) from None
+        svc.metrics.reloads += 1
+        # Requests in flight at the swap still hold the previous set; once they have answered, hand its memory
+        # back (the reload's own release ran while they held it).
+        loop = asyncio.get_running_loop()
+        loop.call_later(RELEASE_AFTER_S, lambda: loop.run_in_executor(None, release_memory))
+        return {
+            "generation": nxt.generation,
+            "build_s": round(nxt.build_s, 3),
+            "banks": [b for b in nxt.described if b["name"] == name],
+        }
+
+    app.add_middleware(AccessLog, svc=svc)
+    return app
+
+
+def warm_up(banks: cs_api.Banks) -> None:
+    """Checks of a picture drawn here (colour ramps) and of a hash, before the first request: the
+    hashing and matching kernels load (or compile) now, so the first caller is not the one who waits, or times
+    out, for them; ``/readyz`` answers only after this."""
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(0, 255, 640, dtype=np.uint8)
+    pixels = np.stack([np.tile(ramp, (480, 1)), np.tile(ramp[:480, None], (1, 640)), np.full((480, 640), 90)], -1)
+    for fmt in ("JPEG", "PNG"):  # each decoder's path, at a size that runs every probe (rotations, regions)
+        buf = io.BytesIO()
+        Image.fromarray(pixels.astype(np.uint8)).save(buf, fmt)
+        cs_api.check_bytes(buf.getvalue(), banks)
+    cs_api.check_many([{"md5": "0" * 32}], banks)
+
+
+def _thresholds_ok(val: Any) -> bool:
+    return isinstance(val, dict) and all(
+        isinstance(v, dict) and all(isinstance(b, int) and not isinstance(b, bool) for b in v.values())
+        for v in val.values()
+    )
+
+
+def _thresholds_param(raw: str | None) -> Thresholds | None:
+    if raw is None:
+        return None
+    try:
+        val = json.loads(raw)
+        if not _thresholds_ok(val):
+            raise ValueError("expected {bank: {signal: bits}}")
+    except ValueError as e:
+        raise HTTPException(422, f"thresholds: {e}") from None
+    return val
+
+
+async def read_image(request: Request, limit: int) -> bytes:
+    """The body, refused at ``limit`` bytes before it is all read (a declared length over it, or a stream that
+    grows past it); a multipart body gives its ``file`` field."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        from starlette.datastructures import UploadFile
+
+        request._body = body  # the form parser reads the body already read
+        form = await request.form()
+        try:
+            f = form.get("file")
+            if not isinstance(f, UploadFile):
+                raise HTTPException(422, "multipart body: no 'file' field")
+            body = await f.read()
+        finally:
+            await form.close()
+    if not body:
+        raise HTTPException(422, "body: empty; send the image bytes")
+    return body
+
+
+def check_pixels(data: bytes, limit: int) -> None:
+    """Refuse an image whose header declares over ``limit`` pixels, before any pixel is decoded. Bytes Pillow
+    cannot open go on to the check, which fails them closed with a reason."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Exception:
+        return
+    if w * h > limit:
+        raise HTTPException(413, f"image of {w}x{h} pixels is over the limit of {limit:,}")
+
+
+class AccessLog:
+    """Pure ASGI middleware: one JSON line per request on ``cleanset.access`` (time, method, path, status,
+    milliseconds, key id, bytes in, verdict, match count), and the request metrics. Never a body, a header's
+    secret or a hash: the key is named by its id, a match only by count."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], svc: Service) -> None:
+        self.app = app
+        self.svc = svc
+        self.log = svc.settings.access_log
+        self.fast = svc.settings.fast_path
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        status = 500
+
+        async def send_wrapped(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if self.fast and scope["path"] == fastpath.PATH and scope["method"] == "POST":
+                await fastpath.serve_hashes(self.svc, scope, receive, send_wrapped)
+            else:
+                await self.app(scope, receive, send_wrapped)
+        finally:
+            took = time.perf_counter() - t0
+            path = scope["path"]
+            route = path if not path.startswith("/v1/banks/") else "/v1/banks/{name}/reload"
+            self.svc.metrics.observe(route, status, took)
+            if self.log and ACCESS.isEnabledFor(logging.INFO):
+                ACCESS.info(
+                    orjson.dumps(_access_record(scope, state, status, took)).decode(),
+                )
+
+
+def _access_record(scope: Scope, state: Mapping[str, Any], status: int, took: float) -> dict[str, Any]:
+    headers = dict(scope.get("headers") or [])
+    return {
+        "ts": round(time.time(), 3),
+        "id": uuid.uuid4().hex[:16],
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "ms": round(took * 1000, 3),
+        "key": state.get("key_id"),
+        "bytes_in": int(headers.get(b"content-length", b"0") or 0),
+        "verdict": state.get("verdict"),
+        "matches": state.get("matches"),
+        "client": (scope.get("client") or ("", 0))[0],
+    }

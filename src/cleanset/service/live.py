@@ -1,0 +1,249 @@
+"""Live banks: the service's banks as one immutable snapshot, replaced whole on reload.
+
+A request takes the current ``BankSet`` once, at its start, and answers from it alone: a reload builds the next set
+beside it (indexes and all) and then swaps one reference, which Python makes atomic. A request in flight keeps
+the old set alive until it answers, so no request fails or sees half an index; the old indexes are freed when the
+last such request is done, and memory returns to one index's worth.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from cleanset.api import Banks
+from cleanset.errors import UserError
+
+
+@dataclass(frozen=True)
+class BankSet:
+    """One generation of the service's banks; never changed after it is built."""
+
+    banks: Banks
+    generation: int
+    loaded_at: float
+    build_s: float
+    pinned: dict[str, int | None] = field(default_factory=dict)  # name -> version asked for (None: latest)
+    views: dict[bytes, Banks] = field(default_factory=dict, compare=False)  # callers' thresholds -> view (app.py)
+
+    @cached_property
+    def described(self) -> list[dict[str, Any]]:
+        """Names, versions, sizes and thresholds: what ``GET /v1/banks`` publishes, never a value."""
+        return [
+            {
+                "name": s.name,
+                "version": int(s.version),
+                "allow": bool(s.allow),
+                "entry_count": int(s.entry_count),
+                "counts": {sig: int(s.values(sig).shape[0]) for sig in s.signals()},
+                "digest": s.digest,
+                "thresholds": {sig: int(s.threshold(sig)) for sig in s.signals()},
+            }
+            for s in self.banks.snapshots
+        ]
+
+    def threshold(self, bank: str, signal: str) -> int | None:
+        for b in self.banks.matcher.indexes:
+            if b.bank == bank and b.signal == signal:
+                return int(b.threshold)
+        return None
+
+
+def _open(specs: Sequence[str]) -> tuple[list[Any], dict[str, int | None]]:
+    from cleanset.runs.banks import open_banks as open_snapshots
+
+    snaps = open_snapshots(list(specs))
+    pinned = {}
+    for spec in specs:
+        name, _, ver = spec.partition("@")
+        pinned[name] = int(ver) if ver else None
+    return snaps, pinned
+
+
+class LiveBanks:
+    """Holds the current ``BankSet``; ``reload`` builds the next one and swaps it in. One reload at a time."""
+
+    def __init__(self, specs: Sequence[str], quality_gate: int | None = None) -> None:
+        t0 = time.perf_counter()
+        snaps, pinned = _open(specs)
+        banks = Banks(snaps, quality_gate)
+        _ = banks.matcher  # built now, before the first request, not by it
+        self._lock = threading.Lock()
+        self._current = BankSet(banks, 1, time.time(), time.perf_counter() - t0, pinned)
+        self._staged: dict[str, Staged] = {}
+        self._staging = threading.Lock()
+
+    @property
+    def current(self) -> BankSet:
+        return self._current
+
+    def version_of(self, name: str) -> int | None:
+        for s in self._current.banks.snapshots:
+            if s.name == name:
+                return int(s.version)
+        return None
+
+    def reload(self, name: str, version: int | None = None) -> BankSet:
+        """Make the latest stored version of bank ``name`` live (a bank pinned with ``NAME@VERSION`` stays at its
+        version; ``version`` asks for one, as a sibling worker's stamp does). Only that bank's indexes are built;
+        the others are shared with the previous set. The version made live is stamped for sibling workers."""
+        from cleanset.banks.store import BankStore
+
+        with self._lock:
+            cur = self._current
+            if name not in cur.pinned:
+                raise UserError(f"bank {name!r} is not served (served: {', '.join(cur.pinned) or 'none'})")
+            t0 = time.perf_counter()
+            want = cur.pinned[name] if cur.pinned[name] is not None else version
+            snap = BankStore.default().open(name, want)
+            staged = self._take_staged(name, int(snap.version))
+            banks = cur.banks.replacing(snap, None if staged is None else staged.banks)
+            nxt = BankSet(banks, cur.generation + 1, time.time(), time.perf_counter() - t0, dict(cur.pinned))
+            self._current = nxt
+            write_stamp(name, int(snap.version))
+        del cur
+        release_memory()
+        return nxt
+
+    # -- staging: a new version's index built when it is imported, so the reload only swaps ---------------------
+
+    def stage(self, name: str) -> Staged | None:
+        """Build the index of the newest stored version of served bank ``name`` now, beside the live one, if it is
+        newer than what is live (pinned banks never move). Its reload then swaps it in instead of building: at 10
+        million entries the build is seconds, the swap is not. The staged index counts as a second index's worth
+        of memory until the reload (or a newer version) replaces it."""
+        from cleanset.banks.store import BankStore
+
+        cur = self._current
+        if cur.pinned.get(name, 0) is not None:
+            return None
+        store = BankStore.default()
+        numbers = store.layout.version_numbers(name)
+        have = self.version_of(name)
+        if not numbers or have is None or numbers[-1] == have:
+            return None
+        with self._staging:
+            st = self._staged.get(name)
+            building = st is not None and st.version == numbers[-1]
+            if not building:
+                st = self._staged[name] = Staged(numbers[-1])
+        assert st is not None
+        if building:
+            st.ready.wait()
+            return st
+        try:
+            t0 = time.perf_counter()
+            built = Banks([store.open(name, st.version)], cur.banks.quality_gate)
+            _ = built.matcher
+            st.banks, st.build_s = built, time.perf_counter() - t0
+        finally:
+            st.ready.set()
+        release_memory()  # the build's temporaries
+        return st
+
+    def staged(self) -> dict[str, int]:
+        """Bank -> version whose index is built and waiting for its reload."""
+        return {n: s.version for n, s in list(self._staged.items()) if s.ready.is_set() and s.banks is not None}
+
+    def _take_staged(self, name: str, version: int) -> Staged | None:
+        """The staged build of exactly this version (waiting for it if it is being built), taken out of staging."""
+        with self._staging:
+            st = self._staged.get(name)
+            if st is None or st.version != version:
+                return None
+        st.ready.wait()
+        with self._staging:
+            if self._staged.get(name) is st:
+                del self._staged[name]
+        return st if st.banks is not None else None
+
+
+@dataclass
+class Staged:
+    version: int
+    banks: Banks | None = None
+    build_s: float = 0.0
+    ready: threading.Event = field(default_factory=threading.Event)
+
+
+async def stage_imports(live: LiveBanks, every_s: float = 1.0) -> None:
+    """Watch the store for new versions of served banks and stage their indexes (``LiveBanks.stage``)."""
+    import asyncio
+
+    while True:
+        await asyncio.sleep(every_s)
+        for name in list(live.current.pinned):
+            try:
+                await asyncio.to_thread(live.stage, name)
+            except (UserError, OSError):
+                continue  # a version half-removed meanwhile: the next look sees the store as it is
+            except Exception:  # staging is an optimisation: the reload still builds; say why, keep watching
+                logging.getLogger("cleanset.service").exception("staging bank %s failed", name)
+
+
+def release_memory() -> None:
+    """Free the previous set now and hand its pages back: Index objects may sit in reference cycles (so
+    ``gc.collect``), and glibc and Arrow keep freed memory for reuse unless asked to return it, which would read
+    as growth after every reload."""
+    gc.collect()
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except ImportError:
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
+
+
+def stamp_dir() -> Path:
+    from cleanset.banks.layout import home
+
+    return home() / "service" / "live"
+
+
+def write_stamp(name: str, version: int) -> None:
+    """``service/live/<bank>``: the version a worker made live, for its sibling workers to follow."""
+    from cleanset.atomic import atomic_output, private_dir
+
+    private_dir(stamp_dir())
+    with atomic_output(stamp_dir() / name) as tmp:
+        tmp.write_text(str(version), encoding="ascii")
+
+
+def read_stamps(names: Sequence[str]) -> dict[str, int]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = int((stamp_dir() / name).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+async def follow_siblings(live: LiveBanks, every_s: float = 1.0) -> None:
+    """With ``--workers N`` a reload reaches one worker; the others see its stamp within ``every_s`` and load
+    the same version. (One worker alone never differs from its own stamp.)"""
+    import asyncio
+
+    while True:
+        await asyncio.sleep(every_s)
+        cur = live.current
+        for name, version in read_stamps(list(cur.pinned)).items():
+            have = live.version_of(name)
+            if cur.pinned.get(name) is None and have is not None and version != have:
+                try:
+                    await asyncio.to_thread(live.reload, name, version)
+                except UserError:
+                    continue  # the stamped version vanished (bank removed): keep serving what is loaded
