@@ -55,10 +55,12 @@ __all__ = [
     "check_bytes",
     "check_hashes",
     "check_many",
+    "check_text",
     "check_url",
     "clean",
     "hash_bytes",
     "hasher",
+    "neighbours",
     "open_banks",
     "report",
     "scan",
@@ -89,6 +91,10 @@ class Check:
     failure: Failure | None = None
     hashes: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # screening: the scores the policy read, the rules that fired, the term lists that matched (``category:list@v``)
+    scores: Mapping[str, float] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the same shape ``cleanset match`` and a service answer with."""
@@ -108,6 +114,9 @@ class Check:
             "reasons": list(self.reasons),
             "failure": None if self.failure is None else {"code": self.failure.code, "detail": self.failure.detail},
             "notes": list(self.notes),
+            "scores": dict(self.scores),
+            "rules": list(self.rules),
+            "lists": list(self.lists),
         }
 
 
@@ -156,6 +165,35 @@ class Banks:
             self._engine = HashEngine()
         return self._engine
 
+    def with_thresholds(self, thresholds: Mapping[str, Mapping[str, int]]) -> Banks:
+        """These banks asked at other thresholds (``{bank: {signal: bits}}``) over the same built indexes: a
+        service caller's threshold is a view, not a rebuild. Whether a caller may raise one is the caller's rule."""
+        from dataclasses import replace
+
+        from cleanset.matching.matcher import BankMatcher
+
+        m = self.matcher
+        out = Banks(self.snapshots, self.quality_gate)
+        out._matcher = BankMatcher(
+            [replace(b, threshold=thresholds.get(b.bank, {}).get(b.signal, b.threshold)) for b in m.indexes],
+            m.quality_gate,
+        )
+        out._engine = self._engine
+        return out
+
+    def replacing(self, snapshot: Any, built: Banks | None = None) -> Banks:
+        """These banks with ``snapshot`` in place of the bank of its name (or added): only its indexes are built,
+        the others are shared, so reloading one bank of a service costs that bank's build alone. ``built``:
+        ``Banks([snapshot])`` with its matcher already built (a service stages a new version before the reload)."""
+        from cleanset.matching.matcher import BankMatcher
+
+        fresh = built.matcher if built is not None else BankMatcher.build([snapshot], quality_gate=self.quality_gate)
+        kept = [b for b in self.matcher.indexes if b.bank != snapshot.name]
+        out = Banks([*(s for s in self.snapshots if s.name != snapshot.name), snapshot], self.quality_gate)
+        out._matcher = BankMatcher([*kept, *fresh.indexes], self.quality_gate)
+        out._engine = self._engine
+        return out
+
 
 def open_banks(names: Sequence[str], quality_gate: int | None = None) -> Banks:
     """Banks from the store by ``NAME`` or ``NAME@VERSION`` (``CLEANSET_HOME``); an unknown name is a UserError."""
@@ -191,7 +229,7 @@ def _answer(
     )
     failure = Failure.of(reason) if status is Status.FAILED else None
     verdict = None if a.verdict is None else str(a.verdict)
-    return Check(verdict, a.matches, a.reasons, failure, dict(hashes), a.notes)
+    return Check(verdict, a.matches, a.reasons, failure, dict(hashes), a.notes, dict(scores or {}), a.rules)
 
 
 def hasher(
@@ -219,17 +257,76 @@ def hash_bytes(data: bytes, signals: Sequence[str] | None = None, *, probes: boo
     return hasher(signals, dihedral=probes, regions=probes).hash_bytes(data)
 
 
-def check_bytes(data: bytes, banks: Banks, policy: Policy | None = None) -> Check:
+def check_bytes(data: bytes, banks: Banks, policy: Policy | None = None, *, screen: Any = None) -> Check:
     """Hash ``data`` with every default signal (one decode) and assess it against ``banks``. Bytes that do not
-    decode still have their file digests matched: a known file is found even when no decoder reads it."""
-    out = banks.engine().hash_bytes(data)
-    return _answer(out.probes, banks, policy, out.scores, out.hashes, out.status, out.reason)
+    decode still have their file digests matched: a known file is found even when no decoder reads it.
+
+    ``screen``: a ``screening.stage.ScreenConfig`` (or a built ``Screening``, to reuse across calls) also runs its
+    classifiers on the same decode; their scores and the rules they fire come back in ``scores`` and ``rules``."""
+    if screen is None:
+        out = banks.engine().hash_bytes(data)
+        return _answer(out.probes, banks, policy, out.scores, out.hashes, out.status, out.reason)
+    screening = screen.build() if hasattr(screen, "build") else screen
+    hook, inputs = screening.pixel_hook()
+    out = banks.engine().hash_bytes(data, hook)
+    scores = dict(out.scores)
+    status, reason = out.status, out.reason
+    if status is Status.OK:
+        # This call's own inputs, scored now: a shared queue would let another thread's flush take them.
+        missing = screening.classify(scores, inputs)
+        if missing:
+            status, reason = Status.FAILED, f"not screened: no score from classifier(s) {', '.join(missing)}"
+    return _answer(out.probes, banks, policy, scores, out.hashes, status, reason)
 
 
 def check_url(url: str, banks: Banks, policy: Policy | None = None) -> Check:
     """Assess a URL against URL lists (``url_md5``/``url_sha1`` of its canonical form); nothing is fetched."""
     out = banks.engine().hash_url(url)
     return _answer(out.probes, banks, policy, out.scores, out.hashes, out.status, out.reason)
+
+
+def check_text(
+    text: str,
+    lists: Sequence[str] | None = None,
+    policy: Policy | str | None = None,
+    *,
+    defaults: bool = True,
+) -> Check:
+    """Screen a caption or a text-to-image prompt against term lists: the shipped defaults (``defaults``) and the
+    imported lists named in ``lists`` (``NAME`` or ``NAME@VERSION``). ``policy``: a ``Policy``, or ``default`` /
+    ``strict`` / a TOML path. The answer names the lists that matched (``lists``: ``category:name@version``) and the
+    rules that fired, never the term. Minor and sexual terms together are ``review`` under the default policy
+    (``strict``: ``remove``, i.e. refuse the prompt)::
+
+        >>> check_text("a red bicycle by the lake").verdict
+        'keep'
+    """
+    from cleanset.assess import judgement, load_policy
+    from cleanset.screening.terms import resolve_lists
+    from cleanset.screening.text import screen_text
+
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    from cleanset.errors import UserError
+    from cleanset.screening.text import MAX_TEXT
+
+    if len(text) > MAX_TEXT:
+        raise UserError(f"text of {len(text):,} characters: check_text takes at most {MAX_TEXT:,}")
+    pol = policy if policy is None or not isinstance(policy, str) else load_policy(policy)
+    result = screen_text(text, resolve_lists(list(lists) if lists else None, defaults=defaults))
+    scores = result.scores
+    j = judgement(Status.OK, (), scores, pol)
+    reasons = [f"terms of list {label}" for label in result.labels] + (
+        [] if not scores else [r for r in j.reasons if r != "no match in any bank"]
+    )
+    return Check(
+        None if j.verdict is None else str(j.verdict),
+        (),
+        tuple(reasons or ["no listed term"]),
+        scores=scores,
+        rules=tuple(j.rules),
+        lists=tuple(result.labels),
+    )
 
 
 def _probes(hashes: Mapping[str, str] | Sequence[Probe]) -> tuple[list[Probe], dict[str, str]]:
@@ -298,19 +395,54 @@ def scan(
     shards to do known, nothing read yet), e.g. to size a progress bar. Rerun with the same ``out`` to resume.
     Everything that can be wrong with the call is raised before the first image is read."""
     from cleanset.pipeline.scan import ScanOptions, execute, prepare
+    from cleanset.storage import location
 
     names = banks.names if isinstance(banks, Banks) else list(banks)
     snaps = banks.snapshots if isinstance(banks, Banks) else None
-    opts = ScanOptions(sources=[Path(p) for p in sources], banks=names, out=Path(out), **options)
+    opts = ScanOptions(sources=[location(p) for p in sources], banks=names, out=location(out), **options)
     return execute(prepare(opts, snaps), opts.executor, opts.workers, on_event, on_start)
+
+
+def neighbours(
+    run: Path | str,
+    embeddings: str | Path | Any,
+    *,
+    sources: Sequence[Path | str] = (),
+    k: int | None = None,
+    min_similarity: float | None = None,
+) -> Any:
+    """Score the neighbours of every hit of ``run`` in embedding space and judge them again, as the run's next
+    revision (``pipeline.neighbours``). ``embeddings``: an array (one row per item, in the dataset's order), a
+    ``.npy`` file or folder (LAION's ``img_emb``), or ``column:NAME`` of the Parquet files in ``sources``."""
+    import numpy as np
+
+    from cleanset.pipeline.neighbours import neighbour_pass, shard_embeddings
+    from cleanset.screening.neighbours import DEFAULT_K, DEFAULT_MIN_SIMILARITY, load_embeddings
+
+    array: Any
+    if isinstance(embeddings, np.ndarray):
+        array, shown = embeddings, "array"
+    elif str(embeddings).startswith("column:"):
+        # Per shard, from the file each shard was scanned from: a listing's order is not the run's.
+        array, shown = shard_embeddings(run, str(embeddings)[len("column:") :], sources), str(embeddings)
+    else:
+        array, shown = load_embeddings(embeddings), str(embeddings)
+    return neighbour_pass(
+        Path(run),
+        array,
+        DEFAULT_K if k is None else k,
+        DEFAULT_MIN_SIMILARITY if min_similarity is None else min_similarity,
+        source=shown,
+    )
 
 
 def clean(sources: Sequence[Path | str], run: Path | str, out: Path | str, **options: Any) -> CleanReport:
     """Write the cleaned dataset (only bytes the scan screened and kept, re-checked by digest); returns the
     ``CleanReport``. ``options``: ``keep_review``, ``keep_failed``, ``format``, ``on_shard``."""
     from cleanset.actions.clean import clean as _clean
+    from cleanset.storage import location
 
-    return _clean([Path(p) for p in sources], Path(run), Path(out), **options)
+    return _clean([location(p) for p in sources], location(run), location(out), **options)
 
 
 def _paths(p: Path | str | Sequence[Path | str]) -> list[Path]:

@@ -29,6 +29,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "hash_cmd",
     "bank_cmd",
+    "terms_cmd",
     "match_cmd",
     "scan_cmd",
     "clean_cmd",
@@ -38,6 +39,8 @@ COMMAND_MODULES = (
     "attest_cmd",
     "bench_cmd",
     "demo_cmd",
+    "serve_cmd",
+    "keys_cmd",
 )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cleanset import storage
 from cleanset.assess import Policy
 from cleanset.errors import UserError
 
@@ -36,7 +37,7 @@ class SourceSpec:
         from cleanset.sources import open_source
 
         options = {k: Path(v) if k == "images" else v for k, v in self.options.items()}
-        return open_source([Path(p) for p in self.paths], self.format, **options)
+        return open_source(list(self.paths), self.format, **options)  # URLs are staged by open_source
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class ScanPlan:
     engine: HashConfig
     policy: Policy
     quality_gate: int
+    screen: Any = None  # ``screening.stage.ScreenConfig`` or None: screening, as data a worker builds it from
 
     @classmethod
     def of(
@@ -90,30 +92,40 @@ class ScanPlan:
         engine: HashConfig,
         policy: Policy,
         quality_gate: int,
+        screen: Any = None,
     ) -> ScanPlan:
         opts = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
         return cls(
-            SourceSpec(source.name, tuple(str(Path(p).resolve()) for p in paths), opts),
+            SourceSpec(source.name, tuple(storage.resolved(p) for p in paths), opts),
             tuple(BankRef.of(s) for s in snapshots),
             engine,
             policy,
             quality_gate,
+            screen.pinned() if screen is not None else None,  # term lists as NAME@VERSION: workers read the same
         )
 
-    def build_context(self) -> ScanContext:
+    def build_context(self, matcher: Any = None, url_plan: Any = None) -> ScanContext:
         """What a worker scans with: the source reopened, banks reopened and checked by digest, engine and matcher
-        built. Costs what ``prepare`` cost, so a worker does it once, not per shard."""
+        built. Costs what ``prepare`` cost, so a worker does it once, not per shard.
+
+        ``matcher`` (with its ``url_plan``): the one the driver built from these very banks, handed over by an
+        executor that shares memory another way (Ray's object store: the indexes' arrays, once per node); the
+        banks are then not reopened here."""
         from cleanset.matching.matcher import BankMatcher
         from cleanset.pipeline.tasks import ScanContext
         from cleanset.signals.engine import HashEngine
 
-        snaps = [b.open() for b in self.banks]
-        matcher = BankMatcher.build(snaps, quality_gate=self.quality_gate)
+        snaps = [b.open() for b in self.banks] if matcher is None else []
+        if matcher is None:
+            matcher = BankMatcher.build(snaps, quality_gate=self.quality_gate)
         return ScanContext(
+            url_plan=url_plan,
             source=self.source.open(),
             engine=HashEngine(self.engine),
             matcher=matcher,
             policy=self.policy,
             snapshots=snaps,
             plan=self,
+            screen=self.screen.build() if self.screen is not None else None,
+            url_fast_path=self.screen is None,
         )

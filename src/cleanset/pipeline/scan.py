@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cleanset import storage
 from cleanset.assess import Policy, assess_many
 from cleanset.errors import CleansetError, ExitCode, UserError
 from cleanset.pipeline.executors import Event, EventFn, get_executor
@@ -30,9 +31,9 @@ from cleanset.signals import DEFAULT_QUALITY_GATE as DEFAULT_QUALITY_GATE
 
 @dataclass
 class ScanOptions:
-    sources: Sequence[Path]
+    sources: Sequence[Path | str]  # a str may be a URL (cleanset.storage)
     banks: Sequence[str]
-    out: Path
+    out: Path | str
     format: str | None = None
     images: Path | None = None  # img2dataset's download of URL metadata, joined back by URL (laion)
     url_col: str | None = None  # the URL column (img2dataset's ``url_col``); None: the source's default
@@ -42,6 +43,7 @@ class ScanOptions:
     quality_gate: int = DEFAULT_QUALITY_GATE
     max_pixels: int | None = None
     policy: Policy = field(default_factory=Policy)
+    screen: Any = None  # a ``screening.stage.ScreenConfig``: classifiers, caption rules, dataset scores; None: off
     executor: str = "local"
     workers: int | None = None
 
@@ -130,12 +132,12 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     limit_blas_threads()  # before the engine warms up and the workers fork
     snaps = list(snapshots) if snapshots is not None else open_banks(opts.banks)
     options = source_options(opts)
-    source = open_source([Path(p) for p in opts.sources], opts.format, **options)
+    source = open_source(list(opts.sources), opts.format, **options)
     engine = build_engine(opts, source)
     policy = opts.policy.with_allow_banks(s.name for s in snaps if s.allow)
     cfg = engine.config
     config = {
-        "sources": [str(Path(p).resolve()) for p in opts.sources],
+        "sources": [storage.resolved(p) for p in opts.sources],
         "format": source.name,
         "source_options": {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in options.items()},
         "banks": [bank_record(s) for s in snaps],
@@ -145,7 +147,11 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
         "max_pixels": getattr(cfg, "max_pixels", None),
         "policy": policy.to_dict(),
     }
-    run = RunDir(Path(opts.out))
+    screening = opts.screen.build() if opts.screen is not None else None  # models and lists load, or fail, here
+    if screening is not None:
+        config["screen"] = screening.describe()
+        config["policy"] = policy.to_dict(full=True)  # the rules and thresholds screening was judged by
+    run = RunDir.at(opts.out)
     run.check(config)  # refuse a different scan before any costly step
     shards = source.shards()
     ids = [s.id for s in shards]
@@ -154,8 +160,10 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     matcher = BankMatcher.build(snaps, quality_gate=opts.quality_gate)
     manifest, resumed = run.open_for_scan(config)  # written only once everything above held
     done = {k: v for k, v in committed(run).items() if k in set(ids)}
-    plan = ScanPlan.of(source, opts.sources, options, snaps, cfg, policy, opts.quality_gate)
+    plan = ScanPlan.of(source, opts.sources, options, snaps, cfg, policy, opts.quality_gate, opts.screen)
     ctx = ScanContext(source=source, engine=engine, matcher=matcher, policy=policy, snapshots=snaps, plan=plan)
+    if screening is not None:  # captions and score columns are read per item: the URL column path reads neither
+        ctx.screen, ctx.url_fast_path = screening, False
     return Prepared(ctx, run, manifest, resumed, len(shards), [s for s in shards if s.id not in done], done)
 
 
@@ -210,6 +218,7 @@ def execute(
             warm_up(prep.ctx)
             ex.run(prep.todo, prep.ctx, prep.run, on_event or (lambda ev: None))
         entries = committed(prep.run)
+        _check_committed(prep, entries)
         summary = summarize([prep.run.items_path(s) for s in sorted(entries)])
         ledger_totals = totals(entries)
         if any(summary[k] != ledger_totals[k] for k in ledger_totals):
@@ -225,7 +234,21 @@ def execute(
             workers=ex.workers,
         )
         write_json_atomic(prep.run.path / SUMMARY, summary)
+        prep.run.push(SUMMARY)
     return summary
+
+
+def _check_committed(prep: Prepared, entries: Mapping[str, Any]) -> None:
+    """Every shard the executor returned must be in the run's ledger here (for a remote run, pushed to the store
+    before its local entry moved in): a summary must never claim, or silently miss, a shard. It catches a commit
+    the store never took, and Ray workers committing to a local --out the driver cannot see."""
+    missing = sorted(s.id for s in prep.todo if s.id not in entries)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CleansetError(
+            f"{prep.run.shown}: shards {shown} were reported done but are not committed there; run the scan again "
+            "to redo them (with --executor ray, --out must be an object-store URL or a folder every node sees)"
+        )
 
 
 def run_scan(
