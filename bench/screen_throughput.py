@@ -13,9 +13,13 @@ Printed, each as a ratio against its baseline measured in the same process:
   inline on one core over the same photos written as a folder with captions (fastest of ``--rounds``); the
   integration overhead is what the screened scan costs beyond the unscreened scan plus the model's own cost (its
   fastest standalone figure above), as a share of the model's cost (required: under 10 %);
-- the distribution of open_nsfw scores over the corpus, and the share at or above the default threshold (0.8).
+- the distribution of open_nsfw scores over the corpus, and the share at or above the default threshold (0.8);
+- caption rules: benign captions per second through ``screen_text`` with the shipped lists, against
+  ``normalise`` alone as the baseline, and the two texts the review timed (20,000 words against 500 stand-in
+  phrases; a run of half a million single letters), each against normalising the same text (``--text-only``
+  prints this part alone).
 
-    .venv/bin/python bench/screen_throughput.py [--limit N] [--batch B]
+    .venv/bin/python bench/screen_throughput.py [--limit N] [--batch B] [--text-only]
 """
 
 from __future__ import annotations
@@ -46,6 +50,36 @@ from photos import iter_photo_corpus  # noqa: E402
 
 MAX_OVERHEAD = 0.10
 BIG_BATCH = 16
+CAPTIONS = (
+    "a red bicycle by the lake",
+    "sunset!! over the sea #travel #photo",
+    "s u n s e t over the hills",
+    "b1cycle rental, 4 hours",
+    "Ça va: a café in São Paulo",
+    "a bowl of noodles and a cup of tea",
+)
+
+
+def text_bench() -> None:
+    """Caption rules against normalisation alone, on benign captions and the two worst cases the review timed."""
+    from cleanset.screening.text import TermList, default_lists, normalise, screen_text
+
+    lists = default_lists()
+    captions = [f"{CAPTIONS[i % len(CAPTIONS)]} {i}" for i in range(5000)]
+    screen_text(captions[0], lists)
+    t_norm = min(_cpu(lambda: [normalise(c) for c in captions]) for _ in range(3))
+    t_rules = min(_cpu(lambda: [screen_text(c, lists) for c in captions]) for _ in range(3))
+    n = len(captions)
+    print("\ncaption rules (shipped lists), captions/s per core")
+    print(f"  normalise only      {n / t_norm:10.0f}   ratio 1.00 (baseline)")
+    print(f"  screen_text         {n / t_rules:10.0f}   ratio {t_norm / t_rules:.2f}")
+    phrases = TermList("standin", 1, "sexual", tuple(f"lake{i} kite{i}" for i in range(500)))
+    words = " ".join(f"lake{i % 500} filler" for i in range(10_000))
+    spaced = " ".join("ab" * 250_000)
+    for label, text, tl in (("20k words, 500 phrases", words, [phrases]), ("500k spaced letters", spaced, lists)):
+        base = _cpu(lambda text=text: normalise(text))
+        t = _cpu(lambda text=text, tl=tl: screen_text(text, tl))
+        print(f"  {label:<24} {t:6.3f} s CPU   ratio to normalising it {t / base:.1f}")
 
 
 def _rgb(data: bytes) -> np.ndarray:
@@ -64,7 +98,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=48, help="photos from the corpus (default 48)")
     ap.add_argument("--batch", type=int, default=8, help="classifier batch size of the scan (default 8)")
     ap.add_argument("--rounds", type=int, default=3, help="scans per setting, fastest counts (default 3)")
+    ap.add_argument("--text-only", action="store_true", help="only the caption rules")
     args = ap.parse_args()
+    if args.text_only:
+        text_bench()
+        return
 
     photos = []
     for p in iter_photo_corpus():
@@ -180,6 +218,7 @@ def main() -> None:
         print(f"  [{lo:.2f}, {hi:.2f}{']' if hi == 1.0 else ')'}  {int(c):4d}  {c / n:6.1%}")
     above = float(np.mean(values >= threshold))
     print(f"  at or above the default threshold {threshold:g}: {int(np.sum(values >= threshold))} ({above:.1%})")
+    text_bench()
 
 
 if __name__ == "__main__":

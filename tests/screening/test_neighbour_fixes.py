@@ -119,3 +119,26 @@ def test_the_pass_run_again_writes_no_second_revision(tmp_path: Path, cleanset_h
     rows = pq.read_table(other.path / "items" / "part-2.parquet").to_pylist()
     notes = next(r["notes"] for r in rows if r["key"] == "part-2/5")
     assert sum(n.startswith("neighbour of matched item") for n in notes) == 1  # not one per pass
+
+
+def test_streamed_parts_give_the_brute_force_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cleanset.screening.neighbours as nb
+
+    monkeypatch.setattr(nb, "BLOCK_CELLS", 1)  # the smallest blocks: every part in several of them
+    rng = np.random.default_rng(9)
+    emb = rng.normal(size=(1500, DIM)).astype(np.float32)
+    hits = [3, 700, 1499]
+    for h in hits:
+        emb[h + 1 if h < 1499 else h - 1] = emb[h] + rng.normal(scale=0.05, size=DIM)
+    parts = [emb[:400].astype(np.float16), emb[400:401], emb[401:]]
+    got = find_neighbours(parts, hits, k=5, min_similarity=0.5).as_dict()
+    x = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    want: dict[int, tuple[float, int]] = {}
+    for h in hits:
+        sims = x @ x[h]
+        sims[hits] = -np.inf
+        for i in np.argsort(-sims)[:5]:
+            if sims[i] >= 0.5 and (i not in want or sims[i] > want[int(i)][0]):
+                want[int(i)] = (float(sims[i]), h)
+    assert got.keys() == want.keys()
+    assert all(got[r][1] == want[r][1] and abs(got[r][0] - want[r][0]) < 1e-2 for r in want)

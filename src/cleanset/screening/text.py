@@ -284,8 +284,9 @@ class TermList:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A text made ready for matching once, whatever the number of lists: positions with their readings, long
-    spaced-out runs joined, the compacted text and its katakana runs."""
+    """A text made ready for matching once, whatever the number of lists: positions with their readings, every
+    spaced-out run of three letters or more joined (searched for the terms' compact forms), the compacted text and
+    its katakana runs."""
 
     positions: list[tuple[str, ...]]
     long_runs: list[str]
