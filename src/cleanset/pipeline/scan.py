@@ -147,7 +147,10 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
         "max_pixels": getattr(cfg, "max_pixels", None),
         "policy": policy.to_dict(),
     }
-    screening = opts.screen.build() if opts.screen is not None else None  # models and lists load, or fail, here
+    # Term lists pinned to the versions they resolve to now, once: the driver, every worker and the manifest then
+    # read the same lists even if a new version is imported while the scan runs.
+    screen_cfg = opts.screen.pinned() if opts.screen is not None else None
+    screening = screen_cfg.build() if screen_cfg is not None else None  # models and lists load, or fail, here
     if screening is not None:
         config["screen"] = screening.describe()
         config["policy"] = policy.to_dict(full=True)  # the rules and thresholds screening was judged by
@@ -160,7 +163,7 @@ def prepare(opts: ScanOptions, snapshots: Sequence[Any] | None = None) -> Prepar
     matcher = BankMatcher.build(snaps, quality_gate=opts.quality_gate)
     manifest, resumed = run.open_for_scan(config)  # written only once everything above held
     done = {k: v for k, v in committed(run).items() if k in set(ids)}
-    plan = ScanPlan.of(source, opts.sources, options, snaps, cfg, policy, opts.quality_gate, opts.screen)
+    plan = ScanPlan.of(source, opts.sources, options, snaps, cfg, policy, opts.quality_gate, screen_cfg)
     ctx = ScanContext(source=source, engine=engine, matcher=matcher, policy=policy, snapshots=snaps, plan=plan)
     if screening is not None:  # captions and score columns are read per item: the URL column path reads neither
         ctx.screen, ctx.url_fast_path = screening, False
