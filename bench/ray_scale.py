@@ -7,12 +7,18 @@ and by ``ray`` (a local Ray instance with as many CPUs as workers). Printed:
 - items/s of both on the big dataset, and Ray's fixed start-up cost on its own: ``ray.init`` (once per driver),
   and the per-scan cost (the plan and the indexes into the object store once), measured as the intercept of the
   time-per-items line;
-- Ray's per-item overhead once started: its marginal CPU seconds per item, over every process of the scan (the
-  slope between a small and a big scan, so fixed costs cancel), against the local executor's; the target is
-  <= 10 %. The same from wall time is printed beside it;
+- Ray's per-item overhead once started, judged twice against the <= 10 % target, PASS or FAIL each: its marginal
+  total CPU seconds per item over every process of the scan (the slope between a small and a big scan, so fixed
+  costs cancel) against the local executor's, and its marginal wall seconds per item against the local
+  executor's. Total CPU, not CPU outside the shard timers: ``process_time`` counts every thread of a worker, so
+  Ray's own background threads running during a shard would be filed under shard work;
 - the per-core rate (items per CPU second of every process of the scan, from the same slope) and the projection
   for 5.8 billion images: core-hours, cores per million images per hour, and wall hours on clusters of a few
   sizes, with Ray's measured overhead added (none when it measured below the baseline).
+
+The figures are **local-only**: one machine's Ray instance, where tasks, the object store and the run folder share
+one disk and no bytes cross a network. A cluster adds what this cannot measure: the driver-to-node object transfer
+(the indexes, once per node), staging remote sources, and uploads to the store.
 
 Wall times on a shared machine count waits for other processes: the load average is printed, and each executor
 is run twice in alternation, taking the faster run for wall figures and the second (warm) run for CPU figures.
@@ -207,11 +213,10 @@ def main() -> None:
 
     local_rate = n_big / best[("local", "big")]["wall"]
     ray_rate = n_big / best[("ray", "big")]["wall"]
-    # Per item, once started: the executor's own CPU (outside the shard work) beyond the local executor's, against
-    # everything the local executor spends per item. Shard work is measured in each run itself, so a slower or
-    # faster moment of the shared machine cancels out of the difference.
-    per_item_local = mean[("local", "big")]["work"] / n_big + slope("local", "outside")
-    overhead = (slope("ray", "outside") - slope("local", "outside")) / per_item_local
+    # Per item, once started: the total CPU of every process of the scan (slope, so fixed costs cancel), Ray's
+    # against the local executor's; and the same from wall time.
+    per_item_local = slope("local", "cpu")
+    overhead = slope("ray", "cpu") / per_item_local - 1
     wall_overhead = slope("ray") / slope("local") - 1
     per_core = 1 / per_item_local  # items per CPU second of every scan process, fixed costs aside
     print(f"local executor (baseline): {local_rate:8.1f} items/s on {workers} workers "
@@ -227,12 +232,17 @@ def main() -> None:
     fixed = {ex: intercept(ex, "outside") for ex in ("local", "ray")}
     print(f"CPU per item in shard work (read, hash, match, decide, write): local {work['local']:.2f} ms, "
           f"ray {work['ray']:.2f} ms")  # fmt: skip
-    print(f"executor's own CPU per item, fixed costs aside: local {own['local']:.3f} ms, ray {own['ray']:.3f} ms; "
-          f"fixed CPU per scan: local {fixed['local']:.2f} s, ray {fixed['ray']:.2f} s")  # fmt: skip
+    print(f"CPU per item outside the shard timers (informative only: Ray's threads count as shard work): "
+          f"local {own['local']:.3f} ms, ray {own['ray']:.3f} ms; fixed CPU per scan: local {fixed['local']:.2f} s, "
+          f"ray {fixed['ray']:.2f} s")  # fmt: skip
+    print(f"marginal total CPU per item: local {slope('local', 'cpu') * 1e3:.2f} ms, "
+          f"ray {slope('ray', 'cpu') * 1e3:.2f} ms")  # fmt: skip
     print(f"marginal wall per item: local {slope('local') * 1e3:.2f} ms, ray {slope('ray') * 1e3:.2f} ms "
-          f"({wall_overhead:+.1%}; wall counts other people's load)")  # fmt: skip
-    verdict = "PASS" if overhead <= 0.10 else "FAIL"
-    print(f"ray per-item overhead once started (CPU): {overhead:+.1%} (target <= 10 %: {verdict})")
+          "(wall counts other people's load)")  # fmt: skip
+    for what, value in (("total CPU", overhead), ("wall", wall_overhead)):
+        verdict = "PASS" if value <= 0.10 else "FAIL"
+        print(f"ray per-item overhead once started ({what} slope, local-only): {value:+.1%} "
+              f"(target <= 10 %: {verdict})")  # fmt: skip
     print(f"same verdicts local vs ray: {'yes' if same else 'NO'}")
     core_hours = LAION_5B / per_core / 3600
     with_ray = core_hours * (1 + max(overhead, 0.0))

@@ -257,18 +257,22 @@ def hash_bytes(data: bytes, signals: Sequence[str] | None = None, *, probes: boo
     return hasher(signals, dihedral=probes, regions=probes).hash_bytes(data)
 
 
-def check_bytes(data: bytes, banks: Banks, policy: Policy | None = None, *, screen: Any = None) -> Check:
+def check_bytes(
+    data: bytes, banks: Banks, policy: Policy | None = None, *, screen: Any = None, engine: HashEngine | None = None
+) -> Check:
     """Hash ``data`` with every default signal (one decode) and assess it against ``banks``. Bytes that do not
     decode still have their file digests matched: a known file is found even when no decoder reads it.
 
     ``screen``: a ``screening.stage.ScreenConfig`` (or a built ``Screening``, to reuse across calls) also runs its
-    classifiers on the same decode; their scores and the rules they fire come back in ``scores`` and ``rules``."""
+    classifiers on the same decode; their scores and the rules they fire come back in ``scores`` and ``rules``.
+    ``engine``: a ``hasher`` of the caller's own limits (a service's pixel and frame caps) instead of the banks'."""
+    engine = engine or banks.engine()
     if screen is None:
-        out = banks.engine().hash_bytes(data)
+        out = engine.hash_bytes(data)
         return _answer(out.probes, banks, policy, out.scores, out.hashes, out.status, out.reason)
     screening = screen.build() if hasattr(screen, "build") else screen
     hook, inputs = screening.pixel_hook()
-    out = banks.engine().hash_bytes(data, hook)
+    out = engine.hash_bytes(data, hook)
     scores = dict(out.scores)
     status, reason = out.status, out.reason
     if status is Status.OK:
@@ -428,7 +432,7 @@ def neighbours(
     else:
         array, shown = load_embeddings(embeddings), str(embeddings)
     return neighbour_pass(
-        Path(run),
+        _local(run, "the run"),
         array,
         DEFAULT_K if k is None else k,
         DEFAULT_MIN_SIMILARITY if min_similarity is None else min_similarity,
@@ -445,8 +449,20 @@ def clean(sources: Sequence[Path | str], run: Path | str, out: Path | str, **opt
     return _clean([location(p) for p in sources], location(run), location(out), **options)
 
 
-def _paths(p: Path | str | Sequence[Path | str]) -> list[Path]:
-    return [Path(p)] if isinstance(p, str | Path) else [Path(x) for x in p]
+def _paths(p: Path | str | Sequence[Path | str], what: str = "the dataset") -> list[Path]:
+    return [_local(p, what)] if isinstance(p, str | Path) else [_local(x, what) for x in p]
+
+
+def _local(p: Path | str, what: str) -> Path:
+    """``p`` as a local path; a URL is refused by name (``Path("s3://b/k")`` would quietly be ``s3:/b/k``). What
+    reads a whole folder byte by byte (attest, verify) or rewrites a run in place (neighbours, report) works on
+    local copies only."""
+    from cleanset.errors import UserError
+    from cleanset.storage import is_url
+
+    if is_url(p):
+        raise UserError(f"{what} {p} is a URL: this step needs a local copy (download it, then pass its path)")
+    return Path(p)
 
 
 def attest(
@@ -459,7 +475,9 @@ def attest(
 
     if isinstance(key, str | Path):
         key = dsse.load_private_key(Path(key))
-    return _attest(run=Path(run), dataset=_paths(dataset), key=key, out=Path(out), format=format)
+    return _attest(
+        run=_local(run, "the run"), dataset=_paths(dataset), key=key, out=_local(out, "--out"), format=format
+    )
 
 
 def verify(
@@ -476,11 +494,16 @@ def verify(
 
     if isinstance(public_key, str | Path):
         public_key = dsse.load_public_key(Path(public_key))
-    return _verify(_paths(dataset), Path(attestation), public_key, None if leaves is None else Path(leaves))
+    return _verify(
+        _paths(dataset),
+        _local(attestation, "the attestation"),
+        public_key,
+        None if leaves is None else _local(leaves, "--leaves"),
+    )
 
 
 def report(run: Path | str, revision: int | None = None, json_out: bool = False) -> tuple[Path, dict[str, Any]]:
     """Write ``run/report.html`` (and ``report.json``); returns its path and the data it shows."""
     from cleanset.actions.report import write_report
 
-    return write_report(Path(run), revision, json_out)
+    return write_report(_local(run, "the run"), revision, json_out)

@@ -5,19 +5,22 @@ paths. Everything above this module keeps working on local files, because the re
 the atomic commit (temp, fsync, rename) are local-file things; this module moves files between a URL and a local
 **mirror** under the node's cache, and nothing else:
 
-- a remote *source* is staged into the mirror before it is opened (a file whose size and ETag/mtime did not change
-  is not fetched again), so shard ids, keys and digests are the ones a local copy of the same layout gives;
-- a remote *run folder* has a local working copy; each shard is committed there atomically, then pushed
-  **write-then-marker**: the items object first, the ledger entry last. Object stores have no rename, but a PUT is
-  all-or-nothing per object, so a ledger entry on the store always points at complete items, and the ledger on the
-  store is the only source of truth (a working copy's entry that the store lacks is dropped when the run is
-  reopened, and that shard is redone);
-- a remote *cleaned output* is built in a local temporary folder, checked, then uploaded file by file with the
-  completion marker last; a folder without the marker is not a finished copy.
+- a remote *source* is staged into the mirror before it is opened (a file whose size and version (ETag,
+  generation, blob id, mtime) did not change is not fetched again), so shard ids, keys and digests are the ones a
+  local copy of the same layout gives;
+- a remote *run folder* has a local working copy; each shard's items are committed there atomically, then pushed
+  **write-then-marker**: the items object, then the ledger entry, and only then does the working copy's entry move
+  in. Object stores have no rename, but a PUT is all-or-nothing per object, so a ledger entry on the store always
+  points at complete items, and the store is the only source of truth (``RunDir.pull``: a working copy's entry,
+  rematch revision or clean record that the store lacks or holds otherwise is dropped or replaced when the run is
+  reopened);
+- a remote *cleaned output* is built in a staging folder under the cache, checked, then uploaded file by file
+  with the completion marker last; a folder without the marker is not a finished copy.
 
 Credentials and endpoints come from the usual places (AWS_* variables, ``~/.aws``, gcloud, ``HF_TOKEN``) and from
 fsspec's own ``FSSPEC_<PROTOCOL>_<OPTION>`` variables (``FSSPEC_S3_ENDPOINT_URL=http://127.0.0.1:9000`` for MinIO
-or moto), which worker processes and Ray workers inherit.
+or moto), which the local executor's worker processes inherit; Ray workers get only the options that say where a
+store is, never a credential (``cluster.forwarded_env``).
 """
 
 from __future__ import annotations
@@ -119,6 +122,28 @@ def cache_root() -> Path:
     return private_dir(root)
 
 
+def staging_root() -> Path:
+    """Where a remote cleaned output is built before its upload: under the cache (``$CLEANSET_CACHE``), chosen
+    for size by whoever runs cleanset, not the system's temporary folder (often a small tmpfs)."""
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cleanset") / "staging"
+    return private_dir(root)
+
+
+def same_store_key(url: str) -> str:
+    """``url`` as one spelling per object (``s3a://`` is ``s3://``, ``gcs://`` is ``gs://``), ending in ``/``, so
+    two locations compare as prefixes of each other."""
+    scheme, rest = url.split("://", 1)
+    scheme = {"s3a": "s3", "gcs": "gs"}.get(scheme.lower(), scheme.lower())
+    parts = [p for p in rest.split("/") if p not in ("", ".")]
+    return f"{scheme}://{'/'.join(parts)}/"
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether one URL is at or below the other."""
+    ka, kb = same_store_key(a), same_store_key(b)
+    return ka.startswith(kb) or kb.startswith(ka)
+
+
 def mirror_path(url: str) -> Path:
     """Where ``url`` lives in the local mirror: ``<cache>/<scheme>/<bucket>/<key>``, so relative layout (and so
     shard ids) is the one the store has."""
@@ -130,8 +155,22 @@ def mirror_path(url: str) -> Path:
 
 
 def _stamp(info: dict[str, Any]) -> str:
-    """What says a remote file changed: size plus whatever version the store reports (ETag, mtime)."""
-    keys = ("size", "ETag", "etag", "LastModified", "mtime", "last_modified", "md5Hash", "generation")
+    """What says a remote file changed: size plus whatever version the store reports (S3's ETag, GCS's generation,
+    the Hub's ``blob_id`` and ``lfs`` digest, memory's ``created``, a local file's mtime). Missing one would leave a
+    changed file of the same size unfetched, and the scan reading the old bytes."""
+    keys = (
+        "size",
+        "ETag",
+        "etag",
+        "LastModified",
+        "mtime",
+        "last_modified",
+        "md5Hash",
+        "generation",
+        "blob_id",
+        "lfs",
+        "created",
+    )
     return hashlib.sha256(repr([(k, str(info.get(k))) for k in keys]).encode()).hexdigest()[:32]
 
 

@@ -102,3 +102,18 @@ def test_ledger_and_views(run: Path) -> None:
 def test_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a scan run"):
         RunStore(tmp_path)
+
+
+def test_a_shard_from_before_the_screening_columns_still_reads(tmp_path: Path) -> None:
+    """Runs written before ``rules``, ``text_lists`` and the classifier score columns existed are still read
+    (report, rematch, clean): the missing columns come back empty, the rest unchanged."""
+    table = to_table(rows("s0", 12))
+    old = table.drop_columns([c for c in ("rules", "text_lists", "open_nsfw") if c in table.column_names])
+    (tmp_path / "items").mkdir()
+    pq.write_table(old, tmp_path / "items" / "s0.parquet")
+    (tmp_path / "manifest.json").write_text("{}")
+    back = RunStore(tmp_path).items_table()
+    assert back.num_rows == 12 and back.column("key").to_pylist() == table.column("key").to_pylist()
+    assert back.column("rules").to_pylist() == [[]] * 12
+    assert back.column("verdict").to_pylist() == table.column("verdict").to_pylist()
+    assert RunStore(tmp_path).items_table(columns=["key", "text_lists"]).column("text_lists").to_pylist() == [[]] * 12

@@ -127,9 +127,7 @@ def test_a_scan_killed_with_sigkill_resumes_from_the_store(s3: str, cleanset_hom
     assert _remote_items(run_url, tmp_path).equals(_items(tmp_path / "local-run"))
 
 
-def test_clean_to_s3_writes_the_local_clean_with_its_marker_last(
-    s3: str, cleanset_home: Path, tmp_path: Path
-) -> None:
+def test_clean_to_s3_writes_the_local_clean_with_its_marker_last(s3: str, cleanset_home: Path, tmp_path: Path) -> None:
     paths, images = _dataset(tmp_path / "ds")
     _bank(images)
     _upload(tmp_path / "ds", f"{s3}/ds")
@@ -152,7 +150,7 @@ def test_clean_to_s3_writes_the_local_clean_with_its_marker_last(
         assert all(images[key] not in data for data in stored.values())
     # The run's clean record went to the store as well; a second clean into the same URL is refused.
     assert json.loads(storage.read_bytes(f"{run_url}/clean.json"))["out"] == f"{s3}/clean"
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="already holds a cleaned dataset"):
         api.clean([f"{s3}/ds"], run_url, f"{s3}/clean")
     # The CLI takes the run's URL and finds the dataset at the URL the run recorded.
     from typer.testing import CliRunner

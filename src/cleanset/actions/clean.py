@@ -18,12 +18,13 @@ value.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,24 @@ def _check_out_dir(out: Path, source_paths: Sequence[Path], run: Path) -> None:
             raise UserError(f"--out {out} is not empty; write the cleaned dataset to a new or empty folder")
 
 
+def _check_remote_out(out: str, sources: Sequence[Path | str], run: RunDir) -> None:
+    """The rules of :func:`_check_out_dir` for an ``--out`` on a store, where folders are key prefixes: refuse one
+    at, inside or above a source or the run, and one that holds anything (naming an earlier clean that did not
+    finish: its upload stopped before the completion marker, so what is there is no cleaned dataset)."""
+    remote = [str(storage.location(p)) for p in sources if isinstance(storage.location(p), str)]
+    for where in [*remote, *([run.remote] if run.remote else [])]:
+        if storage.overlaps(out, where):
+            raise UserError(f"--out {out} overlaps {where}: write the cleaned dataset somewhere else")
+    if storage.is_empty(out):
+        return
+    if storage.exists(storage.join(out, CLEAN_MARKER)):
+        raise UserError(f"--out {out} already holds a cleaned dataset; write this one to a new or empty folder")
+    raise UserError(
+        f"--out {out} holds an unfinished clean (files but no {CLEAN_MARKER}: an earlier clean stopped while "
+        "uploading) or other files; delete it, or write the cleaned dataset to a new or empty folder"
+    )
+
+
 def _shard_rows(items_dir: Path, shard: Shard) -> pa.Table:
     """One shard's rows, read on their own so memory follows the largest shard, not the run (LAION has billions)."""
     path = items_dir / f"{shard.id}.parquet"
@@ -194,21 +213,43 @@ def clean(
     remote_out = out if isinstance(storage.location(out), str) else None
     if remote_out is not None:
         remote_out = str(storage.location(remote_out))
-        if not storage.is_empty(remote_out):
-            raise UserError(f"--out {remote_out} is not empty; write the cleaned dataset to a new or empty folder")
-        staging = Path(tempfile.mkdtemp(prefix="cleanset-clean-"))
+        _check_remote_out(remote_out, sources, run_dir)
+        staging = Path(tempfile.mkdtemp(prefix="clean-", dir=storage.staging_root()))
         try:
-            report = _clean_local(
-                sources, run_dir, staging / "out", keep_review, keep_failed, format, on_shard, remote_out
-            )
+            with _named_by_url(sources):
+                report = _clean_local(
+                    sources, run_dir, staging / "out", keep_review, keep_failed, format, on_shard, remote_out
+                )
             storage.upload_tree(staging / "out", remote_out, last=[CLEAN_MARKER])
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     else:
-        report = _clean_local(sources, run_dir, Path(out), keep_review, keep_failed, format, on_shard, None)
+        with _named_by_url(sources):
+            report = _clean_local(sources, run_dir, Path(out), keep_review, keep_failed, format, on_shard, None)
     write_json_atomic(run_dir.path / CLEAN_JSON, report.to_json())
     run_dir.push(CLEAN_JSON)
     return report
+
+
+@contextlib.contextmanager
+def _named_by_url(sources: Sequence[Path | str]) -> Iterator[None]:
+    """A source on a store is read from its local mirror, so the sources' own messages (a changed item, a missing
+    shard) name mirror paths the user never typed; they are shown with the URL instead."""
+    remote = [str(storage.location(p)) for p in sources if isinstance(storage.location(p), str)]
+    try:
+        yield
+    except UserError as e:
+        text = str(e)
+        mirrors = sorted(((str(storage.mirror_path(u)), u) for u in remote), key=lambda m: -len(m[0]))
+        for mirror, url in mirrors:
+            text = text.replace(mirror, url)
+        if text == str(e):
+            raise
+        try:
+            renamed = type(e)(text)
+        except TypeError:  # an error type with fields of its own: kept as it is
+            raise e from None
+        raise renamed from e
 
 
 def _clean_local(
@@ -222,7 +263,7 @@ def _clean_local(
     shown_out: str | None,
 ) -> CleanReport:
     run = run_dir.path
-    store, manifest, source, shards, ledger = _open_run(sources, run, format)
+    store, manifest, source, shards, ledger = _open_run(sources, run, format, run_dir.shown)
     _check_out_dir(out, [Path(p) for p in sources if not storage.is_url(p)], run)
     report, items_dir = _new_report(store, source, shards, sources, run, keep_review, keep_failed)
     report.out = shown_out or str(out.resolve())
@@ -296,7 +337,7 @@ def preview(
     and the rows ``removed.parquet`` would hold. Reads the run's results and lists the source's shards, but no
     image: a preview of a large dataset costs seconds, and a clean that follows still checks every byte."""
     run_dir = RunDir.at(run)
-    store, _manifest, source, shards, _ledger = _open_run(sources, run_dir.path, format)
+    store, _manifest, source, shards, _ledger = _open_run(sources, run_dir.path, format, run_dir.shown)
     report, items_dir = _new_report(store, source, shards, sources, run_dir.path, keep_review, keep_failed)
     report.run = run_dir.remote or report.run
     parts = [
@@ -306,18 +347,19 @@ def preview(
 
 
 def _open_run(
-    sources: Sequence[Path | str], run: Path, format: str | None
+    sources: Sequence[Path | str], run: Path, format: str | None, shown: str
 ) -> tuple[RunStore, dict[str, Any], Source, list[Shard], dict[str, dict[str, Any]]]:
-    """The run, its manifest, the source read as the scan read it, its shards and the complete ledger."""
+    """The run, its manifest, the source read as the scan read it, its shards and the complete ledger. ``shown``
+    names the run in messages: its URL for a run on a store, never the working copy the user did not name."""
     store = RunStore(run)
     manifest = store.manifest
     scanned_format = manifest.get("format")
     if format is not None and scanned_format and format != scanned_format:
-        raise UserError(f"{run} was scanned as {scanned_format!r}, not {format!r}")
+        raise UserError(f"{shown} was scanned as {scanned_format!r}, not {format!r}")
     # The run's reading options (column names), not a joined image folder: clean writes the metadata rows.
     source: Source = open_source(sources, format or scanned_format, **reopen_options(manifest))
     shards = source.shards()
-    return store, manifest, source, shards, _complete_ledger(store, run, shards)
+    return store, manifest, source, shards, _complete_ledger(store, shown, shards)
 
 
 def _new_report(
@@ -344,7 +386,7 @@ def _new_report(
     return report, store.revision_dir(revision) / "items"
 
 
-def _complete_ledger(store: RunStore, run: Path, shards: Sequence[Shard]) -> dict[str, dict[str, Any]]:
+def _complete_ledger(store: RunStore, run: str, shards: Sequence[Shard]) -> dict[str, dict[str, Any]]:
     """The run's ledger by shard; a shard of the source without an entry was never checked, so nothing is cleaned."""
     ledger = {str(e["shard"]): e for e in store.ledger()}
     missing = [s.id for s in shards if s.id not in ledger]

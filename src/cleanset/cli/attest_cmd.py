@@ -91,6 +91,11 @@ def register(app: typer.Typer) -> None:
             clean = json.loads(clean_path.read_text()) if clean_path.is_file() else None
             if not clean or not clean.get("out"):
                 raise UserError(f"{clean_path}: missing or has no 'out'; pass --dataset DIR")
+            if "://" in str(clean["out"]):  # a clean to a store: Path() would quietly make s3:/b/k of it
+                raise UserError(
+                    f"the last clean of {run} wrote to {clean['out']}: attest reads the cleaned dataset from a local "
+                    "copy; download it and pass --dataset DIR"
+                )
             dataset = [Path(clean["out"])]
         private = dsse.load_private_key(key)
         target = out or run / "attestation.intoto.json"

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 REMOTE = re.compile(r"^(s3|gs|gcs|hf|az|abfss?|https?)://", re.IGNORECASE)
-REMOTE_MESSAGE = "remote paths need the object-storage support (not available yet)"
+REMOTE_MESSAGE = (
+    "this command needs a local path: copy the run or the cleaned data here first (scan, clean and rematch take "
+    "s3://, gs://, hf:// and file:// URLs)"
+)
 
 # Wide enough that no table a command prints is cut or wrapped when its output goes to a file or a pipe.
 PIPE_WIDTH = 10_000

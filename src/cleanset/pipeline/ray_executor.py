@@ -13,10 +13,12 @@
   A worker that cannot build its context stops the scan with that error instead of failing every item.
 - **The same commit and ledger.** A task commits its shard itself (``ledger.commit_shard``: atomic rename locally,
   write-then-marker on object storage), into a run folder every node sees: a shared file system, or a run on
-  object storage (``cleanset.storage``) whose ledger is the truth wherever the scan resumes.
+  object storage (``cleanset.storage``) whose ledger is the truth wherever the scan resumes. A remote run's
+  working copy is recomputed by each worker under its own node's cache, never the driver's path.
 - **The same retry rule.** Ray's own retries are off (``max_retries=0``); a task that raises or whose worker dies
   (``WorkerCrashedError``: a decoder's segfault, an OOM kill, a ``kill -9``) goes through ``Executor.retry`` like
-  every other executor's, and a shard given up is committed with all its items failed.
+  every other executor's, and a shard given up is committed with all its items failed. Before that the driver
+  reads the run's ledger (the store's, for a remote run): a task lost after its commit is settled from it.
 - **Progress back to the driver's bar.** Tasks send ``(shard, attempt, items, failed)`` batches to a small actor
   the driver polls; progress of an attempt that failed is taken back, and a straggler from it is ignored.
 
@@ -28,6 +30,7 @@ the end of the scan (a local instance it started stops; a cluster keeps running)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -35,6 +38,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cleanset import storage
@@ -63,6 +67,7 @@ class _State:
     source: Any = None  # the driver's own source, only when the plan could not rebuild it (a caller's wrapper)
     matcher: Any = None  # ObjectRef of the driver's matcher (share_indexes), else None: reopen the banks
     url_plan: Any = None  # the URL column path's prefilters, built by the driver with the matcher
+    mirror: str | None = None  # the driver's mirror of remote locations; a shard staged there is read from ours
 
 
 class _SetupFailed(CleansetError):
@@ -116,9 +121,22 @@ def _shard_task(state: _State, kind: str, shard: Shard, reason: str, attempt: in
                 flush()
 
     run = _working_copy(state.run)
+    shard = _on_this_node(shard, state.mirror)
     entry = process_shard(shard, ctx, run, forward) if kind == "scan" else give_up(shard, ctx, run, reason)
     flush()
     return entry
+
+
+def _on_this_node(shard: Shard, driver_mirror: str | None) -> Shard:
+    """A shard of a remote source names its file in the driver's mirror (``/home/alice/.cache/...``); this worker
+    staged the same file (same relative layout) under its own node's cache when it opened the source."""
+    if driver_mirror is None:
+        return shard
+    try:
+        rel = Path(shard.path).relative_to(driver_mirror)
+    except ValueError:  # a local path: the same on every node (a shared or mounted file system)
+        return shard
+    return dataclasses.replace(shard, path=str(storage.cache_root() / rel))
 
 
 def _working_copy(run: RunDir) -> RunDir:
@@ -215,7 +233,8 @@ class RayExecutor(Executor):
     ) -> list[dict[str, Any]]:
         shared = ray.put(ctx.matcher) if self.share_indexes else None
         url_plan = ctx.url_plan if self.share_indexes else None
-        state = _State(uuid.uuid4().hex, ctx.plan, run, forwarded_env(), _own_source(ctx), shared, url_plan)
+        mirror = str(storage.cache_root())
+        state = _State(uuid.uuid4().hex, ctx.plan, run, forwarded_env(), _own_source(ctx), shared, url_plan, mirror)
         state_ref = ray.put(state)
         sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
         task = ray.remote(max_retries=0, num_cpus=1)(_shard_task)
@@ -259,8 +278,6 @@ class RayExecutor(Executor):
                 take_back(sid)
                 stored = _committed_entry(run, sid)
                 if stored is not None:  # it committed, then its node died: never redo (or give up) a good commit
-                    if kind == "give_up":
-                        show(sid, stored["items"], stored["failed"])
                     done(sid, stored)
                     return
                 if kind == "give_up":  # even listing its items failed: one row stands for the shard
@@ -309,5 +326,6 @@ class RayExecutor(Executor):
     @staticmethod
     def _fetch_missing(run: RunDir, entries: Mapping[str, Mapping[str, Any]]) -> None:
         """Shards committed on other nodes into a remote run: into the driver's working copy, for the summary."""
-        if run.remote is not None and any(not run.items_path(sid).is_file() for sid in entries):
+        here = [run.items_path(sid).is_file() and run.ledger_path(sid).is_file() for sid in entries]
+        if run.remote is not None and not all(here):
             run.pull()

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cleanset.errors import UserError
 from cleanset.runs.layout import ITEMS_DIR, LEDGER_DIR, MANIFEST, REVISIONS_DIR, SUMMARY, read_json
-from cleanset.runs.schema import ITEM_SCHEMA
+from cleanset.runs.schema import ITEM_SCHEMA, read_items
 
 __all__ = ["REVISIONS_DIR", "RunStore"]
 
@@ -79,8 +78,8 @@ class RunStore:
         schema = ITEM_SCHEMA if columns is None else pa.schema([ITEM_SCHEMA.field(c) for c in columns])
         if not files:
             return schema.empty_table()
-        tables = [pq.read_table(f, columns=list(columns) if columns is not None else None) for f in files]
-        return pa.concat_tables([t.cast(schema) for t in tables])
+        # a shard written before a column existed (screening's rules, a plugin's score) reads with it filled in
+        return pa.concat_tables([read_items(f, columns) for f in files])
 
     def ledger(self) -> list[dict[str, Any]]:
         """The scan's ledger entries (one per committed shard), by shard id."""
