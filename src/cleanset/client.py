@@ -23,6 +23,8 @@ from cleanset.errors import ExternalError
 
 __all__ = ["AsyncClient", "CheckResult", "Client", "ServiceError"]
 
+VERDICTS = ("keep", "remove", "review", None)
+
 
 class ServiceError(ExternalError):
     """The service refused or could not answer; ``status`` is the HTTP status (0: no answer at all)."""
@@ -43,15 +45,23 @@ class CheckResult:
     generation: int
 
     @classmethod
-    def of(cls, d: Mapping[str, Any]) -> CheckResult:
-        return cls(
-            d["verdict"],
-            tuple(d["matches"]),
-            tuple(d["reasons"]),
-            d.get("failure"),
-            tuple(d.get("notes", ())),
-            int(d.get("generation", 0)),
-        )
+    def of(cls, d: Any) -> CheckResult:
+        """An answer as the service sends it; anything else (a proxy's page, another service) is a
+        ``ServiceError``, never a result, so a gate reading it fails closed."""
+        try:
+            verdict = d["verdict"]
+            if verdict not in VERDICTS:
+                raise ValueError(f"verdict {str(verdict)[:32]!r}")
+            return cls(
+                verdict,
+                tuple(d["matches"]),
+                tuple(d["reasons"]),
+                d.get("failure"),
+                tuple(d.get("notes", ())),
+                int(d.get("generation", 0)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ServiceError(200, f"unexpected answer ({type(e).__name__}: {e})") from None
 
     @property
     def blocked(self) -> bool:
@@ -64,13 +74,17 @@ def _headers(key: str) -> dict[str, str]:
 
 
 def _unwrap(r: httpx.Response) -> Any:
-    if r.status_code >= 400:
+    """200 with a JSON body; anything else (a redirect, an error, a page that is not JSON) is a ``ServiceError``."""
+    if r.status_code != 200:
         try:
             detail = r.json().get("detail", r.text)
-        except ValueError:
-            detail = r.text
+        except (ValueError, AttributeError):
+            detail = r.text[:200]
         raise ServiceError(r.status_code, detail if isinstance(detail, str) else json.dumps(detail))
-    return r.json()
+    try:
+        return r.json()
+    except ValueError:
+        raise ServiceError(r.status_code, f"answer is not JSON ({r.headers.get('content-type', 'no type')})") from None
 
 
 def _hashes_body(hashes: Mapping[str, str], thresholds: Mapping[str, Mapping[str, int]] | None) -> dict[str, Any]:
@@ -124,7 +138,10 @@ class Client:
 
     def check_many(self, items: Sequence[Mapping[str, str]]) -> list[CheckResult]:
         d = self._call("POST", "/v1/check/hashes", json={"items": [dict(h) for h in items]})
-        return [CheckResult.of(r) for r in d["results"]]
+        results = d.get("results") if isinstance(d, dict) else None
+        if not isinstance(results, list) or len(results) != len(items):
+            raise ServiceError(200, "unexpected answer: no 'results' list of one result per item")
+        return [CheckResult.of(r) for r in results]
 
     def check_url(self, url: str) -> CheckResult:
         return CheckResult.of(self._call("POST", "/v1/check/url", json={"url": url}))

@@ -99,6 +99,8 @@ class ServiceChecker:
             return _from_result(call())
         except CleansetError as e:
             return Verdict(None, (), str(e))
+        except Exception as e:  # anything unforeseen (a proxy's page, a bug) blocks too: never an escape, never keep
+            return Verdict(None, (), f"cleanset service: unexpected {type(e).__name__}: {e}")
 
     def check_image(self, data: bytes) -> Verdict:
         return self._ask(lambda: self.client.check_image(data))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from service_fixtures import BANK, Served
 
@@ -64,6 +67,7 @@ def test_health_needs_no_key(served: Served) -> None:
 def test_revoked_key_stops_working_on_the_running_server(served: Served) -> None:
     store = KeyStore()
     key, rec = store.create("short-lived", "check")
+    time.sleep(KeyStore.RECHECK_S + 0.2)  # the service reads the key file at most once a second
     with served.client(key) as c:
         assert c.get("/v1/banks").status_code == 200
         store.revoke(rec.id)
@@ -78,3 +82,62 @@ def test_key_file_holds_digests_only(served: Served) -> None:
     assert served.check_key[len("cs_12345678_") :] not in text  # not even the secret part
     assert path.stat().st_mode & 0o077 == 0
     assert path.parent.stat().st_mode & 0o077 == 0
+
+
+def test_keys_made_concurrently_are_all_kept(tmp_path: Path) -> None:
+    """Separate stores on one file (as separate `cleanset keys create` processes): none loses another's key."""
+    path = tmp_path / "service" / "keys.json"
+    made: list[str] = []
+
+    def make(i: int) -> None:
+        store = KeyStore(path)
+        for j in range(4):
+            made.append(store.create(f"k{i}-{j}", "check")[1].id)
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.id for r in KeyStore(path).records()) == sorted(made) and len(made) == 24
+
+
+def test_a_key_file_others_can_write_is_refused(served: Served, tmp_path: Path) -> None:
+    from service_fixtures import running
+
+    from cleanset.errors import InputFormatError
+    from cleanset.service import Settings
+    from cleanset.service.limits import Limits
+
+    path = tmp_path / "service" / "keys.json"
+    key, _ = KeyStore(path).create("mine", "check")
+    settings = Settings(banks=(BANK,), limits=Limits(rate=0), keys_path=path, stage_imports=False)
+    with running(settings, served.live) as url, httpx.Client(base_url=url, headers={"X-API-Key": key}) as c:
+        assert c.get("/v1/banks").status_code == 200
+        path.chmod(0o620)
+        time.sleep(KeyStore.RECHECK_S + 0.2)
+        refused = c.get("/v1/banks")
+        path.chmod(0o600)
+        time.sleep(KeyStore.RECHECK_S + 0.2)
+        assert c.get("/v1/banks").status_code == 200
+    assert refused.status_code == 503 and str(path) in refused.json()["detail"]
+    path.chmod(0o660)
+    with pytest.raises(InputFormatError, match="writable by group"):
+        KeyStore(path)
+
+
+def test_unknown_key_ids_do_not_touch_the_key_file(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only ``refresh`` reads the file (at most once a second): a flood of unknown keys costs no file access."""
+    svc_keys = KeyStore  # the class: every store of the process counts
+    loads = [0]
+    real = svc_keys._load
+
+    def counting(self: KeyStore) -> None:
+        loads[0] += 1
+        real(self)
+
+    monkeypatch.setattr(svc_keys, "_load", counting)
+    with served.client() as c:
+        for i in range(50):
+            assert c.get("/v1/banks", headers={"X-API-Key": f"cs_{i:08x}_nothing"}).status_code == 401
+    assert loads[0] <= 2

@@ -126,16 +126,27 @@ def test_a_caller_may_tighten_a_threshold(served: Served) -> None:
     assert served.live.current.threshold(BANK, "pdq") == get_signal("pdq").default_threshold
 
 
-def test_only_admin_may_loosen_a_threshold(served: Served) -> None:
-    far = "0" * 64
-    loose = {"hashes": {"pdq": far}, "thresholds": {BANK: {"pdq": 255}}}
+def test_only_admin_may_loosen_a_threshold_and_only_so_far(served: Served) -> None:
+    pdq = api.hash_bytes(served.listed, probes=False).hashes["pdq"]
+    near = f"{int(pdq, 16) ^ ((1 << 40) - 1):064x}"  # 40 bits off: past the bank's 31, within twice that
+    have = served.live.current.threshold(BANK, "pdq")
+    assert have is not None and have < 40
+    loose = {"hashes": {"pdq": near}, "thresholds": {BANK: {"pdq": 2 * have}}}
     with served.client(served.check_key) as c:
         r = c.post("/v1/check/hashes", json=loose)
+        assert c.post("/v1/check/hashes", json={"hashes": {"pdq": near}}).json()["verdict"] == "keep"
     assert r.status_code == 403 and "looser" in r.json()["detail"]
     with served.client(served.admin_key) as c:
         r = c.post("/v1/check/hashes", json=loose)
+        # past the cap, even for an admin: at 256 bits every entry would come back with its distance
+        over = [
+            c.post("/v1/check/hashes", json={"hashes": {"pdq": near}, "thresholds": {BANK: {"pdq": bits}}})
+            for bits in (2 * have + 1, 256, 2**62)
+        ]
     assert r.status_code == 200
-    assert r.json()["verdict"] == "remove"  # everything is within 255 bits
+    assert r.json()["verdict"] == "remove" and r.json()["matches"][0]["distance"] == 40
+    assert [o.status_code for o in over] == [422, 422, 422]
+    assert all("cap" in o.json()["detail"] for o in over)
 
 
 def test_threshold_on_an_image_check_and_unknown_bank(served: Served) -> None:
@@ -182,7 +193,10 @@ def test_metrics_count_requests_verdicts_and_banks(served: Served) -> None:
 
 
 def test_openapi_is_published(served: Served) -> None:
-    with served.client() as c:
+    with served.client() as c:  # published to key holders only, as every route but health
+        assert c.get("/openapi.json").status_code == 401
+        assert c.get("/docs").status_code == 401
+    with served.client(served.check_key) as c:
         spec = c.get("/openapi.json").json()
         docs = c.get("/docs")
     paths = set(spec["paths"])

@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from service_fixtures import BANK, LISTED_URL, Served
@@ -144,6 +145,46 @@ def test_gate_fails_closed_when_the_service_is_unreachable() -> None:
     with Client("http://127.0.0.1:9", "cs_x", timeout=2) as c, pytest.raises(Blocked) as e:
         Gate(_draw, ServiceChecker(c))("a meadow", seed=1)
     assert e.value.what == "prompt" and "not checked" in str(e.value)
+
+
+def _answering(status: int, body: bytes, ctype: str = "application/json") -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": ctype}
+        if 300 <= status < 400:
+            headers["location"] = "https://login.example.org/"
+        return httpx.Response(status, content=body, headers=headers)
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "ctype"),
+    [
+        (302, b"", "text/html"),  # a proxy's login redirect
+        (200, b"<html>sign in</html>", "text/html"),  # a captive portal's page
+        (200, b'{"status": "ok"}', "application/json"),  # JSON without a verdict
+        (200, b'{"verdict": "fine", "matches": [], "reasons": []}', "application/json"),  # a verdict unknown here
+        (200, b'["keep"]', "application/json"),
+        (204, b"", "application/json"),
+    ],
+)
+def test_unexpected_answers_are_service_errors_and_the_gate_blocks(status: int, body: bytes, ctype: str) -> None:
+    with Client("http://cleanset.invalid", "cs_x", transport=_answering(status, body, ctype)) as c:
+        with pytest.raises(ServiceError):
+            c.check_image(b"\x89PNG")
+        with pytest.raises(ServiceError):
+            c.check_many([{"md5": "0" * 32}])
+        with pytest.raises(Blocked) as e:
+            Gate(_draw, ServiceChecker(c))("a meadow", seed=1)
+    assert e.value.verdict.verdict is None
+
+
+def test_a_bug_in_the_checker_blocks_not_escapes(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Client(served.url, served.check_key) as c:
+        monkeypatch.setattr(c, "check_text", lambda text: 1 / 0)
+        with pytest.raises(Blocked) as e:
+            Gate(_draw, ServiceChecker(c))("a meadow", seed=1)
+    assert "ZeroDivisionError" in str(e.value)
 
 
 def test_example_runs_and_blocks_the_listed_picture(capsys: pytest.CaptureFixture[str]) -> None:

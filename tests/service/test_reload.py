@@ -52,8 +52,10 @@ def test_reload_under_load(served: Served) -> None:
             assert r.status_code == 200, r.text
             assert r.json()["banks"][0]["version"] == first_version + 1 + i
             n = len(answers)
+            deadline = time.monotonic() + 30
             while len(answers) < n + 20:  # let requests run on the new set too
-                pass
+                assert time.monotonic() < deadline and any(t.is_alive() for t in threads), failures[-3:]
+                time.sleep(0.005)
     stop.set()
     for t in threads:
         t.join()
@@ -95,7 +97,7 @@ def test_sibling_workers_follow_a_reload(served: Served) -> None:
     from cleanset.service.limits import Limits
     from cleanset.service.live import LiveBanks
 
-    settings = Settings(banks=(BANK,), limits=Limits(rate=0), follow_reloads=True, access_log=False)
+    settings = Settings(banks=(BANK,), limits=Limits(rate=0), follow_reloads=True, access_log=False, launch="t1")
     a_live, b_live = LiveBanks(settings.banks), LiveBanks(settings.banks)
     store = BankStore(served.home)
     newcomer = hash_bytes(encode(picture(950)), ["pdq"], probes=False).hashes["pdq"]

@@ -7,8 +7,13 @@ entry id, signal, probe and distance; the values of a list never reach this modu
 
 Hash lookups from concurrent requests are answered in batches by one thread (``batching``: the fixed cost of a
 lookup is paid once per batch, and the index kernel runs beside the event loop), and their endpoint is served in
-plain ASGI in front of FastAPI (``fastpath``) with this module's ``Service.lookup``; image checks go to threads, at
-most one per core at a time, under the timeout (a thread past it finishes, but its answer is dropped).
+plain ASGI in front of FastAPI (``fastpath``) with this module's ``Service.lookup``; image checks go to the
+service's own threads, at most one per core at a time, under the timeout (a thread past it finishes, but its answer
+is dropped, and it keeps its slot until it has finished, so timed-out work never piles up beyond the cores).
+
+``Guard`` (the outermost middleware, plain ASGI) checks the key of every request but ``/healthz`` and ``/readyz``
+before a byte of its body is read, and refuses a body over the limit by its declared length or as it streams:
+neither a caller without a key nor a large body reaches FastAPI's body parsing.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import io
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -42,6 +49,7 @@ from cleanset.service.live import BankSet, LiveBanks, follow_siblings, release_m
 from cleanset.service.metrics import Metrics
 from cleanset.service.settings import Settings
 from cleanset.signals import get_signal
+from cleanset.signals.engine import HashConfig, HashEngine
 
 ACCESS = logging.getLogger("cleanset.access")
 KEY_HEADER = APIKeyHeader(name="Authorization", auto_error=False, description="`Bearer <key>` (or X-API-Key)")
@@ -114,11 +122,22 @@ class BatchOut(BaseModel):
 
 
 async def _check_scope(request: Request, header: Annotated[str | None, Security(KEY_HEADER)] = None) -> KeyRecord:
-    return request.app.state.service.authorize(request, header, "check")
+    """The key ``Guard`` verified (``header`` is declared for the OpenAPI document only)."""
+    return scoped(request.scope["state"], "check")
 
 
 async def _admin_scope(request: Request, header: Annotated[str | None, Security(KEY_HEADER)] = None) -> KeyRecord:
-    return request.app.state.service.authorize(request, header, "admin")
+    return scoped(request.scope["state"], "admin")
+
+
+def scoped(state: Mapping[str, Any], scope: str) -> KeyRecord:
+    """403 for a key of the wrong scope; the key itself was checked (401, 429) before the body was read."""
+    rec: KeyRecord | None = state.get("key")
+    if rec is None:  # Guard runs in front of every route but health: this is a wiring error, refused all the same
+        raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    if not rec.allows(scope):
+        raise HTTPException(403, f"key {rec.id} has scope {rec.scope!r}; this endpoint needs {scope!r}")
+    return rec
 
 
 CheckKey = Annotated[KeyRecord, Security(_check_scope)]
@@ -137,8 +156,14 @@ class Service:
         self.live = live if live is not None else LiveBanks(settings.banks, settings.quality_gate)
         self.rate = RateLimiter(self.limits.rate, self.limits.burst)
         self.metrics = Metrics()
-        self.image_slots = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+        slots = self.limits.max_checks or max(1, os.cpu_count() or 1)
+        self.checks = CheckSlots(slots, self.limits.max_waiting, self.limits.queue_s, 8 * self.limits.max_body)
+        # The service's own engine: the pixel limit holds for every frame, at decode, and only so many frames
+        # are decoded, whatever a file's header claims.
+        self.engine = HashEngine(HashConfig(max_pixels=self.limits.max_pixels, max_frames=self.limits.max_frames))
         self.lookups = LookupBatcher()
+        if settings.launch is not None:  # sibling workers of one launch stamp and follow reloads under its id
+            self.live.launch = settings.launch
         self._follower: asyncio.Task[None] | None = None
         self._stager: asyncio.Task[None] | None = None
         warm_up(self.live.current.banks)
@@ -151,23 +176,22 @@ class Service:
         if self.settings.stage_imports and self._stager is None:
             self._stager = loop.create_task(stage_imports(self.live))
 
-    def authorize(self, request: Request, header: str | None, scope: str) -> KeyRecord:
-        """401 without a valid key, 403 with a key of the wrong scope, 429 over the key's rate."""
-        return self.authorize_raw(header or request.headers.get("x-api-key"), scope, request.scope["state"])
-
-    def authorize_raw(self, raw: str | None, scope: str, state: dict[str, Any]) -> KeyRecord:
-        """``authorize`` for a raw header value; the key id goes into the request's ``state`` for the log."""
+    def authenticate(self, raw: str | None, state: dict[str, Any]) -> KeyRecord:
+        """401 without a valid key, 429 over the key's rate; the record goes into the request's ``state`` (the
+        routes check its scope), its id into the log. Called by ``Guard`` for every route but health."""
         if self._stager is None and self._follower is None:
             self.start_watching()
         if raw and raw[:7].lower() == "bearer ":
             raw = raw[7:].strip()
-        self.keys.refresh(time.monotonic())
+        try:
+            self.keys.refresh(time.monotonic())
+        except CleansetError as e:  # a key file that cannot be trusted: nobody is let in until it is fixed
+            raise HTTPException(503, f"keys unavailable: {e}") from None
         rec = self.keys.verify(raw) if raw else None
         if rec is None:
             raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
         state["key_id"] = rec.id
-        if not rec.allows(scope):
-            raise HTTPException(403, f"key {rec.id} has scope {rec.scope!r}; this endpoint needs {scope!r}")
+        state["key"] = rec
         wait = self.rate.allow(rec.id)
         if wait:
             raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": str(max(1, round(wait)))})
@@ -189,6 +213,15 @@ class Service:
                     raise HTTPException(
                         403, f"thresholds.{bank}.{sig}: {bits} is looser than the bank's {have}; only admin keys may"
                     )
+                # Even an admin's: near the signal's length every entry comes back with its distance, and a few
+                # hundred such answers would spell out the list's values.
+                cap = have * self.limits.loosen_factor
+                if bits > have and bits > cap:
+                    raise HTTPException(
+                        422,
+                        f"thresholds.{bank}.{sig}: {bits} is over the cap of {cap} ({self.limits.loosen_factor}x "
+                        f"the bank's {have})",
+                    )
         # One view per distinct ask, kept on the set (and dropped with it on reload), so requests asking the same
         # thresholds share a Banks object and so a batch.
         ask = orjson.dumps(thresholds, option=orjson.OPT_SORT_KEYS)
@@ -202,6 +235,10 @@ class Service:
     def answer(self, state: dict[str, Any], route: str, check: cs_api.Check, generation: int) -> dict[str, Any]:
         out = check.to_dict()
         out["generation"] = generation
+        if len(out["matches"]) > self.limits.max_matches:
+            # The verdict counted every match; naming them all would let a loose ask map the list around a probe.
+            out["notes"].append(f"{len(out['matches'])} matches; the closest {self.limits.max_matches} are named")
+            out["matches"] = sorted(out["matches"], key=lambda m: m["distance"])[: self.limits.max_matches]
         self.metrics.verdict(route, check.verdict)
         state["verdict"] = check.verdict or "failed"
         state["matches"] = state.get("matches", 0) + len(check.matches)
@@ -282,11 +319,22 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
         """Prometheus text: requests, latencies, verdicts, bank versions."""
         return PlainTextResponse(svc.metrics.render(svc.live.current), media_type="text/plain; version=0.0.4")
 
-    @app.post("/v1/check/hashes", tags=["check"], response_model=CheckOut | BatchOut)
-    async def check_hashes(body: HashesIn, request: Request, k: CheckKey) -> Any:
+    @app.post(
+        "/v1/check/hashes",
+        tags=["check"],
+        response_model=CheckOut | BatchOut,
+        openapi_extra={
+            "requestBody": {"content": {"application/json": {"schema": HashesIn.model_json_schema()}}, "required": True}
+        },
+    )
+    async def check_hashes(request: Request, k: CheckKey) -> Any:
         """Hashes computed elsewhere (on-device hashing): one item (``hashes``) or a batch (``items``). Served
-        by the fast path (``fastpath.py``) unless it is turned off; both call ``Service.lookup``."""
-        return JSON(await svc.lookup(body.model_dump(exclude_none=True), k, request.scope["state"]))
+        by the fast path (``fastpath.py``) unless it is turned off; both parse and answer with ``fastpath.answer``
+        (so ``Service.lookup``), so they agree byte for byte, errors included."""
+        status, payload, headers = await fastpath.answer(
+            svc, await request.body(), request.headers.get("content-type"), k, request.scope["state"]
+        )
+        return JSON(payload, status_code=status, headers=headers)
 
     @app.post(
         "/v1/check/image",
@@ -313,11 +361,7 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
         wanted = _thresholds_param(thresholds)
         current = svc.live.current
         banks = svc.banks_for(current, wanted, k)
-        async with svc.image_slots:
-            try:
-                check = await asyncio.wait_for(run_in_threadpool(cs_api.check_bytes, data, banks), svc.limits.timeout_s)
-            except TimeoutError:
-                raise HTTPException(503, f"image check took over {svc.limits.timeout_s} s; not checked") from None
+        check = await svc.checks.run(cs_api.check_bytes, data, banks, svc.engine, timeout_s=svc.limits.timeout_s)
         return JSON(svc.answer(request.scope["state"], "image", check, current.generation))
 
     @app.post("/v1/check/url", tags=["check"], response_model=CheckOut)
@@ -351,6 +395,9 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
     @app.post("/v1/banks/{name}/reload", tags=["banks"])
     async def reload(name: str, k: AdminKey) -> dict[str, Any]:
         """Make the bank's latest stored version live; requests in flight finish on the previous one."""
+        served = list(svc.live.current.pinned)
+        if name not in served:  # the path is the caller's: never echoed (it could hold anything, a hash included)
+            raise HTTPException(404, f"no such bank is served (served: {', '.join(served) or 'none'})")
         try:
             nxt = await run_in_threadpool(svc.live.reload, name)
         except CleansetError as e:
@@ -368,6 +415,66 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
 
     app.add_middleware(AccessLog, svc=svc)
     return app
+
+
+class CheckSlots:
+    """Image checks on the service's own threads, at most ``slots`` at once. A slot is freed when its thread has
+    finished, not when its request stopped waiting: after a timeout the work goes on, and counting it keeps the
+    work running bounded by the cores. Waiting for a slot is bounded too (``wait_s``; ``max_waiting`` waiters
+    holding at most ``max_waiting_bytes`` of bodies between them): past any of these the answer is 503 at once,
+    and the caller retries."""
+
+    def __init__(self, slots: int, max_waiting: int, wait_s: float, max_waiting_bytes: int) -> None:
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self.max_waiting_bytes = max_waiting_bytes
+        self.wait_s = wait_s
+        self.running = 0
+        self.waiting = 0
+        self.waiting_bytes = 0
+        self._free: asyncio.Semaphore | None = None
+        self._pool = ThreadPoolExecutor(slots, thread_name_prefix="cleanset-check")
+
+    async def run(
+        self, fn: Callable[..., cs_api.Check], data: bytes, banks: cs_api.Banks, engine: HashEngine, *, timeout_s: float
+    ) -> cs_api.Check:
+        if self._free is None:
+            self._free = asyncio.Semaphore(self.slots)
+        free = self._free
+        if free.locked():
+            if self.waiting >= self.max_waiting or self.waiting_bytes + len(data) > self.max_waiting_bytes:
+                raise HTTPException(503, "busy: every image check slot is taken; retry", headers={"Retry-After": "1"})
+            self.waiting += 1
+            self.waiting_bytes += len(data)
+            try:
+                await asyncio.wait_for(free.acquire(), self.wait_s)
+            except TimeoutError:
+                raise HTTPException(
+                    503, f"busy: no image check slot within {self.wait_s} s; retry", headers={"Retry-After": "1"}
+                ) from None
+            finally:
+                self.waiting -= 1
+                self.waiting_bytes -= len(data)
+        else:
+            await free.acquire()
+        loop = asyncio.get_running_loop()
+        self.running += 1
+        try:
+            fut = loop.run_in_executor(self._pool, lambda: fn(data, banks, engine=engine))
+        except BaseException:
+            self.running -= 1
+            free.release()
+            raise
+
+        def done(_: object) -> None:
+            self.running -= 1
+            free.release()
+
+        fut.add_done_callback(done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            raise HTTPException(503, f"image check took over {timeout_s} s; not checked") from None
 
 
 def warm_up(banks: cs_api.Banks) -> None:
@@ -436,8 +543,10 @@ async def read_image(request: Request, limit: int) -> bytes:
 
 
 def check_pixels(data: bytes, limit: int) -> None:
-    """Refuse an image whose header declares over ``limit`` pixels, before any pixel is decoded. Bytes Pillow
-    cannot open go on to the check, which fails them closed with a reason."""
+    """Refuse an image whose first frame's header declares over ``limit`` pixels, before any pixel is decoded: a
+    clear 413 for the common case. The limit itself is the service engine's, held at decode for every frame (a
+    later frame over it fails the item); bytes Pillow cannot open go on to the check, which matches their file
+    digests and fails them closed (``failed``, with a reason code), never ``keep``."""
     from PIL import Image
 
     try:
@@ -449,10 +558,38 @@ def check_pixels(data: bytes, limit: int) -> None:
         raise HTTPException(413, f"image of {w}x{h} pixels is over the limit of {limit:,}")
 
 
+HEALTH = frozenset({"/healthz", "/readyz"})
+ROUTES = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/v1/check/hashes", "/v1/check/image", "/v1/check/url", "/v1/check/text"}
+    | {"/v1/banks", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
+RELOAD = re.compile(r"/v1/banks/[^/]+/reload")
+
+
+def route_of(path: str) -> str:
+    """The route a path is served by, from a fixed list ("other" for the rest): what metrics and the access log
+    name, so a caller cannot write into them (a path may carry anything, a hash included) or grow them."""
+    if path in ROUTES:
+        return path
+    return "/v1/banks/{name}/reload" if RELOAD.fullmatch(path) else "other"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a body streams past the limit: an ``HTTPException``, so FastAPI's body reading
+    lets it through as it is (413) instead of calling it a parse error."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body is over the limit of {limit} bytes")
+
+
 class AccessLog:
-    """Pure ASGI middleware: one JSON line per request on ``cleanset.access`` (time, method, path, status,
-    milliseconds, key id, bytes in, verdict, match count), and the request metrics. Never a body, a header's
-    secret or a hash: the key is named by its id, a match only by count."""
+    """Pure ASGI middleware, the outermost: the guard, then one JSON line per request on ``cleanset.access``
+    (time, method, route, status, milliseconds, key id, bytes read, verdict, match count), and the request metrics.
+    Never a body, a header's secret, a raw path or a hash: the key is named by its id, a match only by count.
+
+    The guard: every route but health needs a key, checked (401, 429) before the body is read, for the fast path
+    and FastAPI alike; a body over ``max_body`` is refused by its declared length before it is read, and as it
+    streams otherwise."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], svc: Service) -> None:
         self.app = app
@@ -471,41 +608,70 @@ class AccessLog:
             return
         t0 = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
+        route = route_of(scope["path"])
         status = 500
+        started = False
+        size = 0
+        limit = self.svc.limits.max_body
 
         async def send_wrapped(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
+        async def receive_limited() -> MutableMapping[str, Any]:
+            nonlocal size
+            msg = await receive()
+            size += len(msg.get("body", b""))
+            if size > limit:
+                raise BodyTooLarge(limit)
+            return msg
+
         try:
-            if self.fast and scope["path"] == fastpath.PATH and scope["method"] == "POST":
-                await fastpath.serve_hashes(self.svc, scope, receive, send_wrapped)
-            else:
-                await self.app(scope, receive, send_wrapped)
+            try:
+                if route not in HEALTH:
+                    self.guard(scope, state, limit)
+                if self.fast and route == fastpath.PATH and scope["method"] == "POST":
+                    await fastpath.serve_hashes(self.svc, scope, receive_limited, send_wrapped)
+                else:
+                    await self.app(scope, receive_limited if route not in HEALTH else receive, send_wrapped)
+            except HTTPException as e:
+                if started:
+                    raise
+                await fastpath.send_json(send_wrapped, e.status_code, {"detail": e.detail}, e.headers)
         finally:
             took = time.perf_counter() - t0
-            path = scope["path"]
-            route = path if not path.startswith("/v1/banks/") else "/v1/banks/{name}/reload"
             self.svc.metrics.observe(route, status, took)
             if self.log and ACCESS.isEnabledFor(logging.INFO):
-                ACCESS.info(
-                    orjson.dumps(_access_record(scope, state, status, took)).decode(),
-                )
+                ACCESS.info(orjson.dumps(_access_record(scope, route, state, status, took, size)).decode())
+
+    def guard(self, scope: Scope, state: dict[str, Any], limit: int) -> None:
+        auth = x_key = length = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette's headers.get reads them
+            if name == b"authorization" and auth is None:
+                auth = value.decode("latin-1")
+            elif name == b"x-api-key" and x_key is None:
+                x_key = value.decode("latin-1")
+            elif name == b"content-length" and length is None:
+                length = value
+        self.svc.authenticate(auth or x_key, state)
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise HTTPException(413, f"body of {int(length)} bytes is over the limit of {limit}")
 
 
-def _access_record(scope: Scope, state: Mapping[str, Any], status: int, took: float) -> dict[str, Any]:
-    headers = dict(scope.get("headers") or [])
+def _access_record(
+    scope: Scope, route: str, state: Mapping[str, Any], status: int, took: float, size: int
+) -> dict[str, Any]:
     return {
         "ts": round(time.time(), 3),
         "id": uuid.uuid4().hex[:16],
         "method": scope["method"],
-        "path": scope["path"],
+        "path": route,
         "status": status,
         "ms": round(took * 1000, 3),
         "key": state.get("key_id"),
-        "bytes_in": int(headers.get(b"content-length", b"0") or 0),
+        "bytes_in": size,
         "verdict": state.get("verdict"),
         "matches": state.get("matches"),
         "client": (scope.get("client") or ("", 0))[0],

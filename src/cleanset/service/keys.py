@@ -7,11 +7,15 @@ file does not let anyone call the service. Compared in constant time, so a calle
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +65,7 @@ class KeyStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         self._records: dict[str, KeyRecord] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
         self._load()
@@ -74,7 +78,14 @@ class KeyStore:
         except FileNotFoundError:
             self._records, self._stamp = {}, None
             return
-        stamp = (st.st_mtime_ns, st.st_size)
+        if st.st_mode & 0o022:
+            # Whoever may write the file may give themselves an admin key: refuse it, and every key in it, rather
+            # than trust it.
+            self._records, self._stamp = {}, None
+            raise InputFormatError(
+                str(self.path), f"key file is writable by group or others (mode {st.st_mode & 0o777:o}); chmod 600 it"
+            )
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamp:
             return
         try:
@@ -85,7 +96,8 @@ class KeyStore:
         self._records, self._stamp = records, stamp
 
     def refresh(self, now: float) -> None:
-        """Re-read the file at most once a second (one ``stat``), from the request path."""
+        """Re-read the file at most once a second (one ``stat``), from the request path: the only read a request
+        causes, so an unknown key, sent as often as anyone likes, costs a dictionary lookup."""
         if now - self._checked >= self.RECHECK_S:
             self._checked = now
             self._load()
@@ -99,15 +111,27 @@ class KeyStore:
         if not key.startswith(PREFIX) or len(key) > 128:
             return None
         kid = key[len(PREFIX) : len(PREFIX) + 8]
-        rec = self._records.get(kid)
-        if rec is None:  # a key made since the last look: one stat, and a read only if the file changed
-            self._load()
-            rec = self._records.get(kid)
+        rec = self._records.get(kid)  # a key made since the last look works after the next ``refresh``
         if rec is None or rec.revoked is not None:
             return None
         return rec if hmac.compare_digest(rec.digest, digest_of(key)) else None
 
     # -- writing ----------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The thread lock and an ``flock`` on a lock file beside the key file: two ``cleanset keys`` commands
+        (processes) read-modify-write one at a time, so neither loses the other's key or revocation."""
+        private_dir(self.path.parent)
+        with self._lock:
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._stamp = None  # re-read under the lock, whatever was read before
+                self._load()
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
 
     def _write(self, records: dict[str, KeyRecord]) -> None:
         private_dir(self.path.parent)
@@ -123,8 +147,7 @@ class KeyStore:
             raise UserError(f"--scope {scope!r}: use one of {', '.join(SCOPES)}")
         if not name.strip():
             raise UserError("a key needs a name (who or what uses it)")
-        with self._lock:
-            self._load()
+        with self._locked():
             kid = secrets.token_hex(4)
             while kid in self._records:
                 kid = secrets.token_hex(4)
@@ -135,8 +158,7 @@ class KeyStore:
 
     def revoke(self, ident: str) -> KeyRecord:
         """Revoke by id or by name (a name must be unique among live keys)."""
-        with self._lock:
-            self._load()
+        with self._locked():
             hits = [r for r in self._records.values() if r.revoked is None and ident in (r.id, r.name)]
             if not hits:
                 raise UserError(f"no live key with id or name {ident!r} (see `cleanset keys list`)")

@@ -17,9 +17,15 @@ class Limits:
     rate: float = 2000.0  # requests per second per key, sustained (0: unlimited)
     burst: int = 4000  # requests a key may send at once
     max_body: int = 32 * 1024 * 1024  # bytes of one request body
-    max_pixels: int = 50_000_000  # pixels of one image (read from its header before any decoding)
+    max_pixels: int = 50_000_000  # pixels of one frame (read from its header before it is decoded, every frame)
+    max_frames: int = 8  # frames of one file decoded and hashed; more are reported as unscreened (review)
     timeout_s: float = 10.0  # an image check that takes longer is answered 503, never "keep"
     max_batch: int = 1000  # hash sets in one /v1/check/hashes request
+    max_checks: int = 0  # image checks running at once (0: one per core); a timed-out one holds its slot
+    queue_s: float = 1.0  # longest wait for a free check slot before 503 (busy)
+    max_waiting: int = 64  # image checks waiting for a slot, and their bodies at most 8 x max_body; more: 503
+    max_matches: int = 32  # matches named in one answer (the verdict counts them all)
+    loosen_factor: int = 2  # an admin may loosen a threshold to at most this many times the bank's
 
 
 class RateLimiter:

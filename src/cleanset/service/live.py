@@ -79,6 +79,8 @@ class LiveBanks:
         self._current = BankSet(banks, 1, time.time(), time.perf_counter() - t0, pinned)
         self._staged: dict[str, Staged] = {}
         self._staging = threading.Lock()
+        self.started = time.time()
+        self.launch: str | None = None  # set by a service whose workers follow each other (stamps go under it)
 
     @property
     def current(self) -> BankSet:
@@ -93,7 +95,8 @@ class LiveBanks:
     def reload(self, name: str, version: int | None = None) -> BankSet:
         """Make the latest stored version of bank ``name`` live (a bank pinned with ``NAME@VERSION`` stays at its
         version; ``version`` asks for one, as a sibling worker's stamp does). Only that bank's indexes are built;
-        the others are shared with the previous set. The version made live is stamped for sibling workers."""
+        the others are shared with the previous set. The version made live is stamped for sibling workers of the
+        same launch; a staged build at or below it is dropped (it would only hold a second index's memory)."""
         from cleanset.banks.store import BankStore
 
         with self._lock:
@@ -107,7 +110,9 @@ class LiveBanks:
             banks = cur.banks.replacing(snap, None if staged is None else staged.banks)
             nxt = BankSet(banks, cur.generation + 1, time.time(), time.perf_counter() - t0, dict(cur.pinned))
             self._current = nxt
-            write_stamp(name, int(snap.version))
+            self._drop_staged(name, int(snap.version))
+            if self.launch is not None:
+                write_stamp(self.launch, name, int(snap.version))
         del cur
         release_memory()
         return nxt
@@ -145,8 +150,20 @@ class LiveBanks:
             st.banks, st.build_s = built, time.perf_counter() - t0
         finally:
             st.ready.set()
+        # A reload may have made this version (or a newer one) live while it was building: the live version was
+        # read without the reload lock. Then nobody will take the build; keeping it would hold a second index.
+        have = self.version_of(name)
+        if have is not None and st.version <= have:
+            self._drop_staged(name, have)
+            st.banks = None
         release_memory()  # the build's temporaries
-        return st
+        return st if st.banks is not None else None
+
+    def _drop_staged(self, name: str, live_version: int) -> None:
+        with self._staging:
+            st = self._staged.get(name)
+            if st is not None and st.ready.is_set() and st.version <= live_version:
+                del self._staged[name]
 
     def staged(self) -> dict[str, int]:
         """Bank -> version whose index is built and waiting for its reload."""
@@ -207,26 +224,34 @@ def release_memory() -> None:
         pass  # not glibc: nothing to trim
 
 
-def stamp_dir() -> Path:
+def stamp_dir(launch: str) -> Path:
+    """``service/live/<launch>``: one launch's stamps; another launch (an earlier run, another service on this
+    ``CLEANSET_HOME``) never reads them."""
     from cleanset.banks.layout import home
 
-    return home() / "service" / "live"
+    if not launch.isalnum():
+        raise ValueError(f"launch id {launch!r}: letters and digits only")
+    return home() / "service" / "live" / launch
 
 
-def write_stamp(name: str, version: int) -> None:
-    """``service/live/<bank>``: the version a worker made live, for its sibling workers to follow."""
+def write_stamp(launch: str, name: str, version: int) -> None:
+    """The version a worker made live, for its sibling workers to follow."""
     from cleanset.atomic import atomic_output, private_dir
 
-    private_dir(stamp_dir())
-    with atomic_output(stamp_dir() / name) as tmp:
+    private_dir(stamp_dir(launch))
+    with atomic_output(stamp_dir(launch) / name) as tmp:
         tmp.write_text(str(version), encoding="ascii")
 
 
-def read_stamps(names: Sequence[str]) -> dict[str, int]:
+def read_stamps(launch: str, names: Sequence[str], since: float = 0.0) -> dict[str, int]:
+    """Stamps of this launch written at or after ``since`` (a worker's start: anything older it has loaded)."""
     out = {}
     for name in names:
+        path = stamp_dir(launch) / name
         try:
-            out[name] = int((stamp_dir() / name).read_text(encoding="ascii"))
+            if path.stat().st_mtime < since:
+                continue
+            out[name] = int(path.read_text(encoding="ascii"))
         except (OSError, ValueError):
             continue
     return out
@@ -234,15 +259,19 @@ def read_stamps(names: Sequence[str]) -> dict[str, int]:
 
 async def follow_siblings(live: LiveBanks, every_s: float = 1.0) -> None:
     """With ``--workers N`` a reload reaches one worker; the others see its stamp within ``every_s`` and load
-    the same version. (One worker alone never differs from its own stamp.)"""
+    the same version. Only upwards: a stamp never takes a worker back to an older version (a list's newer
+    version may hold entries the older lacks, so going back would fail open); an admin's reload is the one way
+    to change a served version otherwise. Without a launch id (one worker) there is nothing to follow."""
     import asyncio
 
     while True:
         await asyncio.sleep(every_s)
+        if live.launch is None:
+            continue
         cur = live.current
-        for name, version in read_stamps(list(cur.pinned)).items():
+        for name, version in read_stamps(live.launch, list(cur.pinned), live.started).items():
             have = live.version_of(name)
-            if cur.pinned.get(name) is None and have is not None and version != have:
+            if cur.pinned.get(name) is None and have is not None and version > have:
                 try:
                     await asyncio.to_thread(live.reload, name, version)
                 except UserError:

@@ -41,7 +41,8 @@ class Metrics:
             "# TYPE cleanset_requests_total counter",
         ]
         out += [
-            f'cleanset_requests_total{{route="{r}",status="{s}"}} {n}' for (r, s), n in sorted(self.requests.items())
+            f'cleanset_requests_total{{route="{esc(r)}",status="{s}"}} {n}'
+            for (r, s), n in sorted(self.requests.items())
         ]
         out += [
             "# HELP cleanset_request_seconds Request latency in the service, by route.",
@@ -51,25 +52,26 @@ class Metrics:
             acc = 0
             for le, n in zip([*map(str, BUCKETS), "+Inf"], counts, strict=True):
                 acc += n
-                out.append(f'cleanset_request_seconds_bucket{{route="{route}",le="{le}"}} {acc}')
-            out.append(f'cleanset_request_seconds_sum{{route="{route}"}} {self.latency_sum[route]:.6f}')
-            out.append(f'cleanset_request_seconds_count{{route="{route}"}} {acc}')
+                out.append(f'cleanset_request_seconds_bucket{{route="{esc(route)}",le="{le}"}} {acc}')
+            out.append(f'cleanset_request_seconds_sum{{route="{esc(route)}"}} {self.latency_sum[route]:.6f}')
+            out.append(f'cleanset_request_seconds_count{{route="{esc(route)}"}} {acc}')
         out += [
             "# HELP cleanset_verdicts_total Answers by route and verdict.",
             "# TYPE cleanset_verdicts_total counter",
         ]
         out += [
-            f'cleanset_verdicts_total{{route="{r}",verdict="{v}"}} {n}' for (r, v), n in sorted(self.verdicts.items())
+            f'cleanset_verdicts_total{{route="{esc(r)}",verdict="{esc(v)}"}} {n}'
+            for (r, v), n in sorted(self.verdicts.items())
         ]
         out += [
             "# HELP cleanset_bank_version Version of each served bank (entries as a label-free gauge beside it).",
             "# TYPE cleanset_bank_version gauge",
         ]
         for b in banks.described:
-            out.append(f'cleanset_bank_version{{bank="{b["name"]}"}} {b["version"]}')
+            out.append(f'cleanset_bank_version{{bank="{esc(b["name"])}"}} {b["version"]}')
         out += ["# TYPE cleanset_bank_entries gauge"]
         for b in banks.described:
-            out.append(f'cleanset_bank_entries{{bank="{b["name"]}"}} {b["entry_count"]}')
+            out.append(f'cleanset_bank_entries{{bank="{esc(b["name"])}"}} {b["entry_count"]}')
         out += [
             "# TYPE cleanset_bank_generation gauge",
             f"cleanset_bank_generation {banks.generation}",
@@ -79,6 +81,13 @@ class Metrics:
             f"cleanset_process_resident_bytes {resident_bytes()}",
         ]
         return "\n".join(out) + "\n"
+
+
+def esc(value: str) -> str:
+    """A label value as the exposition format quotes it (backslash, double quote, newline), so no value can end
+    its label and write a line of its own. Routes come from a fixed list (``app.route_of``); this is the second
+    fence."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def resident_bytes() -> int:

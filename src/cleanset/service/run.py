@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -38,6 +39,7 @@ def settings_from_env() -> Settings:
         follow_reloads=d["follow_reloads"],
         fast_path=d["fast_path"],
         stage_imports=d["stage_imports"],
+        launch=d.get("launch"),
     )
 
 
@@ -75,7 +77,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
         "log_level": "warning",
     }
     if workers > 1:
-        os.environ[SETTINGS_ENV] = _to_env(replace(settings, follow_reloads=True))
+        # A fresh launch id: the workers of this launch follow each other's reloads, never a stamp an earlier
+        # run (or another service on this CLEANSET_HOME) left behind.
+        launch = secrets.token_hex(8)
+        os.environ[SETTINGS_ENV] = _to_env(replace(settings, follow_reloads=True, launch=launch))
         uvicorn.run("cleanset.service.run:app_from_env", factory=True, workers=workers, **common)
     else:
         uvicorn.run(create_app(settings), **common)

@@ -18,3 +18,4 @@ class Settings:
     fast_path: bool = True  # serve /v1/check/hashes in plain ASGI (fastpath.py); False: through FastAPI
     stage_imports: bool = True  # build a new version's index on import, so its reload only swaps (live.py)
     follow_reloads: bool = False  # with several workers: load what a sibling's reload made live (live.py)
+    launch: str | None = None  # one launch's id: sibling workers share version stamps under it, nobody else does
