@@ -221,3 +221,20 @@ def test_a_shard_that_always_kills_its_worker_is_given_up_as_the_local_executor_
     assert [e.shard for e in gave_up["ray"]] == [e.shard for e in gave_up["local"]] == [target]
     assert "after 2 attempts" in gave_up["ray"][0].reason
     assert tables["ray"].equals(tables["local"])
+
+
+@pytest.mark.slow
+def test_a_screened_ray_scan_equals_the_local_one(ray_up: None, dataset: list[Path], tmp_path: Path) -> None:
+    """Screening travels in the plan: Ray workers load the shipped classifier and the caption lists themselves
+    and give the local executor's scores, rules and verdicts, item for item."""
+    from cleanset.screening.stage import ScreenConfig
+
+    screen = ScreenConfig()
+    local = api.scan(dataset, ["standin"], tmp_path / "local", executor="local", workers=2, screen=screen)
+    on_ray = api.scan(dataset, ["standin"], tmp_path / "ray", executor="ray", workers=2, screen=screen)
+    for k in ("items", "kept", "removed", "review", "failed"):
+        assert on_ray[k] == local[k], k
+    mine, theirs = _items(tmp_path / "ray"), _items(tmp_path / "local")
+    assert mine.equals(theirs)
+    scores = [s for s in theirs.column("open_nsfw").to_pylist() if s is not None]
+    assert len(scores) >= 10  # every decoded picture was classified, on both executors
