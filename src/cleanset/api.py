@@ -423,6 +423,7 @@ def neighbours(
     from cleanset.pipeline.neighbours import neighbour_pass, shard_embeddings
     from cleanset.screening.neighbours import DEFAULT_K, DEFAULT_MIN_SIMILARITY, load_embeddings
 
+    run = _own_run(run)  # refused before any embedding is read
     array: Any
     if isinstance(embeddings, np.ndarray):
         array, shown = embeddings, "array"
@@ -432,7 +433,7 @@ def neighbours(
     else:
         array, shown = load_embeddings(embeddings), str(embeddings)
     return neighbour_pass(
-        _local(run, "the run"),
+        run,
         array,
         DEFAULT_K if k is None else k,
         DEFAULT_MIN_SIMILARITY if min_similarity is None else min_similarity,
@@ -451,6 +452,21 @@ def clean(sources: Sequence[Path | str], run: Path | str, out: Path | str, **opt
 
 def _paths(p: Path | str | Sequence[Path | str], what: str = "the dataset") -> list[Path]:
     return [_local(p, what)] if isinstance(p, str | Path) else [_local(x, what) for x in p]
+
+
+def _own_run(p: Path | str) -> Path:
+    """A run this step may write into or vouch for: local, and not the working copy of a run on object storage
+    (its store may already hold newer revisions, and what is written here is never pushed)."""
+    from cleanset.errors import UserError
+    from cleanset.storage import is_working_copy
+
+    path = _local(p, "the run")
+    if is_working_copy(path):
+        raise UserError(
+            f"{path} is the working copy of a run on object storage: it may be behind the store, and nothing written "
+            "here reaches it. Copy the run down from the store and use that copy"
+        )
+    return path
 
 
 def _local(p: Path | str, what: str) -> Path:
@@ -473,11 +489,10 @@ def attest(
     from cleanset.actions import dsse
     from cleanset.actions.attestation import attest as _attest
 
+    run = _own_run(run)  # before the key is read: a working copy is refused whatever the key
     if isinstance(key, str | Path):
         key = dsse.load_private_key(Path(key))
-    return _attest(
-        run=_local(run, "the run"), dataset=_paths(dataset), key=key, out=_local(out, "--out"), format=format
-    )
+    return _attest(run=run, dataset=_paths(dataset), key=key, out=_local(out, "--out"), format=format)
 
 
 def verify(

@@ -139,6 +139,7 @@ FAILURE_CODES: dict[str, str] = {
     "missing": "a shard or member that vanished",
     "unreadable": "a shard or Parquet file that could not be opened",
     "hash": "hashing failed (out of memory, bad pixels)",
+    "not-screened": "a picture --screen asked for that a classifier did not score",
     "internal": "a worker crashed or raised",
     "other": "any other reason, including download errors recorded in metadata",
 }
@@ -152,6 +153,7 @@ _CODE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("read", r"^read:"),
         ("url", r"^url:"),
         ("hash", r"^hash:"),
+        ("not-screened", r"^not screened:"),
         ("empty", r"^empty (file|image)"),
         ("no-image", r"^no image (member|bytes|column)"),
         ("too-large", r"^member of \d+ bytes refused"),

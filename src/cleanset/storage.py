@@ -122,6 +122,16 @@ def cache_root() -> Path:
     return private_dir(root)
 
 
+def is_working_copy(path: Path | str) -> bool:
+    """Whether ``path`` lies in this node's mirror of a remote run: what is written there is not on the store, and
+    the next pull drops it, so a step that writes a run (a neighbour pass) or vouches for one (attest) refuses it."""
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cleanset") / "storage"
+    try:
+        return Path(path).resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
 def staging_root() -> Path:
     """Where a remote cleaned output is built before its upload: under the cache (``$CLEANSET_CACHE``), chosen
     for size by whoever runs cleanset, not the system's temporary folder (often a small tmpfs)."""

@@ -221,3 +221,27 @@ def test_metadata_parquet_without_keys_is_not_copied_unfiltered(tmp_path: Path) 
     write_run(tmp_path / "run", open_source([data]))
     with pytest.raises(UserError, match=r"00000\.parquet: .*no 'key' column"):
         clean([data], tmp_path / "run", tmp_path / "clean")
+
+
+def test_keep_failed_never_keeps_a_picture_screening_did_not_score(tmp_path: Path) -> None:
+    """--keep-failed keeps items that could not be read or hashed. A picture that was read and hashed but that a
+    classifier --screen asked for never scored was not screened: it stays out, and is counted as dropped."""
+    data = _make("webdataset", tmp_path / "data")
+    src = open_source([data])
+    write_run(
+        tmp_path / "run", src, decide=lambda i: (Status.FAILED, None) if i % 3 == 0 else (Status.OK, Verdict.KEEP)
+    )
+    unscored = set()
+    for f in sorted((tmp_path / "run" / "items").glob("*.parquet")):
+        t = pq.read_table(f)
+        reasons = [
+            "not screened: no score from classifier(s) open_nsfw" if s == "failed" and i % 2 == 0 else r
+            for i, (s, r) in enumerate(zip(t.column("status").to_pylist(), t.column("reason").to_pylist(), strict=True))
+        ]
+        unscored |= {k for k, r in zip(t.column("key").to_pylist(), reasons, strict=True) if r and r.startswith("not")}
+        pq.write_table(t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string())), f)
+    assert unscored
+    report = clean([data], tmp_path / "run", tmp_path / "clean", keep_failed=True)
+    kept = set(_keys(open_source([tmp_path / "clean"])))
+    assert not kept & unscored
+    assert report.failed_kept > 0 and report.failed_dropped >= len(unscored)

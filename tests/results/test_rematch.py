@@ -323,3 +323,17 @@ def test_rematch_rewrites_the_rules_that_fired(tmp_path: Path, cleanset_home: Pa
     assert rows["i1"]["rules"] == ["bank-match"]
     assert rows["i2"]["verdict"] == "remove" and rows["i2"]["rules"] == ["bank-match"]
     assert rows["i3"]["rules"] == []
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_a_policy_files_allow_bank_stays_allowed_after_rematch(tmp_path: Path, cleanset_home: Path, full: bool) -> None:
+    """A bank the scan's policy file allowed (not an allow list in the store) still never counts after a rematch;
+    a store allow list re-imported as a block list is what stops counting as one."""
+    run, v = hand_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["policy"]["allow_banks"] = ["listA"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    v2 = MemoryBank.from_hex("listA", [("md5", v[2]["md5"], "A2")], version=2)
+    rematch(run, [], snapshots=[v2], full=full)
+    rows = {r["key"]: r for r in RunStore(run).items_table().to_pylist()}
+    assert rows["i2"]["matches"] and rows["i2"]["verdict"] == "keep"

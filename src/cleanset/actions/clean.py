@@ -434,7 +434,9 @@ def _decide(
         # and one whose bytes the scan never read has no digest to check its copy against: it cannot be kept
         # (rows of a file checked as a whole carry none of their own)
         known = pc.is_valid(rows["content_sha256"]) if item_content else unmatched
-        keep_mask = pc.or_(keep_mask, pc.and_(failed, pc.and_(unmatched, known)))
+        # and a picture screening was asked for but never scored was read, yet not screened: never kept
+        screened = pc.invert(pc.starts_with(pc.fill_null(rows["reason"], ""), "not screened"))
+        keep_mask = pc.or_(keep_mask, pc.and_(failed, pc.and_(pc.and_(unmatched, known), screened)))
 
     def count(mask: pa.ChunkedArray | pa.Array) -> int:
         return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)

@@ -19,7 +19,7 @@ from cleanset.assess import Assessment, Policy, assess_many
 from cleanset.pipeline.ledger import ShardCounts
 from cleanset.records import HashOutcome, ItemResult, Probe, Status, Verdict
 from cleanset.runs.schema import to_table
-from cleanset.screening.stage import NOT_CLASSIFIED
+from cleanset.screening.stage import NOT_CLASSIFIED, combine_scores
 from cleanset.signals import given_signals
 from cleanset.sources.base import Shard, Source, SourceItem, content_digest, marker_key
 
@@ -323,7 +323,7 @@ def _add_parts(
         part = engine.hash_bytes(data, on_pixels) if on_pixels is not None else engine.hash_bytes(data)
         outcome.probes.extend(Probe(f"{name}/{p.name}", p.signal, p.value, p.quality) for p in part.probes)
         for score, value in part.scores.items():
-            outcome.scores[score] = max(value, outcome.scores.get(score, value))
+            outcome.scores[score] = combine_scores(outcome.scores.get(score), value)
         if part.status is not Status.OK:
             outcome.status = Status.FAILED
             outcome.reason = f"{name}: {part.reason}"

@@ -124,10 +124,12 @@ def open_old(manifest: dict[str, Any], name: str) -> Any | None:
 
 
 def _policy(manifest: dict[str, Any], snaps: Sequence[Any]) -> Policy:
-    """The run's policy, with allow banks exactly those of the bank set now in use (a list re-imported as a block
-    list stops being one)."""
+    """The run's policy, with the allow banks its policy file named, plus those of the bank set now in use that are
+    allow lists (a store's allow list re-imported as a block list stops being one; a policy file's stays)."""
     policy = Policy.from_dict(manifest.get("policy") or {})
-    return replace(policy, allow_banks=frozenset(s.name for s in snaps if s.allow))
+    store_allow_then = {b["name"] for b in manifest.get("banks") or [] if b.get("allow")}
+    from_policy = policy.allow_banks - store_allow_then
+    return replace(policy, allow_banks=frozenset(from_policy | {s.name for s in snaps if s.allow}))
 
 
 def rematch_table(table: pa.Table, matcher: Any, policy: Policy) -> tuple[pa.Table, list[dict[str, Any]]]:
@@ -354,7 +356,8 @@ def rematch(
     bank_records = [_bank_record(s) for s in snaps]
     new_manifest = dict(manifest)
     new_manifest["banks"] = bank_records
-    new_manifest["policy"] = policy.to_dict()
+    # a screened run keeps its full rules and thresholds, so a later cleanset's defaults never re-judge it
+    new_manifest["policy"] = policy.to_dict(full="screen" in manifest)
     new_manifest["revision"] = {
         "number": rev,
         "base": base_rev,

@@ -4,8 +4,9 @@ Why take them: LAION shipped a safety score with every row, and the public audit
 among the rows it scored unsafe. A score column is a signal like a classifier's, at no cost, so the scan records it
 under its own name and the policy decides by name (``punsafe`` >= its threshold -> review, by default).
 
-A value that is missing or not a number is left out and noted, never taken as 0: a row whose safety score cannot be
-read is not a row scored safe.
+A missing value (no column, or null) is no score. A value present but not a finite number is never taken as 0: it is
+recorded as NaN and noted, and the policy's non-finite rule sends the item to review, because a row whose safety
+score cannot be read is not a row scored safe.
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ def read_scores(meta: Mapping[str, Any], columns: Sequence[str]) -> tuple[dict[s
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            notes.append(f"score {name} ignored: not a number")
+            notes.append(f"score {name} is not a number")
+            scores[name] = math.nan
             continue
         if math.isnan(value) or math.isinf(value):
-            notes.append(f"score {name} ignored: not a finite number")
+            notes.append(f"score {name} is not a finite number")
+            scores[name] = math.nan
             continue
         scores[name] = value
     return scores, notes

@@ -13,6 +13,7 @@ matched, so the policy, rematch and the report read screening exactly as they re
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -180,7 +181,7 @@ class Screening:
             )
             best: dict[int, float] = {}
             for k, v in zip(owners, values.tolist(), strict=True):
-                best[k] = max(v, best.get(k, v))
+                best[k] = combine_scores(best.get(k), v)
             for k, v in best.items():
                 queue[k].scores[c.score] = float(v)
         return [
@@ -194,3 +195,13 @@ class Screening:
             for d, v in zip(out, c.score_rgb(list(images)).tolist(), strict=True):
                 d[c.score] = float(v)
         return out
+
+
+def combine_scores(prev: float | None, value: float) -> float:
+    """One item's score from its frames or parts: the highest counts, but one that is NaN or infinite makes the
+    item's score so, and the policy sends it to review. ``max`` alone would let a later finite frame hide it."""
+    if prev is None:
+        return value
+    if not math.isfinite(prev):
+        return prev
+    return value if not math.isfinite(value) else max(prev, value)
