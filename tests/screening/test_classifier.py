@@ -184,3 +184,17 @@ def test_a_hidden_frame_is_classified(tmp_path: Path, cleanset_home: Path) -> No
     screening = ScreenConfig(classifiers=(str(write_config(tmp_path)),), default_terms=False).build()
     check = api.check_bytes(buf.getvalue(), banks, screen=screening)
     assert check.scores["classifier.tiny"] > 0.9 and check.verdict == "review"  # the red second frame counts
+
+
+def test_an_edited_model_config_is_a_different_model_in_the_run(tmp_path: Path) -> None:
+    """The manifest (and so the fingerprint a resume is checked against) records the config's settings beside the
+    model's digest: the same .onnx read with other preprocessing or outputs scores differently."""
+    from cleanset.screening.classifier import get_classifier
+
+    for sub in "abc":
+        (tmp_path / sub).mkdir()
+    first = get_classifier(str(write_config(tmp_path / "a"))).describe()
+    again = get_classifier(str(write_config(tmp_path / "b"))).describe()
+    edited = get_classifier(str(write_config(tmp_path / "c", softmax=True))).describe()
+    assert first == again
+    assert edited["model_sha256"] == first["model_sha256"] and edited != first

@@ -21,6 +21,7 @@ what a score means (``cleanset.assess.policy``).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -417,7 +418,15 @@ class OnnxClassifier(Classifier):
         return out[:, self._index]
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.label, "kind": self.name, "model_sha256": file_sha256(self.spec.model)}
+        # the preprocessing and output settings too: a resumed scan (or a Ray worker) with an edited config scores
+        # differently, so it must not share the run's fingerprint
+        settings = {k: v for k, v in dataclasses.asdict(self.spec).items() if k != "model"}
+        return {
+            "name": self.label,
+            "kind": self.name,
+            "model_sha256": file_sha256(self.spec.model),
+            "settings": json.loads(json.dumps(settings, sort_keys=True, default=str)),
+        }
 
 
 def get_classifier(ref: str) -> Classifier:
