@@ -142,3 +142,22 @@ def test_streamed_parts_give_the_brute_force_answer(monkeypatch: pytest.MonkeyPa
                 want[int(i)] = (float(sims[i]), h)
     assert got.keys() == want.keys()
     assert all(got[r][1] == want[r][1] and abs(got[r][0] - want[r][0]) < 1e-2 for r in want)
+
+
+def test_a_neighbour_whose_hit_moved_away_is_cleared(tmp_path: Path, cleanset_home: Path) -> None:
+    """A later pass where an item is no longer near any hit (new embeddings, or its hit delisted) takes its
+    neighbour score, rule and note away and judges it again, instead of leaving it in review."""
+    _, run, emb = _two_parts(tmp_path, cleanset_home)
+    first = _pass(run, {"part-2": emb[2], "part-10": emb[10]})
+    assert first.neighbours == 1  # type: ignore[attr-defined]
+    moved = {2: emb[2].copy(), 10: emb[10]}
+    moved[2][5] = -moved[2][3]  # the near copy is now as far from the hit as it can be
+    from cleanset.pipeline.neighbours import neighbour_pass
+
+    again = neighbour_pass(run, {"part-2": moved[2], "part-10": moved[10]}, 32, 0.9, source="new embeddings")
+    assert (again.neighbours, again.changed) == (0, 1)  # type: ignore[attr-defined]
+    rows = {r["key"]: r for r in RunStore(run).items_table().to_pylist()}
+    item = rows["part-2/5"]
+    assert item["verdict"] == "keep" and item["rules"] == []
+    assert not any(name == "neighbour" for name, _ in item["scores"] or [])
+    assert not any(n.startswith("neighbour of matched item") for n in item["notes"] or [])

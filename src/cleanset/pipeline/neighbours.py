@@ -167,27 +167,38 @@ def neighbour_pass(
         mine = {r - offset: v for r, v in found.items() if offset <= r < offset + n}
         offset += n
         target = tmp / "items" / f.name
-        if not mine:
+        # a neighbour score an earlier pass left (its hit since delisted, or no longer this close) is cleared
+        stale = [
+            j
+            for j, sc in enumerate(read_items(f, ["scores"]).column("scores").to_pylist())
+            if j not in mine and any(name == NEIGHBOUR_SCORE for name, _ in sc or [])
+        ]
+        if not mine and not stale:
             try:
                 os.link(f, target)
             except OSError:
                 shutil.copy2(f, target)
             continue
         rows = read_items(f).to_pylist()
-        for j, (sim, hit) in mine.items():
+        for j in sorted({*mine, *stale}):
             row = rows[j]
             if row["status"] != str(Status.OK):
                 continue
             scores = dict(row["scores"] or [])
-            scores[NEIGHBOUR_SCORE] = sim
+            kept_notes = [n for n in row["notes"] or [] if not n.startswith(NOTE)]
+            if j in mine:
+                sim, hit = mine[j]
+                scores[NEIGHBOUR_SCORE] = sim
+                kept_notes.append(f"{NOTE} {keys[hit]} (cosine {sim:.3f})")
+            else:
+                scores.pop(NEIGHBOUR_SCORE, None)
             j2 = judgement(Status.OK, [Match(**m) for m in row["matches"] or []], scores, policy)
             new = None if j2.verdict is None else str(j2.verdict)
             changed += new != row["verdict"]
             row["scores"] = list(scores.items())
             row["verdict"] = new
             row["rules"] = list(j2.rules)
-            kept_notes = [n for n in row["notes"] or [] if not n.startswith(NOTE)]
-            row["notes"] = [*kept_notes, f"{NOTE} {keys[hit]} (cosine {sim:.3f})"]
+            row["notes"] = kept_notes
         write_parquet_atomic(target, pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
 
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
