@@ -148,10 +148,6 @@ class Banks:
     def names(self) -> list[str]:
         return [s.name for s in self.snapshots]
 
-    def signals(self) -> set[str]:
-        """Bank signals any of these banks holds values for."""
-        return {sig for s in self.snapshots for sig in s.signals()}
-
     def policy(self, policy: Policy | None) -> Policy:
         """``policy`` (default: remove on any match) with these banks' allow lists counted as allow banks."""
         from cleanset.assess import Policy
@@ -333,16 +329,22 @@ def check_text(
     )
 
 
+def hash_probes(hashes: Mapping[str, str]) -> list[Probe]:
+    """``{signal: hex}`` as probes, each value validated by its signal (a ValueError naming what is wrong), and
+    matched against its signal's lists (``pdq512`` against pdq)."""
+    from cleanset.signals import get_signal
+
+    probes = []
+    for sig, value in hashes.items():
+        signal = get_signal(sig)
+        probes.append(Probe(sig, signal.matches(), signal.validate(value)))
+    return probes
+
+
 def _probes(hashes: Mapping[str, str] | Sequence[Probe]) -> tuple[list[Probe], dict[str, str]]:
     if not isinstance(hashes, Mapping):
         return list(hashes), {}
-    from cleanset.signals import get_signal
-
-    probes = [
-        Probe(sig, get_signal(sig).matches(), get_signal(sig).validate(value.strip().lower()))
-        for sig, value in hashes.items()
-    ]
-    return probes, dict(hashes)
+    return hash_probes(hashes), dict(hashes)
 
 
 def check_hashes(hashes: Mapping[str, str] | Sequence[Probe], banks: Banks, policy: Policy | None = None) -> Check:

@@ -115,17 +115,21 @@ def join(url: str, *parts: str) -> str:
     return "/".join([url.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+def _cache_base() -> Path:
+    """``$CLEANSET_CACHE`` or ``~/.cache/cleanset``: the mirror and the staging folder live under it."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cleanset")
+
+
 def cache_root() -> Path:
     """The node's mirror of remote locations: ``$CLEANSET_CACHE`` or ``~/.cache/cleanset``; owner-only, since it
     holds dataset bytes and run results."""
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cleanset") / "storage"
-    return private_dir(root)
+    return private_dir(_cache_base() / "storage")
 
 
 def is_working_copy(path: Path | str) -> bool:
     """Whether ``path`` lies in this node's mirror of a remote run: what is written there is not on the store, and
     the next pull drops it, so a step that writes a run (a neighbour pass) or vouches for one (attest) refuses it."""
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cleanset") / "storage"
+    root = _cache_base() / "storage"
     try:
         return Path(path).resolve().is_relative_to(root.resolve())
     except OSError:
@@ -135,8 +139,7 @@ def is_working_copy(path: Path | str) -> bool:
 def staging_root() -> Path:
     """Where a remote cleaned output is built before its upload: under the cache (``$CLEANSET_CACHE``), chosen
     for size by whoever runs cleanset, not the system's temporary folder (often a small tmpfs)."""
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cleanset") / "staging"
-    return private_dir(root)
+    return private_dir(_cache_base() / "staging")
 
 
 def same_store_key(url: str) -> str:

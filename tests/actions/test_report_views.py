@@ -443,6 +443,24 @@ def test_a_url_that_a_url_list_matched_is_never_shown(tmp_path: Path) -> None:
     assert rows["p1"]["where"] == "https://images.example/ok.jpg"
 
 
+def test_a_url_signal_is_known_by_its_declared_input_not_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin URL hash need not be named ``url_*``: the report asks the registry what the signal hashes, and
+    withholds the URL for a signal it does not know at all."""
+    from cleanset.signals import SIGNALS, Input, get_signal, is_url_signal
+
+    class LinkHash(get_signal("url_sha1")):  # type: ignore[misc, valid-type]
+        name = "linkhash"
+
+    monkeypatch.setitem(SIGNALS._items, "linkhash", LinkHash)
+    assert LinkHash.input is Input.URL
+    assert is_url_signal("linkhash") and is_url_signal("url_md5") and is_url_signal("not-installed-here")
+    assert not is_url_signal("pdq") and not is_url_signal("md5")
+    listed = row("u2", Verdict.REMOVE, Match("links", 1, "L-1", "linkhash", 0, "linkhash"))
+    listed.url = "https://listed.example/another-secret.jpg"
+    rows = flagged_rows(to_table([listed]), Explainer({"banks": [bank("links")]}, set()))
+    assert rows[0]["url"] is None and rows[0]["where"] == "u2"
+
+
 def test_flip_words_name_the_edit_a_person_made() -> None:
     """A left-right mirror of a photo is found by the original's ``pdq/flipy`` probe, an upside-down copy by
     ``pdq/flipx``: the words must say which edit it was."""

@@ -38,6 +38,7 @@ from cleanset.actions.dataset_digest import output_files_root
 from cleanset.atomic import fsync_dir, fsync_tree, sweep_dead
 from cleanset.errors import UserError
 from cleanset.pipeline.scan import reopen_options
+from cleanset.records import failure_code
 from cleanset.runs.layout import RunDir, write_json_atomic
 from cleanset.runs.schema import MATCH_TYPE
 from cleanset.runs.store import RunStore
@@ -433,10 +434,9 @@ def _decide(
         unmatched = pc.equal(lengths, 0) if lengths is not None else pa.array([True] * n)
         # and one whose bytes the scan never read has no digest to check its copy against: it cannot be kept
         # (rows of a file checked as a whole carry none of their own)
-        known = pc.is_valid(rows["content_sha256"]) if item_content else unmatched
+        keepable = pc.and_(unmatched, pc.is_valid(rows["content_sha256"])) if item_content else unmatched
         # and a picture screening was asked for but never scored was read, yet not screened: never kept
-        screened = pc.invert(pc.starts_with(pc.fill_null(rows["reason"], ""), "not screened"))
-        keep_mask = pc.or_(keep_mask, pc.and_(failed, pc.and_(pc.and_(unmatched, known), screened)))
+        keep_mask = pc.or_(keep_mask, pc.and_(failed, pc.and_(keepable, _screened(rows["reason"]))))
 
     def count(mask: pa.ChunkedArray | pa.Array) -> int:
         return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)
@@ -502,3 +502,10 @@ def _unwritten_rows(rows: pa.Table, unwritten: dict[str, str]) -> pa.Table:
 
 def _pylist(col: pa.ChunkedArray | pa.Array) -> list[Any]:
     return list(col.to_pylist())
+
+
+def _screened(reasons: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """False where the failure is ``not-screened`` (the record's own code for it, whatever prefix the reason has)."""
+    distinct = pc.unique(pc.fill_null(reasons, ""))
+    ok = pa.array([failure_code(r) != "not-screened" for r in distinct.to_pylist()], pa.bool_())
+    return ok.take(pc.index_in(pc.fill_null(reasons, ""), value_set=distinct))

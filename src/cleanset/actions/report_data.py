@@ -27,9 +27,10 @@ import pyarrow.parquet as pq
 
 from cleanset.assess.policy import BANK_RULE, UNSCREENED_FRAMES, Policy, judgement, match_verdict
 from cleanset.records import FAILURE_CODES, Match, Status, Verdict, failure_code
-from cleanset.runs.schema import ITEM_SCHEMA, read_items
+from cleanset.runs.schema import ITEM_SCHEMA
 from cleanset.runs.store import RunStore
 from cleanset.screening.stage import NOT_CLASSIFIED
+from cleanset.signals import is_url_signal
 
 REPORT_VERSION = 2
 SCORE_BINS = 20
@@ -230,7 +231,7 @@ def flagged_rows(items: pa.Table, explain: Explainer) -> list[dict[str, Any]]:
             why += explain.screen_reasons(r["matches"] or [], scores)
         why += [f"caption matched term list {label}" for label in r.get("text_lists") or []]
         # A URL a URL list matched *is* that list's value: the report (a shareable artefact) names the key instead.
-        url = None if any(str(m["signal"]).startswith("url_") for m in r["matches"] or []) else r.get("url")
+        url = None if any(is_url_signal(str(m["signal"])) for m in r["matches"] or []) else r.get("url")
         out.append(
             {
                 "key": r["key"],
@@ -539,9 +540,7 @@ def build_report(run: Path, revision: int | None = None) -> dict[str, Any]:
     rev = store.latest_revision() if revision is None else revision
     m, s = store.manifest_of(rev), store.summary_of(rev)
     cols = [c for c in _ITEM_COLUMNS if c in ITEM_SCHEMA.names]
-    # Each file read with the columns it has (a run from before screening lacks ``rules`` and ``text_lists``).
-    parts = [read_items(f, cols) for f in store.item_files(rev)]
-    items = pa.concat_tables(parts) if parts else pa.schema([ITEM_SCHEMA.field(c) for c in cols]).empty_table()
+    items = store.items_table(rev, columns=cols)  # a run from before screening reads with those columns empty
     allow = {b["name"] for b in m.get("banks") or [] if b.get("allow")}
     allow |= set((m.get("policy") or {}).get("allow_banks") or [])
     counts = {k: int(s.get(k, 0)) for k in ("items", "kept", "removed", "review", "failed")}

@@ -46,8 +46,6 @@ from cleanset.runs.schema import to_table
 from cleanset.sources.base import Shard, marker_key
 from cleanset.threads import limit_blas_threads
 
-ATTEMPTS = RETRY_RULE.attempts  # kept for callers that quote it
-
 
 class Executor(ABC):
     name: ClassVar[str]

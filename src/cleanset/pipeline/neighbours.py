@@ -120,7 +120,7 @@ def neighbour_pass(
         )
     policy = Policy.from_dict(manifest.get("policy") or {})
     files = sorted(store.item_files(base_rev), key=lambda f: _natural(f.stem))
-    parts = [read_items(f, ["key", "status", "matches"]) for f in files]
+    parts = [read_items(f, ["key", "status", "matches", "scores"]) for f in files]
     counts = [t.num_rows for t in parts]
     if isinstance(embeddings, Mapping):
         missing = [f.stem for f in files if f.stem not in embeddings]
@@ -163,14 +163,14 @@ def neighbour_pass(
     make_dirs(tmp / "items")
     changed = 0
     offset = 0
-    for f, n in zip(files, counts, strict=True):
+    for f, n, part in zip(files, counts, parts, strict=True):
         mine = {r - offset: v for r, v in found.items() if offset <= r < offset + n}
         offset += n
         target = tmp / "items" / f.name
         # a neighbour score an earlier pass left (its hit since delisted, or no longer this close) is cleared
         stale = [
             j
-            for j, sc in enumerate(read_items(f, ["scores"]).column("scores").to_pylist())
+            for j, sc in enumerate(part.column("scores").to_pylist())
             if j not in mine and any(name == NEIGHBOUR_SCORE for name, _ in sc or [])
         ]
         if not mine and not stale:

@@ -160,13 +160,10 @@ def pil_rgb(rgb: np.ndarray) -> Any:
 
 
 def file_sha256(path: Path) -> str:
-    import hashlib
+    """A model file's digest as the manifest records it (hex, no ``sha256:`` prefix)."""
+    from cleanset.banks.digest import file_sha256 as digest
 
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return digest(path).removeprefix("sha256:")
 
 
 # -- Open-NSFW ------------------------------------------------------------------------------------------------------

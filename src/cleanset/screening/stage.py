@@ -188,14 +188,6 @@ class Screening:
             p for p in queue if any(p.inputs[i] and c.score not in p.scores for i, c in enumerate(self.classifiers))
         ]
 
-    def score_images(self, images: Sequence[np.ndarray]) -> list[dict[str, float]]:
-        """Classifier scores of decoded pictures (one dict per picture): for the API and the benches."""
-        out: list[dict[str, float]] = [{} for _ in images]
-        for c in self.classifiers:
-            for d, v in zip(out, c.score_rgb(list(images)).tolist(), strict=True):
-                d[c.score] = float(v)
-        return out
-
 
 def combine_scores(prev: float | None, value: float) -> float:
     """One item's score from its frames or parts: the highest counts, but one that is NaN or infinite makes the

@@ -63,7 +63,6 @@ class TermStore:
         except OSError as e:
             raise UserError(f"cannot read {path}: {e.strerror or e}") from None
         terms = parse_terms(text.splitlines(), str(path))
-        TermList(name, 1, category, tuple(terms))  # validates the category before anything is written
         return self.create(name, terms, category, source=Path(path).name)
 
     def create(self, name: str, terms: list[str], category: str, source: str = "") -> TermInfo:

@@ -395,6 +395,3 @@ def parse_terms(lines: Iterable[str], source: str) -> list[str]:
         raise InputFormatError(source, "no terms found (one term per line; '# ' starts a comment)")
     return out
 
-
-def lists_by_label(lists: Iterable[TermList]) -> Mapping[str, TermList]:
-    return {tl.label: tl for tl in lists}

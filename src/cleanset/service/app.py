@@ -48,7 +48,6 @@ from cleanset.service.limits import RateLimiter
 from cleanset.service.live import BankSet, LiveBanks, follow_siblings, release_memory, stage_imports
 from cleanset.service.metrics import Metrics
 from cleanset.service.settings import Settings
-from cleanset.signals import get_signal
 from cleanset.signals.engine import HashConfig, HashEngine
 
 ACCESS = logging.getLogger("cleanset.access")
@@ -258,23 +257,26 @@ class Service:
         items: list[Any] = [one] if one is not None else list(many or [])
         if len(items) > self.limits.max_batch:
             raise HTTPException(413, f"items: {len(items)} is over the limit of {self.limits.max_batch} per request")
+        probe_lists = []
         for i, h in enumerate(items):
             where = "hashes" if one is not None else f"items[{i}]"
             if not isinstance(h, dict) or not all(isinstance(v, str) for v in h.values()):
                 raise HTTPException(422, f"{where}: expected an object of signal: hex strings")
             if not h:
                 raise HTTPException(422, f"{where}: empty")
+            probes: list[Any] = []
             for sig, value in h.items():  # here, so a bad value fails its own request and never a whole batch
                 try:
-                    get_signal(sig).validate(value)
+                    probes += cs_api.hash_probes({sig: value})
                 except (ValueError, CleansetError) as e:
                     raise HTTPException(422, f"{where}.{sig}: {e}") from None
+            probe_lists.append(probes)
         if thresholds is not None and not _thresholds_ok(thresholds):
             raise HTTPException(422, "thresholds: expected {bank: {signal: bits}}")
         current = self.live.current
         banks = self.banks_for(current, thresholds, key)
         try:
-            checks = await self.lookups.check(items, banks)
+            checks = await self.lookups.check(probe_lists, banks)  # validated once, here
         except (ValueError, CleansetError) as e:
             raise HTTPException(422, f"hashes: {e}") from None
         if one is not None:
@@ -429,7 +431,6 @@ class CheckSlots:
         self.max_waiting = max_waiting
         self.max_waiting_bytes = max_waiting_bytes
         self.wait_s = wait_s
-        self.running = 0
         self.waiting = 0
         self.waiting_bytes = 0
         self._free: asyncio.Semaphore | None = None
@@ -458,16 +459,13 @@ class CheckSlots:
         else:
             await free.acquire()
         loop = asyncio.get_running_loop()
-        self.running += 1
         try:
             fut = loop.run_in_executor(self._pool, lambda: fn(data, banks, engine=engine))
         except BaseException:
-            self.running -= 1
             free.release()
             raise
 
         def done(_: object) -> None:
-            self.running -= 1
             free.release()
 
         fut.add_done_callback(done)

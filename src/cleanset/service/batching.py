@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from cleanset import api
+from cleanset.records import Probe
 
-Items = Sequence[Mapping[str, str]]
+Items = Sequence[Mapping[str, str] | Sequence[Probe]]
 
 
 class LookupBatcher:
@@ -32,8 +33,6 @@ class LookupBatcher:
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # held: a task nobody references may be collected
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cleanset-lookup")
-        self.batches = 0
-        self.items = 0
 
     async def check(self, items: Items, banks: api.Banks) -> list[api.Check]:
         loop = asyncio.get_running_loop()
@@ -66,8 +65,6 @@ class LookupBatcher:
             answers = [e] * len(batch)
         finally:
             self._inflight -= 1
-        self.batches += 1
-        self.items += size
         for (_, _, fut), ans in zip(batch, answers, strict=True):
             if fut.done():  # the request was cancelled (client went away)
                 continue
@@ -76,9 +73,6 @@ class LookupBatcher:
             else:
                 fut.set_result(ans)
         self._kick(loop)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False)
 
 
 def _answer(

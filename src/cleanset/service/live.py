@@ -36,16 +36,10 @@ class BankSet:
     @cached_property
     def described(self) -> list[dict[str, Any]]:
         """Names, versions, sizes and thresholds: what ``GET /v1/banks`` publishes, never a value."""
+        from cleanset.runs.banks import bank_record  # as a run's manifest names it, plus its size per signal
+
         return [
-            {
-                "name": s.name,
-                "version": int(s.version),
-                "allow": bool(s.allow),
-                "entry_count": int(s.entry_count),
-                "counts": {sig: int(s.values(sig).shape[0]) for sig in s.signals()},
-                "digest": s.digest,
-                "thresholds": {sig: int(s.threshold(sig)) for sig in s.signals()},
-            }
+            {**bank_record(s), "counts": {sig: int(s.values(sig).shape[0]) for sig in s.signals()}}
             for s in self.banks.snapshots
         ]
 

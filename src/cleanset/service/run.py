@@ -29,17 +29,16 @@ def _to_env(settings: Settings) -> str:
 
 
 def settings_from_env() -> Settings:
+    """The settings the supervisor wrote for its workers: every field, so a field added to ``Settings`` travels too."""
     d: dict[str, Any] = json.loads(os.environ[SETTINGS_ENV])
+    keys = d.get("keys_path")
     return Settings(
-        banks=tuple(d["banks"]),
-        limits=Limits(**d["limits"]),
-        keys_path=None if d["keys_path"] is None else Path(d["keys_path"]),
-        quality_gate=d["quality_gate"],
-        access_log=d["access_log"],
-        follow_reloads=d["follow_reloads"],
-        fast_path=d["fast_path"],
-        stage_imports=d["stage_imports"],
-        launch=d.get("launch"),
+        **{
+            **d,
+            "banks": tuple(d["banks"]),
+            "limits": Limits(**d["limits"]),
+            "keys_path": None if keys is None else Path(keys),
+        }
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from cleanset.errors import UserError
 from cleanset.registry import Registry
 from cleanset.signals.base import DEFAULT_QUALITY_GATE, Input, Signal
 
@@ -141,6 +142,15 @@ def default_signals(kind: Input | None = None) -> tuple[str, ...]:
 @_derived
 def _default_signals() -> tuple[type[Signal], ...]:
     return tuple(cls for cls in _ranked() if cls.by_default)
+
+
+def is_url_signal(name: str) -> bool:
+    """Whether ``name`` hashes a URL (so a match on it means the item's URL *is* a list value). A signal not
+    registered here counts as one: a report then withholds a URL it need not, never one it should."""
+    try:
+        return get_signal(name).input is Input.URL
+    except UserError:  # not registered
+        return True
 
 
 def image_signals() -> tuple[str, ...]:

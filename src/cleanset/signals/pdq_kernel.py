@@ -451,7 +451,8 @@ def _open_rows(row_start: np.ndarray, lv: int) -> int:
 @njit(cache=True, nogil=True, inline="always")
 def _horizontal_row(v: np.ndarray, col_start: np.ndarray, col_w: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
     """The horizontal tent of one finished sample row: ``out[c] = sum_k col_w[c, k] * v[col_start[c] + k]``, each
-    summed over ``k`` in order from zero (as ``_horizontal``), the 64 sums side by side."""
+    summed over ``k`` in order from zero (the order the separate scan, ``scan_image``, adds in), the 64 sums side
+    by side."""
     acc[:] = 0.0
     for k in range(col_w.shape[1]):
         for c in range(64):

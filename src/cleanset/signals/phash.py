@@ -102,10 +102,6 @@ def lanczos_matrix(n_in: int, n_out: int = IMG_SIZE) -> np.ndarray:
     return m
 
 
-def _quantise(a: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor(a + 0.5), 0.0, 255.0)
-
-
 def phash_from_small(pixels: np.ndarray) -> str:
     """pHash from the 32x32 greyscale image."""
     # Inputs are whole numbers, so exact DCT coefficients of a flat image are exact zeros (ties with the median
