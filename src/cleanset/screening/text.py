@@ -394,4 +394,3 @@ def parse_terms(lines: Iterable[str], source: str) -> list[str]:
     if not out:
         raise InputFormatError(source, "no terms found (one term per line; '# ' starts a comment)")
     return out
-
