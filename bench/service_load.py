@@ -17,9 +17,10 @@ One run prints (issue 15, section 5):
   (target: under 5 s), and errors during all of it (must be 0).
 - memory: the server's RSS at start and at end (after every phase and the reload): no growth beyond noise.
 
-The 10 M bank is written once to ``--cache`` (a bank store, through the store's own commit) and reused. Its next
-version is written there too and kept aside; at reload time it is renamed into the store, as an import's last
-step does, so the reload measures making a version live, not parsing a list.
+The 10 M bank is written once to ``--cache`` (a bank store, through the store's own commit, which stores each
+version's index with it as ``cleanset bank import`` does) and reused. Its next version is written there too and
+kept aside; at reload time it is renamed into the store, as an import's last step does, so the reload measures
+making a version live, not parsing a list or building its index.
 
 ``--target URL`` (repeatable) also drives another lookup service, such as HMA run locally with the same bank,
 with the same queries and clients, and prints its line beside ours; ``--target-request`` is the request template
@@ -67,20 +68,21 @@ def _commit(home: Path, values: np.ndarray, note: str) -> int:
     from cleanset.banks.columns import ParsedBank, SignalColumns
     from cleanset.banks.store import BankStore
     from cleanset.banks.versions import SourceInfo
+    from cleanset.matching.stored import write_indexes
 
     n = len(values)
     parsed = ParsedBank(
         signals={"pdq": SignalColumns(values=values, rows=np.arange(n, dtype=np.int64))},
         ids=pa.array(np.arange(n, dtype=np.int64)).cast(pa.string()),
     )
-    store = BankStore(home)
+    store = BankStore(home, prepare=write_indexes)  # as `cleanset bank import` does: the index is stored with it
     source = SourceInfo(file="<bench>", sha256=None, bytes=None)
     return store._commit(BANK, parsed, "<bench>", "bench", source, False, note, None, time.perf_counter()).version
 
 
 def bank_store(cache: Path, n: int) -> tuple[Path, np.ndarray, Path]:
     """(store home, the values of version 1, version 2's folder kept aside), made once per size."""
-    root = cache / f"bank-{n}"
+    root = cache / f"bank-{n}-indexed"
     home, parked, done = root / "home", root / "v2-parked", root / "done"
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)

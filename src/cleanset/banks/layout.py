@@ -3,6 +3,8 @@
     $CLEANSET_HOME/banks/<name>/versions/<n>/manifest.json
                                             values/<signal>.npy      (n, bits/8) uint8
                                             entries/<signal>.parquet  id + label.* columns, row i = value row i
+                                            index/<signal>/           stored Hamming tables, written by the store's
+                                                                      ``prepare`` step (``matching/stored.py``)
 
     $CLEANSET_HOME/banks/.tmp/                                  temporary directories (see scratch.py)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -95,14 +95,18 @@ def _now() -> str:
 
 
 class BankStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, prepare: Callable[[Path], object] | None = None) -> None:
+        """``prepare``: called on each new version's directory once it is complete but before it is renamed into
+        place, to add what a higher layer derives from it (the matcher's stored indexes:
+        ``matching.stored.write_indexes``); this layer knows nothing of what it writes."""
         self.root = Path(root)
+        self.prepare = prepare
         self.layout = Layout(self.root)
         self.scratch = Scratch(self.layout.banks)
 
     @classmethod
-    def default(cls) -> BankStore:
-        return cls(home())
+    def default(cls, prepare: Callable[[Path], object] | None = None) -> BankStore:
+        return cls(home(), prepare)
 
     # -- reading --------------------------------------------------------------------------------------------------
 
@@ -313,6 +317,8 @@ class BankStore:
                         table, f, compression="lz4", use_dictionary=[c for c in table.column_names if c != "id"]
                     )
             write_json(Layout.manifest(tmp), manifest.to_json())
+            if self.prepare is not None:
+                self.prepare(tmp)
             lock_down(tmp)
             fsync_tree(tmp)
             versions = private_dir(self.layout.versions(manifest.name))

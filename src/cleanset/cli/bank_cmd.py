@@ -27,9 +27,12 @@ bank_app = typer.Typer(
 
 
 def _store() -> Any:
+    """The default store; a version it imports gets its Hamming indexes stored with it (``matching.stored``), so
+    whoever opens the version maps them instead of building them."""
     from cleanset.banks.store import BankStore
+    from cleanset.matching.stored import write_indexes
 
-    return BankStore.default()
+    return BankStore.default(prepare=write_indexes)
 
 
 def _echo_json(obj: Any) -> None:

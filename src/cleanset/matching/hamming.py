@@ -232,30 +232,37 @@ class HammingIndex(Index):
         """Bytes the index holds: raw values (as words), entry ids and bucket offsets."""
         return int(self.words.nbytes + self.ids.nbytes + self.offsets.nbytes)
 
-    def save(self, directory: Path) -> None:
-        write_meta(
-            directory,
-            {
-                "kind": self.name,
-                "format": 1,
-                "n": len(self),
-                "nbytes": self.nbytes_per_value,
-                "widths": list(self.widths),
-                "sha256": {k: array_digest(a) for k, a in self._arrays().items()},
-            },
-        )
-        for k, a in self._arrays().items():
+    def save(self, directory: Path, *, words: bool = True) -> None:
+        """``words=False``: the tables only (bucket offsets and entry ids), with the SHA-256 of the values they
+        were built from; ``load`` then takes the words from its caller (a bank version's own values, mapped),
+        so the index never holds a second copy of them."""
+        arrays = self._arrays() if words else {"offsets": self.offsets, "ids": self.ids}
+        meta: dict[str, object] = {
+            "kind": self.name,
+            "format": 1,
+            "n": len(self),
+            "nbytes": self.nbytes_per_value,
+            "widths": list(self.widths),
+            "sha256": {k: array_digest(a) for k, a in arrays.items()},
+        }
+        if not words:
+            meta["words_sha256"] = array_digest(self.words)
+        write_meta(directory, meta)
+        for k, a in arrays.items():
             np.save(directory / f"{k}.npy", a, allow_pickle=False)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"words": self.words, "offsets": self.offsets, "ids": self.ids}
 
     @classmethod
-    def load(cls, directory: Path, *, deep: bool = False) -> HammingIndex:
+    def load(cls, directory: Path, *, deep: bool = False, words: np.ndarray | None = None) -> HammingIndex:
         """Memory-mapped. Shapes, bucket offsets and entry ids are bounds-checked before any kernel reads them
         (numba does not bounds-check) and each array must match the SHA-256 recorded when it was saved, so a
         damaged file is refused rather than silently missing entries. ``deep`` also proves that every id sits in
-        its own chunk value's bucket exactly once per chunk (slower than rebuilding; for audits and tests)."""
+        its own chunk value's bucket exactly once per chunk (slower than rebuilding; for audits and tests).
+
+        ``words``: for an index saved with ``words=False``, the values it was built from, as ``to_words`` gives
+        them; refused unless their SHA-256 is the one recorded (tables over other values would miss entries)."""
         meta = read_meta(directory, cls.name)
         n = meta_int(meta, "n", directory)
         nbytes = meta_int(meta, "nbytes", directory, low=1)
@@ -267,11 +274,21 @@ class HammingIndex(Index):
         widths = tuple(raw_widths)
         _check_widths(widths, nbytes * 8, directory)
         wpr = -(-nbytes // 8)
-        words = load_array(directory, "words", np.uint64, (n, wpr), mmap=True)
         offsets = load_array(directory, "offsets", np.uint32, (sum(2**w + 1 for w in widths),), mmap=True)
         ids = load_array(directory, "ids", np.uint32, (len(widths), n), mmap=True)
+        arrays = {"offsets": offsets, "ids": ids}
+        if "words_sha256" in meta:  # tables only: the words are the caller's
+            where = str(directory / "index.json")
+            if words is None:
+                raise InputFormatError(where, "this index holds tables only: open it with the values it indexes")
+            if words.dtype != np.uint64 or words.shape != (n, wpr) or not words.flags.c_contiguous:
+                raise InputFormatError(where, f"built over {n} values of {nbytes} bytes; given {words.shape}")
+            if array_digest(words) != meta["words_sha256"]:
+                raise InputFormatError(where, "built from other values than the ones given")
+        else:
+            words = arrays["words"] = load_array(directory, "words", np.uint64, (n, wpr), mmap=True)
         digests = meta.get("sha256")
-        for k, a in {"words": words, "offsets": offsets, "ids": ids}.items():
+        for k, a in arrays.items():
             if not isinstance(digests, dict) or digests.get(k) != array_digest(a):
                 raise InputFormatError(str(directory / f"{k}.npy"), "content does not match the index header's SHA-256")
         index = cls(words, nbytes, widths, offsets, ids)

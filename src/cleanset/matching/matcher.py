@@ -34,7 +34,7 @@ from cleanset.banks.base import BankSnapshot
 from cleanset.errors import UserError
 from cleanset.matching.base import Index
 from cleanset.matching.exact import ExactIndex
-from cleanset.matching.hamming import HammingIndex
+from cleanset.matching.stored import hamming_index
 from cleanset.records import Match, Probe
 from cleanset.signals import DEFAULT_QUALITY_GATE, get_signal, quality_gated_signals
 from cleanset.signals.base import Metric
@@ -79,8 +79,8 @@ class BankMatcher:
 
     @classmethod
     def build(cls, snapshots: Sequence[BankSnapshot], quality_gate: int = DEFAULT_QUALITY_GATE) -> BankMatcher:
-        """Index every (bank, signal) once. Indexes are built, not cached: building 10 million PDQ hashes takes
-        about as long as loading a saved index, and a cache would be one more copy of the list values on disk."""
+        """Index every (bank, signal) once: a stored bank version's own index when it has one (mapped, see
+        ``matching.stored``), otherwise one built now."""
         seen: set[str] = set()
         indexes: list[BankIndex] = []
         for snap in snapshots:
@@ -98,7 +98,7 @@ class BankMatcher:
                     )
                 threshold = snap.threshold(signal)
                 index: Index = (
-                    HammingIndex.build(values, threshold_hint=threshold)
+                    hamming_index(snap, signal, values, threshold)
                     if sig.metric is Metric.HAMMING
                     else ExactIndex.build(values)
                 )
