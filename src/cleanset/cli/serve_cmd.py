@@ -35,16 +35,46 @@ def register(app: typer.Typer) -> None:
         access_log: Annotated[
             bool, typer.Option("--access-log/--no-access-log", help="JSON access log on stderr.")
         ] = True,
+        screen: Annotated[
+            bool,
+            typer.Option("--screen", help="Image checks also run the screening classifier (as scan --screen)."),
+        ] = False,
+        classifier: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--classifier", help="With --screen: classifier name or model config file (default open_nsfw)."
+            ),
+        ] = None,
+        policy: Annotated[
+            str | None,
+            typer.Option("--policy", help="Verdict policy: default | strict (review is removed) | FILE.toml."),
+        ] = None,
     ) -> None:
         """Serve checks over HTTP: images, hashes, URLs and prompts against the banks, with API keys
         (`cleanset keys create`). Answers name matches by bank, version, entry id and distance, never by value."""
         from cleanset.cli.options import check_banks
+        from cleanset.service.app import screening_of
         from cleanset.service.limits import Limits
         from cleanset.service.run import serve as run
         from cleanset.service.settings import Settings
 
+        if classifier and not screen:
+            raise typer.BadParameter("--classifier needs --screen")
         check_banks(bank)
         limits = Limits(rate=rate, burst=burst, max_body=max_body, max_pixels=max_pixels, timeout_s=timeout)
-        typer.echo(f"cleanset serving {', '.join(bank)} on http://{host}:{port} (OpenAPI at /docs)", err=True)
-        settings = Settings(banks=tuple(bank), limits=limits, access_log=access_log, stage_imports=stage)
+        classifiers = tuple(v.strip() for item in classifier or () for v in item.split(",") if v.strip())
+        settings = Settings(
+            banks=tuple(bank),
+            limits=limits,
+            access_log=access_log,
+            stage_imports=stage,
+            screen=screen,
+            classifiers=classifiers,
+            policy=policy,
+        )
+        # Here too, not only in each worker: a missing model or policy file stops the command with its message,
+        # where a worker failing to start would only be restarted by uvicorn.
+        screening_of(settings)
+        shown = " with screening" if screen else ""
+        typer.echo(f"cleanset serving {', '.join(bank)}{shown} on http://{host}:{port} (OpenAPI at /docs)", err=True)
         run(settings, host, port, workers)

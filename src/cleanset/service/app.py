@@ -10,6 +10,9 @@ lookup is paid once per batch, and the index kernel runs beside the event loop),
 plain ASGI in front of FastAPI (``fastpath``) with this module's ``Service.lookup``; image checks go to the
 service's own threads, at most one per core at a time, under the timeout (a thread past it finishes, but its answer
 is dropped, and it keeps its slot until it has finished, so timed-out work never piles up beyond the cores).
+With ``Settings.screen`` an image check also runs the screening classifiers on the same decode, in the same slot
+and under the same timeout; ``Settings.policy`` judges every image, hash and URL verdict, as a scan under that
+policy would.
 
 ``Guard`` (the outermost middleware, plain ASGI) checks the key of every request but ``/healthz`` and ``/readyz``
 before a byte of its body is read, and refuses a body over the limit by its declared length or as it streams:
@@ -19,6 +22,7 @@ neither a caller without a key nor a large body reaches FastAPI's body parsing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -28,7 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request, Security
@@ -49,6 +53,10 @@ from cleanset.service.live import BankSet, LiveBanks, follow_siblings, release_m
 from cleanset.service.metrics import Metrics
 from cleanset.service.settings import Settings
 from cleanset.signals.engine import HashConfig, HashEngine
+
+if TYPE_CHECKING:
+    from cleanset.assess import Policy
+    from cleanset.screening.stage import Screening
 
 ACCESS = logging.getLogger("cleanset.access")
 KEY_HEADER = APIKeyHeader(name="Authorization", auto_error=False, description="`Bearer <key>` (or X-API-Key)")
@@ -151,6 +159,8 @@ class Service:
     def __init__(self, settings: Settings, live: LiveBanks | None = None) -> None:
         self.settings = settings
         self.limits = settings.limits
+        # Built once, first: a missing model or policy file stops the start before any bank is loaded.
+        self.policy, self.screening = screening_of(settings)
         self.keys = KeyStore(settings.keys_path)
         self.live = live if live is not None else LiveBanks(settings.banks, settings.quality_gate)
         self.rate = RateLimiter(self.limits.rate, self.limits.burst)
@@ -161,11 +171,14 @@ class Service:
         # are decoded, whatever a file's header claims.
         self.engine = HashEngine(HashConfig(max_pixels=self.limits.max_pixels, max_frames=self.limits.max_frames))
         self.lookups = LookupBatcher()
+        self.screen_info = describe_screening(self.policy, self.screening)
+        # What an image check runs in its slot: the banks' match, and the classifiers on the same decode.
+        self.check_image = functools.partial(cs_api.check_bytes, policy=self.policy, screen=self.screening)
         if settings.launch is not None:  # sibling workers of one launch stamp and follow reloads under its id
             self.live.launch = settings.launch
         self._follower: asyncio.Task[None] | None = None
         self._stager: asyncio.Task[None] | None = None
-        warm_up(self.live.current.banks)
+        warm_up(self.live.current.banks, self.screening)
 
     def start_watching(self) -> None:
         """Started from the first request (it needs the running loop; tests run the app without lifespan)."""
@@ -276,7 +289,7 @@ class Service:
         current = self.live.current
         banks = self.banks_for(current, thresholds, key)
         try:
-            checks = await self.lookups.check(probe_lists, banks)  # validated once, here
+            checks = await self.lookups.check(probe_lists, banks, self.policy)  # validated once, here
         except (ValueError, CleansetError) as e:
             raise HTTPException(422, f"hashes: {e}") from None
         if one is not None:
@@ -363,14 +376,14 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
         wanted = _thresholds_param(thresholds)
         current = svc.live.current
         banks = svc.banks_for(current, wanted, k)
-        check = await svc.checks.run(cs_api.check_bytes, data, banks, svc.engine, timeout_s=svc.limits.timeout_s)
+        check = await svc.checks.run(svc.check_image, data, banks, svc.engine, timeout_s=svc.limits.timeout_s)
         return JSON(svc.answer(request.scope["state"], "image", check, current.generation))
 
     @app.post("/v1/check/url", tags=["check"], response_model=CheckOut)
     async def check_url(body: UrlIn, request: Request, k: CheckKey) -> Any:
         """A URL against URL lists, by its canonical hash; nothing is downloaded."""
         current = svc.live.current
-        check = cs_api.check_url(body.url, current.banks)
+        check = cs_api.check_url(body.url, current.banks, svc.policy)
         return JSON(svc.answer(request.scope["state"], "url", check, current.generation))
 
     @app.post("/v1/check/text", tags=["check"], response_model=CheckOut)
@@ -392,6 +405,7 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
             "loaded_at": cur.loaded_at,
             "banks": cur.described,
             "staged": svc.live.staged(),
+            "screening": svc.screen_info,
         }
 
     @app.post("/v1/banks/{name}/reload", tags=["banks"])
@@ -475,10 +489,41 @@ class CheckSlots:
             raise HTTPException(503, f"image check took over {timeout_s} s; not checked") from None
 
 
-def warm_up(banks: cs_api.Banks) -> None:
+def screening_of(settings: Settings) -> tuple[Policy | None, Screening | None]:
+    """The policy and the built screening the settings name, as ``cleanset scan`` builds them; a file or model
+    that is missing is a ``UserError`` naming it, raised before the service listens. Image checks carry no
+    caption, so no term list is loaded. ``None`` policy: the default, which the hash batcher already applies."""
+    from cleanset.assess import load_policy
+    from cleanset.errors import UserError
+    from cleanset.screening.stage import DEFAULT_CLASSIFIERS, ScreenConfig
+
+    if settings.classifiers and not settings.screen:
+        raise UserError("classifiers are given but screening is off: set screen (--screen) to run them")
+    policy = None if settings.policy in (None, "default") else load_policy(settings.policy)
+    if not settings.screen:
+        return policy, None
+    config = ScreenConfig(
+        classifiers=settings.classifiers or DEFAULT_CLASSIFIERS, default_terms=False, score_columns=()
+    )
+    return policy, config.build()  # its errors name the model or config file
+
+
+def describe_screening(policy: Policy | None, screening: Screening | None) -> dict[str, Any]:
+    """What ``/v1/banks`` says about screening: on or off, each model by name and file digest, the policy's
+    name. Never a model's path or settings: callers learn what judged them, not how the host is laid out."""
+    models = [] if screening is None else [c.describe() for c in screening.classifiers]
+    return {
+        "enabled": screening is not None,
+        "models": [{"name": m["name"], "sha256": m.get("model_sha256")} for m in models],
+        "policy": "default" if policy is None else policy.name,
+    }
+
+
+def warm_up(banks: cs_api.Banks, screening: Screening | None = None) -> None:
     """Checks of a picture drawn here (colour ramps) and of a hash, before the first request: the
-    hashing and matching kernels load (or compile) now, so the first caller is not the one who waits, or times
-    out, for them; ``/readyz`` answers only after this."""
+    hashing and matching kernels load (or compile) now, and with screening the classifiers' sessions are made
+    (once per process, shared by the check threads from then on), so the first caller is not the one who waits,
+    or times out, for them; ``/readyz`` answers only after this."""
     import numpy as np
     from PIL import Image
 
@@ -487,7 +532,7 @@ def warm_up(banks: cs_api.Banks) -> None:
     for fmt in ("JPEG", "PNG"):  # each decoder's path, at a size that runs every probe (rotations, regions)
         buf = io.BytesIO()
         Image.fromarray(pixels.astype(np.uint8)).save(buf, fmt)
-        cs_api.check_bytes(buf.getvalue(), banks)
+        cs_api.check_bytes(buf.getvalue(), banks, screen=screening)
     cs_api.check_many([{"md5": "0" * 32}], banks)
 
 

@@ -22,11 +22,12 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from cleanset import api
+from cleanset.assess import Policy
 from cleanset.records import Probe
 
 Items = Sequence[Mapping[str, str] | Sequence[Probe]]
 Answer = list[api.Check] | BaseException
-_Work = tuple[asyncio.AbstractEventLoop, api.Banks, Items, "asyncio.Future[list[api.Check]]"]
+_Work = tuple[asyncio.AbstractEventLoop, api.Banks, "Policy | None", Items, "asyncio.Future[list[api.Check]]"]
 
 
 class LookupBatcher:
@@ -41,12 +42,13 @@ class LookupBatcher:
         self._threads: list[threading.Thread] = []
         self._start = threading.Lock()
 
-    async def check(self, items: Items, banks: api.Banks) -> list[api.Check]:
+    async def check(self, items: Items, banks: api.Banks, policy: Policy | None = None) -> list[api.Check]:
+        """``policy``: the service's (``--policy``), judging as ``check_many`` does; None is the default."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[api.Check]] = loop.create_future()
         if not self._threads:
             self._start_threads()
-        self._queue.put((loop, banks, items, fut))
+        self._queue.put((loop, banks, policy, items, fut))
         return await fut
 
     def close(self) -> None:
@@ -71,7 +73,7 @@ class LookupBatcher:
             first = self._queue.get()
             if first is None:
                 return
-            batch, size, stop = [first], len(first[2]), False
+            batch, size, stop = [first], len(first[3]), False
             while size < self.max_items:
                 try:
                     nxt = self._queue.get_nowait()
@@ -81,15 +83,15 @@ class LookupBatcher:
                     stop = True
                     break
                 batch.append(nxt)
-                size += len(nxt[2])
+                size += len(nxt[3])
             try:
-                answers = _answer([(banks, items) for _, banks, items, _ in batch])
+                answers = _answer([(banks, policy, items) for _, banks, policy, items, _ in batch])
             except BaseException as e:  # whatever it was, every request of the batch hears it
                 answers = [e] * len(batch)
             self.batches += 1
             by_loop: dict[int, list[tuple[asyncio.Future[list[api.Check]], Answer]]] = {}
             loops = {}
-            for (loop, _, _, fut), ans in zip(batch, answers, strict=True):
+            for (loop, _, _, _, fut), ans in zip(batch, answers, strict=True):
                 by_loop.setdefault(id(loop), []).append((fut, ans))
                 loops[id(loop)] = loop
             for key, settled in by_loop.items():
@@ -111,27 +113,28 @@ def _settle(settled: list[tuple[asyncio.Future[list[api.Check]], Answer]]) -> No
             fut.set_result(ans)
 
 
-def _answer(batch: Sequence[tuple[api.Banks, Items]]) -> list[Answer]:
-    """Per request, its checks (or the exception it alone raised), grouping requests by the banks they ask."""
+def _answer(batch: Sequence[tuple[api.Banks, Policy | None, Items]]) -> list[Answer]:
+    """Per request, its checks (or the exception it alone raised), grouping requests by the banks and policy
+    they ask."""
     out: list[Answer] = [[] for _ in batch]
-    groups: dict[int, list[int]] = {}
-    for i, (banks, _) in enumerate(batch):
-        groups.setdefault(id(banks), []).append(i)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (banks, policy, _) in enumerate(batch):
+        groups.setdefault((id(banks), id(policy)), []).append(i)
     for idx in groups.values():
-        banks = batch[idx[0]][0]
-        flat = [h for i in idx for h in batch[i][1]]
+        banks, policy, _ = batch[idx[0]]
+        flat = [h for i in idx for h in batch[i][2]]
         try:
-            checks = api.check_many(flat, banks)
+            checks = api.check_many(flat, banks, policy)
         except Exception:
             for i in idx:  # someone's input was bad: find whose, without failing the others
                 try:
-                    out[i] = api.check_many(batch[i][1], banks)
+                    out[i] = api.check_many(batch[i][2], banks, policy)
                 except Exception as e:
                     out[i] = e
             continue
         pos = 0
         for i in idx:
-            n = len(batch[i][1])
+            n = len(batch[i][2])
             out[i] = checks[pos : pos + n]
             pos += n
     return out

@@ -37,6 +37,7 @@ def settings_from_env() -> Settings:
         **{
             **d,
             "banks": tuple(d["banks"]),
+            "classifiers": tuple(d.get("classifiers") or ()),
             "limits": Limits(**d["limits"]),
             "keys_path": None if keys is None else Path(keys),
         }

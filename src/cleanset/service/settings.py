@@ -19,3 +19,8 @@ class Settings:
     stage_imports: bool = True  # build a new version's index on import, so its reload only swaps (live.py)
     follow_reloads: bool = False  # with several workers: load what a sibling's reload made live (live.py)
     launch: str | None = None  # one launch's id: sibling workers share version stamps under it, nobody else does
+    # Plain values, not built objects: they travel to ``--workers N`` processes as JSON (``run.py``), and each
+    # worker loads the models and the policy itself.
+    screen: bool = False  # image checks also run the screening classifier(s), as ``cleanset scan --screen``
+    classifiers: tuple[str, ...] = ()  # with ``screen``: names or model config paths; empty: the default (open_nsfw)
+    policy: str | None = None  # default | strict | FILE.toml: judges every verdict the service gives (text aside)
