@@ -82,7 +82,9 @@ def _commit(home: Path, values: np.ndarray, note: str) -> int:
 
 def bank_store(cache: Path, n: int) -> tuple[Path, np.ndarray, Path]:
     """(store home, the values of version 1, version 2's folder kept aside), made once per size."""
-    root = cache / f"bank-{n}-indexed"
+    from cleanset.matching.hamming import FORMAT
+
+    root = cache / f"bank-{n}-index{FORMAT}"  # a layout change makes a new one (an old one would be rebuilt)
     home, parked, done = root / "home", root / "v2-parked", root / "done"
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)

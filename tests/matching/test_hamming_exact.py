@@ -101,7 +101,7 @@ def test_auto_layout_uses_tables_and_is_exact() -> None:
 
 def test_phash_auto_layout_is_exact() -> None:
     rng = np.random.default_rng(12)
-    values = bank(rng, 8, 60_000, 1000)
+    values = bank(rng, 8, 100_000, 1000)
     index = HammingIndex.build(values, threshold_hint=8)
     assert index.widths
     probes = probes_around(rng, values, 8, 20)

@@ -64,13 +64,13 @@ def test_hamming_load_is_memory_mapped(tmp_path: Path) -> None:
     values = np.random.default_rng(2).integers(0, 256, size=(300, 32), dtype=np.uint8)
     build("hamming", values).save(tmp_path)
     loaded = HammingIndex.load(tmp_path)
-    assert isinstance(loaded.ids.base, np.memmap) or isinstance(loaded.ids, np.memmap)
+    assert isinstance(loaded.slots.base, np.memmap) or isinstance(loaded.slots, np.memmap)
 
 
 def test_wrong_kind_is_refused(tmp_path: Path) -> None:
     values = np.zeros((3, 16), dtype=np.uint8)
     ExactIndex.build(values).save(tmp_path)
-    with pytest.raises(InputFormatError, match="not a format-1 'hamming' index"):
+    with pytest.raises(InputFormatError, match="not a format-2 'hamming' index"):
         HammingIndex.load(tmp_path)
 
 
@@ -104,29 +104,36 @@ def save_damaged(tmp_path: Path, name: str, edit: object, *, fix_digest: bool) -
         (tmp_path / "index.json").write_text(json.dumps(meta))
 
 
+def _held(a: np.ndarray, chunk: int = 2) -> np.ndarray:
+    """Positions of the slots of chunk ``chunk`` (16-bit chunks) holding one entry's id."""
+    part = a[chunk << 16 : (chunk + 1) << 16]
+    return (chunk << 16) + np.flatnonzero(part < 0x80000000)
+
+
 def test_changed_array_is_refused_by_digest(tmp_path: Path) -> None:
-    save_damaged(tmp_path, "ids", lambda a: a.__setitem__((0, 0), a[0, 1]), fix_digest=False)
-    with pytest.raises(InputFormatError, match=r"ids\.npy: content does not match"):
+    save_damaged(tmp_path, "slots", lambda a: a.__setitem__(_held(a)[0], a[_held(a)[1]]), fix_digest=False)
+    with pytest.raises(InputFormatError, match=r"slots\.npy: content does not match"):
         HammingIndex.load(tmp_path)
 
 
 def test_out_of_range_id_is_refused_even_with_matching_digest(tmp_path: Path) -> None:
-    save_damaged(tmp_path, "ids", lambda a: a.__setitem__((3, 7), 10_000), fix_digest=True)
+    save_damaged(tmp_path, "slots", lambda a: a.__setitem__(_held(a)[3], 10_000), fix_digest=True)
     with pytest.raises(InputFormatError, match="out of range"):
         HammingIndex.load(tmp_path)
 
 
-def test_bad_offsets_are_refused_even_with_matching_digest(tmp_path: Path) -> None:
-    save_damaged(tmp_path, "offsets", lambda a: a.__setitem__(5, 4_000_000_000), fix_digest=True)
-    with pytest.raises(InputFormatError, match="bucket offsets"):
+def test_a_list_out_of_place_is_refused_even_with_matching_digest(tmp_path: Path) -> None:
+    save_damaged(tmp_path, "slots", lambda a: a.__setitem__(_held(a)[3], 0x80000000 | 5), fix_digest=True)
+    with pytest.raises(InputFormatError, match="out of place"):
         HammingIndex.load(tmp_path)
 
 
 def test_deep_check_finds_an_id_in_the_wrong_bucket(tmp_path: Path) -> None:
     def swap(a: np.ndarray) -> None:
-        a[2, 0], a[2, -1] = a[2, -1], a[2, 0]
+        i, j = _held(a)[0], _held(a)[-1]
+        a[i], a[j] = a[j], a[i]
 
-    save_damaged(tmp_path, "ids", swap, fix_digest=True)
+    save_damaged(tmp_path, "slots", swap, fix_digest=True)
     HammingIndex.load(tmp_path)  # in range and each id once: the shallow check lets it through
     with pytest.raises(InputFormatError, match="wrong chunk value"):
         HammingIndex.load(tmp_path, deep=True)

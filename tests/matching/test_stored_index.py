@@ -20,7 +20,7 @@ from cleanset.matching.brute import BruteForceIndex
 from cleanset.matching.hamming import HammingIndex
 from cleanset.matching.matcher import BankMatcher
 
-N = 60_000  # large enough for the cost model to choose tables over a scan
+N = 100_000  # large enough for the cost model to choose tables over a scan
 
 
 def _rows(seed: int, n: int = N) -> tuple[np.ndarray, list[BankRow]]:
@@ -63,7 +63,7 @@ def _copy_version(store: BankStore, version: int, dest: Path) -> Path:
 def test_import_stores_tables_only_owner_only(two_versions: tuple[BankStore, list[np.ndarray]]) -> None:
     store, _ = two_versions
     where = stored.index_dir(store.layout.version("list", 2), "pdq")
-    assert sorted(p.name for p in where.iterdir()) == ["ids.npy", "index.json", "offsets.npy"]  # no values copy
+    assert sorted(p.name for p in where.iterdir()) == ["index.json", "lists.npy", "slots.npy"]  # no values copy
     assert not stored.index_dir(store.layout.version("list", 2), "md5").exists()
     for p in [where, *where.iterdir()]:
         assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, p
@@ -81,7 +81,7 @@ def test_opening_maps_the_stored_tables_and_answers_exactly(
     matcher = BankMatcher.build([store.open("list")])
     (pdq,) = [b for b in matcher.indexes if b.signal == "pdq"]
     assert isinstance(pdq.index, HammingIndex) and pdq.index.widths
-    assert isinstance(pdq.index.ids, np.memmap) or isinstance(pdq.index.ids.base, np.memmap)
+    assert isinstance(pdq.index.slots, np.memmap) or isinstance(pdq.index.slots.base, np.memmap)
     probes = _probes(values[1])
     got = _pairs(pdq.index.query(probes, 31))
     assert got == _pairs(BruteForceIndex.build(values[1]).query(probes, 31))
@@ -107,13 +107,13 @@ def test_a_damaged_table_is_named_and_set_aside(
 ) -> None:
     store, values = two_versions
     version2 = _copy_version(store, 2, tmp_path / "2")
-    ids = stored.index_dir(version2, "pdq") / "ids.npy"
+    ids = stored.index_dir(version2, "pdq") / "lists.npy"
     raw = bytearray(ids.read_bytes())
     raw[-5] ^= 0xFF
     ids.write_bytes(bytes(raw))
     with caplog.at_level(logging.WARNING, logger="cleanset.matching"):
         index = stored.hamming_index(store.open("list", 2).__class__(version2), "pdq", values[1], 31)
-    assert "ids.npy" in caplog.text and "SHA-256" in caplog.text
+    assert "lists.npy" in caplog.text and "SHA-256" in caplog.text
     probes = _probes(values[1])
     assert _pairs(index.query(probes, 31)) == _pairs(BruteForceIndex.build(values[1]).query(probes, 31))
 

@@ -97,15 +97,15 @@ def write_meta(directory: Path, meta: dict[str, object]) -> None:
     (directory / META_FILE).write_text(json.dumps(meta, sort_keys=True))
 
 
-def read_meta(directory: Path, kind: str) -> dict[str, Any]:
-    """The index's small JSON header, checked to be the kind the caller expects."""
+def read_meta(directory: Path, kind: str, fmt: int = 1) -> dict[str, Any]:
+    """The index's small JSON header, checked to be the kind and format the caller expects."""
     path = directory / META_FILE
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise InputFormatError(str(path), f"cannot read index header: {e}") from None
-    if not isinstance(meta, dict) or meta.get("kind") != kind or meta.get("format") != 1:
-        raise InputFormatError(str(path), f"not a format-1 {kind!r} index")
+    if not isinstance(meta, dict) or meta.get("kind") != kind or meta.get("format") != fmt:
+        raise InputFormatError(str(path), f"not a format-{fmt} {kind!r} index")
     return meta
 
 

@@ -1,9 +1,11 @@
 """Exact Hamming range search for perceptual hashes (pdq: 256 bits, threshold 31; phash: 64 bits, threshold 8).
 
 Multi-index hashing with direct-addressed tables. The hash's bits are cut into ``m`` contiguous chunks; for each
-chunk a CSR table lists, for every possible chunk value, the entries that have it. A query with threshold ``t``
-gives chunk ``c`` a search radius ``r_c`` with ``sum(r_c + 1) >= t + 1``: if an entry is within ``t`` of the probe,
-the per-chunk distances add up to at most ``t``, so at least one chunk differs by at most ``r_c`` (pigeonhole).
+chunk a table has one uint32 slot per possible chunk value: empty, the id of the one entry with that value, or
+(top bit set) where the list of the entries sharing it starts (a count, then the ids, lists back to back). A
+query with threshold ``t`` gives chunk ``c`` a search radius ``r_c`` with ``sum(r_c + 1) >= t + 1``: if an entry
+is within ``t`` of the probe, the per-chunk distances add up to at most ``t``, so at least one chunk differs by
+at most ``r_c`` (pigeonhole).
 Enumerating every value within ``r_c`` of the probe's chunk and reading those buckets therefore finds every
 entry within ``t``; each candidate is then checked with the full popcount distance. The radii are derived from the
 threshold at query time, so the index stays exact for any threshold the user sets; where the tables would not
@@ -11,9 +13,10 @@ save work (a wide threshold, a tiny bank) it answers by brute force, which is ex
 
 The layout (how many chunks, how wide) is chosen at build time by a cost model: each bucket read and each
 candidate costs about one cache miss, a brute-force comparison far less; the index may use at most 4x the raw
-hash bytes (raw values + uint32 entry ids per chunk + uint32 bucket offsets). For 10 million PDQ hashes at t=31
-that is 11 chunks of 23-24 bits searched at radius 2 (one at radius 1), 3.84x raw: about 2,900 bucket reads and
-3,300 candidates per query, where faiss' 16x16-bit multi-hash layout verifies about 41,000.
+hash bytes (raw values + one uint32 slot per chunk value + the lists, at most 1.5 uint32 per entry and chunk). For
+10 million PDQ hashes at t=31 that is 11 chunks of 23-24 bits searched at radius 2 (one at radius 1): about 2,900
+slot reads and 2,900 candidates per query, where faiss' 16x16-bit multi-hash layout verifies about 41,000. Half
+the non-empty slots hold their one entry themselves, which saves the read of a separate id table for them.
 
 Batches are split over threads (``nogil`` kernels, no copies); each probe's answer is the same whichever block it
 lands in, so batch and single queries agree exactly.
@@ -21,6 +24,7 @@ lands in, so batch and single queries agree exactly.
 
 from __future__ import annotations
 
+import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -45,12 +49,13 @@ from cleanset.matching.base import (
     write_meta,
 )
 
-MAX_WIDTH = 26  # a direct table of 2**26 uint32 offsets is 256 MiB: wider never pays
+MAX_WIDTH = 26  # a direct table of 2**26 uint32 slots is 256 MiB: wider never pays
 MEMORY_FACTOR = 4  # index bytes <= 4x the raw hash bytes
 C_LOOKUP = 1.0  # one bucket read: about one cache miss
 C_CANDIDATE = 1.0  # one candidate verified: one id read and one random row read
 C_SCAN_PER_WORD = 0.01  # one entry's word compared in a sequential scan, relative to a miss
 MIN_BLOCK = 256  # probes per thread before a batch is split over threads
+FORMAT = 2  # saved layout: 2 = slots and lists (1, offsets and ids, is refused: the index is rebuilt)
 
 
 def default_threshold(bits: int) -> int:
@@ -94,6 +99,16 @@ def scan_cost(n: int, words_per_row: int) -> float:
     return n * words_per_row * C_SCAN_PER_WORD
 
 
+def table_bytes(n: int, width: int) -> float:
+    """Expected bytes of one chunk's slots and lists over ``n`` random values: a slot per value; for each value
+    held by two entries or more, a count and those entries' ids (Poisson occupancy)."""
+    slots = 2.0**width
+    lam = n / slots
+    alone = slots * lam * math.exp(-lam)  # values held by exactly one entry: the id sits in the slot
+    shared = slots * (1 - math.exp(-lam)) - alone  # values held by two or more: one list each
+    return 4 * (slots + (n - alone) + shared)
+
+
 def choose_widths(bits: int, n: int, threshold: int, words_per_row: int) -> tuple[int, ...]:
     """The cheapest chunking for ``threshold`` within the memory budget; () means brute force is cheaper."""
     raw = n * words_per_row * 8
@@ -103,7 +118,7 @@ def choose_widths(bits: int, n: int, threshold: int, words_per_row: int) -> tupl
         widths = split_widths(bits, m)
         if max(widths) > MAX_WIDTH:
             continue
-        memory = raw + 4 * m * n + 4 * sum(2**w + 1 for w in widths)
+        memory = raw + sum(table_bytes(n, w) for w in widths)
         if memory > MEMORY_FACTOR * raw:
             continue
         plan = allocate(widths, threshold, n)
@@ -117,16 +132,23 @@ class HammingIndex(Index):
     name = "hamming"
 
     def __init__(
-        self, words: np.ndarray, nbytes: int, widths: tuple[int, ...], offsets: np.ndarray, ids: np.ndarray
+        self,
+        words: np.ndarray,
+        nbytes: int,
+        widths: tuple[int, ...],
+        slots: np.ndarray,
+        lists: np.ndarray,
+        list_base: np.ndarray,
     ) -> None:
         self.words = words
         self.nbytes_per_value = nbytes
         self.widths = widths
         self.starts = np.cumsum((0, *widths[:-1])).astype(np.int64) if widths else np.zeros(0, np.int64)
         self.widths_arr = np.asarray(widths, dtype=np.int64)
-        self.off_base = np.cumsum((0, *(2**w + 1 for w in widths[:-1]))).astype(np.int64)
-        self.offsets = offsets
-        self.ids = ids
+        self.slot_base = np.cumsum((0, *(2**w for w in widths[:-1]))).astype(np.int64)
+        self.slots = slots
+        self.lists = lists
+        self.list_base = np.asarray(list_base, dtype=np.int64)  # chunk c's lists: lists[list_base[c]:list_base[c+1]]
         self._plans: dict[tuple[int, str], tuple[np.ndarray, int] | None] = {}
         self.last_scanned = 0  # probes answered by linear scan in the last query (for benchmarks and tests)
 
@@ -138,8 +160,8 @@ class HammingIndex(Index):
         threshold stays exact). ``widths`` forces a chunking (tests use it to exercise small banks)."""
         values = check_values(values)
         n, nbytes = values.shape
-        if n >= 2**32 - 1:
-            raise ValueError("a Hamming index holds fewer than 2**32 - 1 entries")
+        if n >= 2**30:
+            raise ValueError("a Hamming index holds fewer than 2**30 entries")  # ids and list offsets fit 31 bits
         words = to_words(values)
         bits = nbytes * 8
         if widths is None:
@@ -147,14 +169,25 @@ class HammingIndex(Index):
             widths = choose_widths(bits, n, hint, words.shape[1])
         widths = tuple(int(w) for w in widths)
         _check_widths(widths, bits, Path("<build>"))
-        offsets = np.zeros(sum(2**w + 1 for w in widths), dtype=np.uint32)
-        index = cls(words, nbytes, widths, offsets, np.zeros((0, n), dtype=np.uint32))
-        if widths:
-            # Allocated here, not inside the kernel: NumPy asks the kernel for transparent huge pages on large
-            # arrays, and queries read these tables at random, where 4 KiB pages cost a TLB miss per read.
-            ids = np.empty((len(widths), n), dtype=np.uint32)
-            index.ids = kernels.build_tables(words, index.starts, index.widths_arr, index.off_base, offsets, ids)
-        return index
+        if not widths:
+            return cls(words, nbytes, widths, np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(1, np.int64))
+        # Allocated here, not inside the kernels: NumPy asks the kernel for transparent huge pages on large arrays,
+        # and queries read these tables at random, where 4 KiB pages cost a TLB miss per read.
+        slots = np.empty(sum(2**w for w in widths), dtype=np.uint32)
+        starts = np.cumsum((0, *widths[:-1])).astype(np.int64)
+        at = np.cumsum((0, *(2**w for w in widths[:-1]))).astype(np.int64)
+        keys, tmp_keys, tmp_ids = (np.empty(n, dtype=np.uint32) for _ in range(3))
+        # A chunk's lists take at most 1.5 words per entry (each list holds two entries or more, plus its count).
+        # Reserved at that bound and filled in order: pages never written are never backed by memory, and the
+        # lists need no second copy to be put together.
+        lists = np.empty(len(widths) * (n + n // 2), dtype=np.uint32)
+        list_base = np.zeros(len(widths) + 1, dtype=np.int64)
+        for c, w in enumerate(widths):
+            base = int(list_base[c])
+            list_base[c + 1] = base + kernels.build_chunk(
+                words, int(starts[c]), w, slots[at[c] : at[c] + 2**w], lists[base:], keys, tmp_keys, tmp_ids
+            )
+        return cls(words, nbytes, widths, slots, lists[: list_base[-1]], list_base)
 
     def _plan(self, threshold: int, method: str) -> tuple[np.ndarray, int] | None:
         """Radii for ``threshold``, or None to scan (no tables, or, with method "auto", tables that would cost
@@ -203,9 +236,10 @@ class HammingIndex(Index):
                 self.starts,
                 self.widths_arr,
                 radii,
-                self.off_base,
-                self.offsets,
-                self.ids,
+                self.slot_base,
+                self.slots,
+                self.list_base,
+                self.lists,
                 int(threshold),
                 lookups,
                 limit,
@@ -229,20 +263,21 @@ class HammingIndex(Index):
 
     @property
     def nbytes(self) -> int:
-        """Bytes the index holds: raw values (as words), entry ids and bucket offsets."""
-        return int(self.words.nbytes + self.ids.nbytes + self.offsets.nbytes)
+        """Bytes the index holds: raw values (as words), slots and lists."""
+        return int(self.words.nbytes + self.slots.nbytes + self.lists.nbytes)
 
     def save(self, directory: Path, *, words: bool = True) -> None:
-        """``words=False``: the tables only (bucket offsets and entry ids), with the SHA-256 of the values they
-        were built from; ``load`` then takes the words from its caller (a bank version's own values, mapped),
+        """``words=False``: the tables only (slots and lists), with the SHA-256 of the values they were built
+        from; ``load`` then takes the words from its caller (a bank version's own values, mapped),
         so the index never holds a second copy of them."""
-        arrays = self._arrays() if words else {"offsets": self.offsets, "ids": self.ids}
+        arrays = self._arrays() if words else {"slots": self.slots, "lists": self.lists}
         meta: dict[str, object] = {
             "kind": self.name,
-            "format": 1,
+            "format": FORMAT,
             "n": len(self),
             "nbytes": self.nbytes_per_value,
             "widths": list(self.widths),
+            "list_base": [int(x) for x in self.list_base],
             "sha256": {k: array_digest(a) for k, a in arrays.items()},
         }
         if not words:
@@ -252,18 +287,18 @@ class HammingIndex(Index):
             np.save(directory / f"{k}.npy", a, allow_pickle=False)
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"words": self.words, "offsets": self.offsets, "ids": self.ids}
+        return {"words": self.words, "slots": self.slots, "lists": self.lists}
 
     @classmethod
     def load(cls, directory: Path, *, deep: bool = False, words: np.ndarray | None = None) -> HammingIndex:
-        """Memory-mapped. Shapes, bucket offsets and entry ids are bounds-checked before any kernel reads them
+        """Memory-mapped. Shapes, slots, lists and entry ids are bounds-checked before any kernel reads them
         (numba does not bounds-check) and each array must match the SHA-256 recorded when it was saved, so a
         damaged file is refused rather than silently missing entries. ``deep`` also proves that every id sits in
         its own chunk value's bucket exactly once per chunk (slower than rebuilding; for audits and tests).
 
         ``words``: for an index saved with ``words=False``, the values it was built from, as ``to_words`` gives
         them; refused unless their SHA-256 is the one recorded (tables over other values would miss entries)."""
-        meta = read_meta(directory, cls.name)
+        meta = read_meta(directory, cls.name, FORMAT)
         n = meta_int(meta, "n", directory)
         nbytes = meta_int(meta, "nbytes", directory, low=1)
         raw_widths = meta.get("widths")
@@ -274,9 +309,18 @@ class HammingIndex(Index):
         widths = tuple(raw_widths)
         _check_widths(widths, nbytes * 8, directory)
         wpr = -(-nbytes // 8)
-        offsets = load_array(directory, "offsets", np.uint32, (sum(2**w + 1 for w in widths),), mmap=True)
-        ids = load_array(directory, "ids", np.uint32, (len(widths), n), mmap=True)
-        arrays = {"offsets": offsets, "ids": ids}
+        list_base = meta.get("list_base")
+        if (
+            not isinstance(list_base, list)
+            or len(list_base) != len(widths) + 1
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in list_base)
+            or list_base[0] != 0
+            or any(b < a for a, b in itertools.pairwise(list_base))
+        ):
+            raise InputFormatError(str(directory / "index.json"), "field 'list_base' must be rising integers from 0")
+        slots = load_array(directory, "slots", np.uint32, (sum(2**w for w in widths),), mmap=True)
+        lists = load_array(directory, "lists", np.uint32, (list_base[-1],), mmap=True)
+        arrays = {"slots": slots, "lists": lists}
         if "words_sha256" in meta:  # tables only: the words are the caller's
             where = str(directory / "index.json")
             if words is None:
@@ -291,8 +335,10 @@ class HammingIndex(Index):
         for k, a in arrays.items():
             if not isinstance(digests, dict) or digests.get(k) != array_digest(a):
                 raise InputFormatError(str(directory / f"{k}.npy"), "content does not match the index header's SHA-256")
-        index = cls(words, nbytes, widths, offsets, ids)
-        problem = kernels.check_tables(words, index.starts, index.widths_arr, index.off_base, offsets, ids, deep)
+        index = cls(words, nbytes, widths, slots, lists, np.asarray(list_base, dtype=np.int64))
+        problem = kernels.check_tables(
+            words, index.starts, index.widths_arr, index.slot_base, slots, index.list_base, lists, deep
+        )
         if problem:
             raise InputFormatError(str(directory), f"index tables are inconsistent: {_PROBLEMS[problem]}")
         return index
@@ -302,7 +348,7 @@ class HammingIndex(Index):
 
 
 _PROBLEMS = {
-    1: "bucket offsets are not a non-decreasing run from 0 to the entry count",
+    1: "a list is out of place, out of bounds or short, or a chunk does not file every entry once",
     2: "an entry id is out of range or filed under the wrong chunk value",
     3: "an entry id is listed twice in one chunk table",
 }

@@ -49,6 +49,9 @@ def _prefetch(typingctx: Any, arr: Any, idx: Any) -> Any:
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
         ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        # one declaration per module, whatever the element type: a function prefetching arrays of two types
+        # would otherwise declare the intrinsic twice with different pointer types
+        ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
@@ -147,21 +150,30 @@ def brute_query(words: np.ndarray, qwords: np.ndarray, threshold: int) -> tuple[
     return pr[:k][order], er[:k][order], dr[:k][order]
 
 
+EMPTY = np.uint32(0xFFFFFFFF)  # a slot whose chunk value no entry has
+TAG = np.uint32(0x80000000)  # set: the slot points into the chunk's lists; clear: the slot is the one entry's id
+MASK = np.uint32(0x7FFFFFFF)
+
+
 @njit(cache=True, nogil=True)
-def _build_chunk(
+def build_chunk(
     words: np.ndarray,
     start: int,
     width: int,
-    offsets: np.ndarray,
-    ids: np.ndarray,
+    slots: np.ndarray,
+    lists: np.ndarray,
     keys: np.ndarray,
     tmp_keys: np.ndarray,
     tmp_ids: np.ndarray,
-) -> None:
-    """Counting sort of every entry by one chunk value, in two radix passes (high half, then low half of the
-    chunk) so every histogram and write stream stays in cache: a single pass over a 2**24-slot table was one
-    cache miss per entry per chunk, and took most of a minute at 10 million entries. Stable, so each bucket
-    lists its entries in ascending order."""
+) -> int:
+    """One chunk's slots, and its lists written into ``lists`` (room for 1.5 words per entry: each list holds
+    two entries or more, plus its count); returns the words of ``lists`` used.
+
+    A counting sort of every entry by its chunk value, in two radix passes (high half, then low half of the chunk)
+    so every histogram and write stream stays in cache: a single pass over a 2**24-value table was one cache miss
+    per entry per chunk, and took most of a minute at 10 million entries. The second pass sorts one high value's
+    entries at a time (a few thousand, in cache) and files them straight into their slots and lists, in slot
+    order. Stable, so each list holds its entries in ascending order."""
     n = words.shape[0]
     lo_bits = width - width // 2
     high = 1 << (width // 2)
@@ -172,17 +184,22 @@ def _build_chunk(
         k = np.uint32(chunk_value(words, i, start, width))
         keys[i] = k
         hist[np.int64(k >> np.uint32(lo_bits)) + 1] += 1
+    widest = 0
     for h in range(high):
+        widest = max(widest, hist[h + 1])
         hist[h + 1] += hist[h]
     cursor = hist[:high].copy()
     for i in range(n):
         k = keys[i]
         hb = np.int64(k >> np.uint32(lo_bits))
-        pos = cursor[hb]
-        tmp_keys[pos] = k
-        tmp_ids[pos] = i
-        cursor[hb] = pos + 1
+        at = cursor[hb]
+        tmp_keys[at] = k
+        tmp_ids[at] = i
+        cursor[hb] = at + 1
     cnt = np.zeros(low + 1, dtype=np.int64)
+    fill = np.zeros(low, dtype=np.int64)
+    local = np.empty(widest + 1, dtype=np.uint32)
+    pos = 0
     for h in range(high):
         a = hist[h]
         b = hist[h + 1]
@@ -191,39 +208,25 @@ def _build_chunk(
             cnt[np.int64(tmp_keys[p] & low_mask) + 1] += 1
         for u in range(low):
             cnt[u + 1] += cnt[u]
-        for u in range(low):
-            offsets[h * low + u] = a + cnt[u]
+        fill[:] = cnt[:low]
         for p in range(a, b):
             lv = np.int64(tmp_keys[p] & low_mask)
-            ids[a + cnt[lv]] = tmp_ids[p]
-            cnt[lv] += 1
-    offsets[high * low] = n
-
-
-@njit(cache=True, nogil=True)
-def build_tables(
-    words: np.ndarray,
-    starts: np.ndarray,
-    widths: np.ndarray,
-    off_base: np.ndarray,
-    offsets: np.ndarray,
-    ids: np.ndarray,
-) -> np.ndarray:
-    """Every entry filed in each chunk's direct-addressed table (CSR: offsets + entry ids).
-
-    ``offsets[off_base[c] + v] .. offsets[off_base[c] + v + 1]`` is the slice of ``ids[c]`` holding the entries
-    whose chunk ``c`` equals ``v``, in ascending entry order.
-    """
-    n = words.shape[0]
-    m = starts.shape[0]
-    keys = np.empty(n, dtype=np.uint32)
-    tmp_keys = np.empty(n, dtype=np.uint32)
-    tmp_ids = np.empty(n, dtype=np.uint32)
-    for c in range(m):
-        base = off_base[c]
-        size = (1 << widths[c]) + 1
-        _build_chunk(words, starts[c], widths[c], offsets[base : base + size], ids[c], keys, tmp_keys, tmp_ids)
-    return ids
+            local[fill[lv]] = tmp_ids[p]
+            fill[lv] += 1
+        base = h * low
+        local[b - a] = EMPTY  # read (and discarded) for an empty last value: no branch on emptiness
+        for u in range(low):
+            lo = cnt[u]
+            k = cnt[u + 1] - lo
+            v = local[lo]
+            slots[base + u] = v if k == 1 else EMPTY
+            if k >= 2:
+                slots[base + u] = TAG | np.uint32(pos)
+                lists[pos] = np.uint32(k)
+                for j in range(k):
+                    lists[pos + 1 + j] = local[lo + j]
+                pos += k + 1
+    return pos
 
 
 @njit(cache=True, nogil=True)
@@ -231,31 +234,37 @@ def _buckets(
     qchunk: np.ndarray,
     widths: np.ndarray,
     radii: np.ndarray,
-    off_base: np.ndarray,
-    offsets: np.ndarray,
+    slot_base: np.ndarray,
+    slots: np.ndarray,
+    list_base: np.ndarray,
+    lists: np.ndarray,
+    words: np.ndarray,
     r_chunk: np.ndarray,
-    r_lo: np.ndarray,
-    r_hi: np.ndarray,
+    r_pos: np.ndarray,
     comb: np.ndarray,
-    ids: np.ndarray,
-) -> tuple[int, Any]:
-    """Phase 1 of a probe: the non-empty bucket of every value within ``radii[c]`` of each chunk value (the
-    combinations of up to ``r`` flipped bits, walked in lexicographic order). Returns (buckets found, candidates
-    in them).
+    cand_e: np.ndarray,
+    cand_c: np.ndarray,
+) -> tuple[int, int]:
+    """Phase 1 of a probe: the slot of every value within ``radii[c]`` of each chunk value (the combinations of
+    up to ``r`` flipped bits, walked in lexicographic order). A slot holding one entry is that entry's id, which
+    becomes a candidate at once (its row requested for phase 3); a slot of a value two or more entries share
+    points to their list, whose first line is requested for phase 2. Returns (lists found, candidates so far).
 
-    At 10 million entries every bucket read is a cache miss in a table of hundreds of MB. The slots are listed
-    first and only then read, each one's cache line requested (prefetched) ``AHEAD`` slots before it is read; each
-    non-empty bucket's first entry id is requested in turn for phase 2. Reading as they are enumerated left most of
-    the misses waiting one after another behind the enumeration's own work; requesting all ~2,900 lines of a
-    probe at once asked for far more than the core keeps in flight, and was 10-15 % slower than this window."""
-    nr = 0
-    total = np.int64(0)
-    slots = r_lo  # slot numbers first, then overwritten in place by the buckets found (nr <= listed)
+    At 10 million entries every slot read is a cache miss in a table of hundreds of MB. The slots are listed
+    first and only then read, each one's cache line requested (prefetched) ``AHEAD`` slots before it is read.
+    Reading as they are enumerated left most of the misses waiting one after another behind the enumeration's own
+    work; requesting all ~2,900 lines of a probe at once asked for far more than the core keeps in flight, and was
+    10-15 % slower than this window. With one entry per slot being the commonest non-empty case (a table of
+    2^23 slots over 10 million entries), keeping that entry in the slot saves the second miss a separate id table
+    cost: about a seventh of a probe's misses."""
+    nl = 0
+    nc = 0
     listed = 0
+    at = r_pos  # slot numbers first, then overwritten in place by the lists found (nl <= listed)
     for c in range(qchunk.shape[0]):
         r = radii[c]
         b = widths[c]
-        base = off_base[c]
+        base = slot_base[c]
         for kk in range(r + 1):
             for j in range(kk):
                 comb[j] = j
@@ -263,8 +272,7 @@ def _buckets(
                 mask = np.uint64(0)
                 for j in range(kk):
                     mask |= _U1 << np.uint64(comb[j])
-                v = base + np.int64(qchunk[c] ^ mask)
-                slots[listed] = v
+                at[listed] = base + np.int64(qchunk[c] ^ mask)
                 r_chunk[listed] = c
                 listed += 1
                 j = kk - 1
@@ -276,42 +284,57 @@ def _buckets(
                 for ll in range(j + 1, kk):
                     comb[ll] = comb[ll - 1] + 1
     for s in range(min(listed, AHEAD)):
-        prefetch(offsets, slots[s])
+        prefetch(slots, at[s])
     for s in range(listed):
         if s + AHEAD < listed:
-            prefetch(offsets, slots[s + AHEAD])
-        v = slots[s]
+            prefetch(slots, at[s + AHEAD])
+        v = slots[at[s]]
+        if v == EMPTY:
+            continue
         c = r_chunk[s]
-        lo = np.int64(offsets[v])
-        hi = np.int64(offsets[v + 1])
-        if hi > lo:
-            prefetch(ids[c], lo)
-            r_chunk[nr] = c
-            r_lo[nr] = lo
-            r_hi[nr] = hi
-            nr += 1
-            total += hi - lo
-    return nr, total
+        if v < TAG:
+            e = np.int64(v)
+            prefetch(words[e], 0)
+            cand_e[nc] = e
+            cand_c[nc] = c
+            nc += 1
+        else:
+            p = list_base[c] + np.int64(v & MASK)
+            prefetch(lists, p)
+            r_chunk[nl] = c
+            at[nl] = p
+            nl += 1
+    return nl, nc
+
+
+@njit(cache=True, nogil=True)
+def _listed(lists: np.ndarray, nl: int, r_pos: np.ndarray) -> int:
+    """Phase 2a: how many entries the lists found in phase 1 hold (their counts, requested in phase 1)."""
+    total = np.int64(0)
+    for s in range(nl):
+        total += np.int64(lists[r_pos[s]])
+    return int(total)
 
 
 @njit(cache=True, nogil=True)
 def _candidates(
     words: np.ndarray,
-    ids: np.ndarray,
-    nr: int,
+    lists: np.ndarray,
+    nl: int,
     r_chunk: np.ndarray,
-    r_lo: np.ndarray,
-    r_hi: np.ndarray,
+    r_pos: np.ndarray,
     cand_e: np.ndarray,
     cand_c: np.ndarray,
+    nc: int,
 ) -> int:
-    """Phase 2 of a probe: every candidate's entry id and chunk, each entry's row requested (prefetched) as it is
-    listed, so phase 3 finds most rows on their way."""
-    nc = 0
-    for s in range(nr):
+    """Phase 2b: every listed entry becomes a candidate after the slots' own, each row requested as it is listed,
+    so phase 3 finds most rows on their way."""
+    for s in range(nl):
         c = r_chunk[s]
-        for p in range(r_lo[s], r_hi[s]):
-            e = np.int64(ids[c, p])
+        p = r_pos[s]
+        k = np.int64(lists[p])
+        for j in range(1, k + 1):
+            e = np.int64(lists[p + j])
             prefetch(words[e], 0)
             cand_e[nc] = e
             cand_c[nc] = c
@@ -371,9 +394,10 @@ def mih_query(
     starts: np.ndarray,
     widths: np.ndarray,
     radii: np.ndarray,
-    off_base: np.ndarray,
-    offsets: np.ndarray,
-    ids: np.ndarray,
+    slot_base: np.ndarray,
+    slots: np.ndarray,
+    list_base: np.ndarray,
+    lists: np.ndarray,
     threshold: int,
     lookups: int,
     limit: int,
@@ -394,23 +418,29 @@ def mih_query(
     k = 0
     scanned = 0
     r_chunk = np.empty(lookups, dtype=np.int64)
-    r_lo = np.empty(lookups, dtype=np.int64)
-    r_hi = np.empty(lookups, dtype=np.int64)
+    r_pos = np.empty(lookups, dtype=np.int64)
     qchunk = np.empty(m, dtype=np.uint64)
     comb = np.empty(64, dtype=np.int64)
-    cand_e = np.empty(1024, dtype=np.int64)
-    cand_c = np.empty(1024, dtype=np.int64)
+    cand_e = np.empty(max(lookups, 1024), dtype=np.int64)
+    cand_c = np.empty(max(lookups, 1024), dtype=np.int64)
     for q in range(qwords.shape[0]):
         for c in range(m):
             qchunk[c] = chunk_value(qwords, q, starts[c], widths[c])
-        nr, total = _buckets(qchunk, widths, radii, off_base, offsets, r_chunk, r_lo, r_hi, comb, ids)
-        nc = 0
+        nl, nc = _buckets(
+            qchunk, widths, radii, slot_base, slots, list_base, lists, words, r_chunk, r_pos, comb, cand_e, cand_c
+        )
+        total = nc + _listed(lists, nl, r_pos)
         if total > limit:
             scanned += 1
         else:
-            cand_e = _grow(cand_e, total)
-            cand_c = _grow(cand_c, total)
-            nc = _candidates(words, ids, nr, r_chunk, r_lo, r_hi, cand_e, cand_c)
+            if total > cand_e.shape[0]:
+                grown_e = np.empty(max(total, 2 * cand_e.shape[0]), dtype=np.int64)
+                grown_c = np.empty(grown_e.shape[0], dtype=np.int64)
+                grown_e[:nc] = cand_e[:nc]
+                grown_c[:nc] = cand_c[:nc]
+                cand_e = grown_e
+                cand_c = grown_c
+            nc = _candidates(words, lists, nl, r_chunk, r_pos, cand_e, cand_c, nc)
         while True:
             if total > limit:
                 k2 = _scan(words, qwords, q, q + 1, 0, n, threshold, pr, er, dr, k)
@@ -446,40 +476,53 @@ def check_tables(
     words: np.ndarray,
     starts: np.ndarray,
     widths: np.ndarray,
-    off_base: np.ndarray,
-    offsets: np.ndarray,
-    ids: np.ndarray,
+    slot_base: np.ndarray,
+    slots: np.ndarray,
+    list_base: np.ndarray,
+    lists: np.ndarray,
     deep: bool,
 ) -> int:
-    """0 when the CSR tables are safe to read, and (``deep``) exactly what ``build_tables`` makes of ``words``;
-    otherwise a problem code (1: offsets not a non-decreasing run from 0 to n; 2: an id out of range or in the
-    wrong bucket; 3: an id listed twice in one chunk). Offsets are checked before any id is read through them.
+    """0 when the slots and lists are safe to read, and (``deep``) exactly what ``build_chunk`` and
+    ``fill_chunk`` make of ``words``; otherwise a problem code (1: a list out of place, out of bounds or short,
+    or a chunk not filing every entry; 2: an id out of range or in the wrong slot; 3: an id filed twice in one
+    chunk). Every list is checked to lie inside its chunk, back to back in slot order, before any id in it is read.
     The shallow check reads the tables once, in order; the deep one also reads every id's row (random access,
     about twice the cost of building the index)."""
     n = words.shape[0]
     m = starts.shape[0]
-    seen = np.zeros(n, dtype=np.int64)
+    seen = np.zeros(n if deep else 0, dtype=np.int64)
     for c in range(m):
-        base = off_base[c]
-        size = 1 << widths[c]
-        if offsets[base] != 0 or offsets[base + size] != n:
-            return 1
-        for v in range(size):
-            if offsets[base + v + 1] < offsets[base + v]:
-                return 1
-        for p in range(n):
-            if np.int64(ids[c, p]) >= n:
-                return 2
-        if not deep:
-            continue
-        for v in range(size):
-            for p in range(offsets[base + v], offsets[base + v + 1]):
-                e = np.int64(ids[c, p])
+        base = slot_base[c]
+        lo = list_base[c]
+        hi = list_base[c + 1]
+        pos = np.int64(0)
+        filed = np.int64(0)
+        for v in range(1 << widths[c]):
+            s = slots[base + v]
+            if s == EMPTY:
+                continue
+            if s < TAG:
+                k = np.int64(1)
+                first = np.int64(-1)
+            else:
+                if np.int64(s & MASK) != pos or lo + pos >= hi:
+                    return 1
+                k = np.int64(lists[lo + pos])
+                if k < 2 or lo + pos + 1 + k > hi:
+                    return 1
+                first = lo + pos + 1
+                pos += k + 1
+            for j in range(k):
+                e = np.int64(s) if first < 0 else np.int64(lists[first + j])
                 if e >= n:
                     return 2
-                if np.int64(chunk_value(words, e, starts[c], widths[c])) != v:
-                    return 2
-                if seen[e] == c + 1:
-                    return 3
-                seen[e] = c + 1
+                if deep:
+                    if np.int64(chunk_value(words, e, starts[c], widths[c])) != v:
+                        return 2
+                    if seen[e] == c + 1:
+                        return 3
+                    seen[e] = c + 1
+            filed += k
+        if lo + pos != hi or filed != n:
+            return 1
     return 0

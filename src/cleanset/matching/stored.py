@@ -5,9 +5,10 @@ At 10 million PDQ entries building the tables costs about 4 s of CPU, and more o
 service's reload could make a new version live only once its own build was done, and every process that opened
 the bank built its own copy. Mapping stored tables takes about 1 s, and processes on one machine share the pages.
 
-    <version>/index/<signal>/index.json   layout (chunk widths), SHA-256 of each table and of the values indexed
-                             offsets.npy  bucket offsets, one run per chunk
-                             ids.npy      entry ids by chunk value
+    <version>/index/<signal>/index.json   layout (chunk widths, list bases), SHA-256 of each table and of the
+                                          values indexed
+                             slots.npy    one uint32 per chunk value: empty, an entry id, or a list's place
+                             lists.npy    a count and the entry ids, for each value entries share
 
 The tables are written into the version's directory before it is renamed into place (``write_indexes`` is the
 store's ``prepare`` step), so a version is never visible without them, and nothing in a version is rewritten
