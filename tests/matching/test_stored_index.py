@@ -135,3 +135,19 @@ def test_a_store_without_prepare_stores_no_tables(tmp_path: Path) -> None:
     store.create_from_rows("plain", _rows(3)[1])
     assert not (store.layout.version("plain", 1) / stored.INDEX_DIR).exists()
     assert BankMatcher.build([store.open("plain")]).indexes  # indexed in memory, as before
+
+
+def test_a_full_index_in_place_of_tables_is_not_used(
+    two_versions: tuple[BankStore, list[np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An index saved with its own values (``save(words=True)``) would answer over those values, not the
+    version's: it is set aside, whatever its digests say."""
+    store, values = two_versions
+    version2 = _copy_version(store, 2, tmp_path / "2")
+    shutil.rmtree(stored.index_dir(version2, "pdq"))
+    HammingIndex.build(values[0], threshold_hint=31).save(stored.index_dir(version2, "pdq"))  # version 1's values
+    with caplog.at_level(logging.WARNING, logger="cleanset.matching"):
+        index = stored.hamming_index(store.open("list", 2).__class__(version2), "pdq", values[1], 31)
+    assert "holds its own values" in caplog.text
+    probes = _probes(values[1])
+    assert _pairs(index.query(probes, 31)) == _pairs(BruteForceIndex.build(values[1]).query(probes, 31))

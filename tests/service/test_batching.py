@@ -110,3 +110,114 @@ def test_steady_heap_freezes_and_a_reload_still_frees_what_was_frozen() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_a_failing_batch_fails_its_requests_and_the_next_ones_are_answered(
+    banks: api.Banks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cleanset.service import batching
+
+    queries = _queries(banks, 2)
+    batcher = LookupBatcher()
+    real = batching._answer
+    monkeypatch.setattr(batching, "_answer", lambda batch: (_ for _ in ()).throw(RuntimeError("boom")))
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            asyncio.run(batcher.check([queries[0]], banks, timeout_s=10))
+        monkeypatch.setattr(batching, "_answer", real)
+        got = asyncio.run(batcher.check([queries[1]], banks, timeout_s=10))
+    finally:
+        batcher.close()
+    assert got[0].to_dict() == api.check_many([queries[1]], banks)[0].to_dict()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_lookup_thread_is_replaced(banks: api.Banks, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Something no handler catches (here SystemExit) ends the thread: its request times out, and the next request
+    gets a new thread rather than waiting for ever."""
+    batcher = LookupBatcher()
+    query = _queries(banks, 1)
+
+    def die(batch: list[object]) -> None:
+        raise SystemExit
+
+    monkeypatch.setattr(batcher, "_run", die)
+    with pytest.raises(TimeoutError):
+        asyncio.run(batcher.check(query, banks, timeout_s=0.5))
+    assert not any(t.is_alive() for t in batcher._threads)
+    monkeypatch.undo()
+    try:
+        got = asyncio.run(batcher.check(query, banks, timeout_s=10))
+    finally:
+        batcher.close()
+    assert got[0].to_dict() == api.check_many(query, banks)[0].to_dict()
+
+
+def test_batches_stay_within_max_items(banks: api.Banks, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cleanset.service import batching
+
+    sizes: list[int] = []
+    real = batching._answer
+
+    def record(batch: list[tuple[object, object, list[object]]]) -> list[object]:
+        sizes.append(sum(len(items) for _, _, items in batch))
+        return real(batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batching, "_answer", record)
+    queries = _queries(banks, 40)
+    batcher = LookupBatcher(max_items=10)
+
+    async def many() -> list[list[api.Check]]:
+        return await asyncio.gather(*(batcher.check(queries[i : i + 3], banks) for i in range(0, 39, 3)))
+
+    try:
+        answers = asyncio.run(many())
+    finally:
+        batcher.close()
+    assert sum(sizes) == 39 and max(sizes) <= 10
+    assert [c.to_dict() for a in answers for c in a] == [c.to_dict() for c in api.check_many(queries[:39], banks)]
+
+
+def test_requests_from_two_event_loops_are_each_answered(banks: api.Banks) -> None:
+    import threading
+
+    queries = _queries(banks, 16)
+    batcher = LookupBatcher()
+    out: dict[int, list[dict[str, object]]] = {}
+
+    def run(k: int) -> None:
+        async def go() -> list[list[api.Check]]:
+            return await asyncio.gather(*(batcher.check([q], banks) for q in queries[k::2]))
+
+        out[k] = [a[0].to_dict() for a in asyncio.run(go())]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        batcher.close()
+    for k in (0, 1):
+        assert out[k] == [c.to_dict() for c in api.check_many(queries[k::2], banks)]
+
+
+def test_the_last_batch_is_not_held_after_it_is_answered(banks: api.Banks) -> None:
+    """After a reload the old banks must go once the requests that used them are answered, even on a quiet
+    server: the lookup thread keeps nothing of a batch it has sent."""
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(5)
+    values = rng.integers(0, 256, (100, 32), dtype=np.uint8)
+    old = api.Banks([MemoryBank("old", 1, {"pdq": (values, [f"o{i}" for i in range(100)])})])
+    gone = weakref.ref(old)
+    batcher = LookupBatcher()
+    try:
+        asyncio.run(batcher.check(_queries(banks, 1), old))
+        del old
+        gc.collect()
+        assert gone() is None, "the lookup thread still holds the last batch's banks"
+    finally:
+        batcher.close()

@@ -329,6 +329,10 @@ class HammingIndex(Index):
                 raise InputFormatError(where, f"built over {n} values of {nbytes} bytes; given {words.shape}")
             if array_digest(words) != meta["words_sha256"]:
                 raise InputFormatError(where, "built from other values than the ones given")
+        elif words is not None:  # the caller indexes these values: an index carrying its own would ignore them
+            raise InputFormatError(
+                str(directory / "index.json"), "this index holds its own values, not tables over the ones given"
+            )
         else:
             words = arrays["words"] = load_array(directory, "words", np.uint64, (n, wpr), mmap=True)
         digests = meta.get("sha256")

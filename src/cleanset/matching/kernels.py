@@ -482,8 +482,8 @@ def check_tables(
     lists: np.ndarray,
     deep: bool,
 ) -> int:
-    """0 when the slots and lists are safe to read, and (``deep``) exactly what ``build_chunk`` and
-    ``fill_chunk`` make of ``words``; otherwise a problem code (1: a list out of place, out of bounds or short,
+    """0 when the slots and lists are safe to read, and (``deep``) exactly what ``build_chunk`` makes of
+    ``words``; otherwise a problem code (1: a list out of place, out of bounds or short,
     or a chunk not filing every entry; 2: an id out of range or in the wrong slot; 3: an id filed twice in one
     chunk). Every list is checked to lie inside its chunk, back to back in slot order, before any id in it is read.
     The shallow check reads the tables once, in order; the deep one also reads every id's row (random access,

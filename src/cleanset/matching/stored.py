@@ -16,6 +16,11 @@ afterwards. The values are the version's own ``values/<signal>.npy``, mapped: ne
 checks every table's SHA-256, its bounds, and the SHA-256 of the values it was built from. A version without
 stored tables (imported before they were stored, or by a store without ``prepare``), or with tables that fail a
 check, is indexed in memory as before: exact either way, and a failed check is logged with the file it names.
+
+What the checks guard against is damage and mix-ups (a truncated copy, tables of another version or bank), not a
+rewrite by someone who can write to the bank store: the digests sit beside the tables, as the values' own do, and
+whoever can rewrite one can rewrite the other. The store is owner-only for that reason. ``HammingIndex.load(...,
+deep=True)`` proves every id is filed under its own value (slower than a build: for audits, not for every open).
 """
 
 from __future__ import annotations

@@ -49,7 +49,14 @@ from cleanset.service import fastpath
 from cleanset.service.batching import LookupBatcher
 from cleanset.service.keys import KeyRecord, KeyStore
 from cleanset.service.limits import RateLimiter
-from cleanset.service.live import BankSet, LiveBanks, follow_siblings, release_memory, stage_imports
+from cleanset.service.live import (
+    RELEASE_AFTER_S,
+    BankSet,
+    LiveBanks,
+    follow_siblings,
+    release_memory,
+    stage_imports,
+)
 from cleanset.service.metrics import Metrics
 from cleanset.service.settings import Settings
 from cleanset.signals.engine import HashConfig, HashEngine
@@ -62,7 +69,6 @@ ACCESS = logging.getLogger("cleanset.access")
 KEY_HEADER = APIKeyHeader(name="Authorization", auto_error=False, description="`Bearer <key>` (or X-API-Key)")
 
 Scope = dict[str, Any]
-RELEASE_AFTER_S = 2.0  # well past any hash lookup; an image check still running then frees its set on its own
 
 
 class JSON(Response):
@@ -289,9 +295,13 @@ class Service:
         current = self.live.current
         banks = self.banks_for(current, thresholds, key)
         try:
-            checks = await self.lookups.check(probe_lists, banks, self.policy)  # validated once, here
+            checks = await self.lookups.check(probe_lists, banks, self.policy, self.limits.timeout_s)  # validated
         except (ValueError, CleansetError) as e:
             raise HTTPException(422, f"hashes: {e}") from None
+        except TimeoutError:
+            raise HTTPException(
+                503, f"lookup took over {self.limits.timeout_s} s; not checked", headers={"Retry-After": "1"}
+            ) from None
         if one is not None:
             return self.answer(state, "hashes", checks[0], current.generation)
         results = [self.answer(state, "hashes", c, current.generation) for c in checks]

@@ -42,25 +42,36 @@ class LookupBatcher:
         self._threads: list[threading.Thread] = []
         self._start = threading.Lock()
 
-    async def check(self, items: Items, banks: api.Banks, policy: Policy | None = None) -> list[api.Check]:
-        """``policy``: the service's (``--policy``), judging as ``check_many`` does; None is the default."""
+    async def check(
+        self, items: Items, banks: api.Banks, policy: Policy | None = None, timeout_s: float | None = None
+    ) -> list[api.Check]:
+        """``policy``: the service's (``--policy``), judging as ``check_many`` does; None is the default.
+        ``timeout_s``: how long to wait for the answer before ``TimeoutError`` (the caller answers 503); the
+        lookup itself is not interrupted, its answer is dropped."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[api.Check]] = loop.create_future()
-        if not self._threads:
-            self._start_threads()
+        self._ensure_threads()
         self._queue.put((loop, banks, policy, items, fut))
-        return await fut
+        if timeout_s is None:
+            return await fut
+        return await asyncio.wait_for(fut, timeout_s)
 
     def close(self) -> None:
         """Stop the lookup threads once the work already queued is answered."""
-        for _ in self._threads:
-            self._queue.put(None)
-        for t in self._threads:
-            t.join()
-        self._threads = []
-
-    def _start_threads(self) -> None:
         with self._start:
+            alive = [t for t in self._threads if t.is_alive()]
+            for _ in alive:
+                self._queue.put(None)
+            for t in alive:
+                t.join()
+            self._threads = []
+
+    def _ensure_threads(self) -> None:
+        """Start the lookup threads, or replace any that died: a request must never wait on a thread that is gone."""
+        if len(self._threads) == self.concurrency and all(t.is_alive() for t in self._threads):
+            return
+        with self._start:
+            self._threads = [t for t in self._threads if t.is_alive()]
             while len(self._threads) < self.concurrency:
                 t = threading.Thread(
                     target=self._serve, name=f"cleanset-lookup-{len(self._threads)}", daemon=True
@@ -69,11 +80,14 @@ class LookupBatcher:
                 self._threads.append(t)
 
     def _serve(self) -> None:
+        carry: _Work | None = None  # a request that did not fit the last batch: it opens the next one
         while True:
-            first = self._queue.get()
+            first = carry if carry is not None else self._queue.get()
+            carry = None
             if first is None:
                 return
             batch, size, stop = [first], len(first[3]), False
+            nxt: _Work | None = None
             while size < self.max_items:
                 try:
                     nxt = self._queue.get_nowait()
@@ -82,25 +96,37 @@ class LookupBatcher:
                 if nxt is None:
                     stop = True
                     break
+                if size + len(nxt[3]) > self.max_items:
+                    carry = nxt
+                    break
                 batch.append(nxt)
                 size += len(nxt[3])
-            try:
-                answers = _answer([(banks, policy, items) for _, banks, policy, items, _ in batch])
-            except BaseException as e:  # whatever it was, every request of the batch hears it
-                answers = [e] * len(batch)
-            self.batches += 1
-            by_loop: dict[int, list[tuple[asyncio.Future[list[api.Check]], Answer]]] = {}
-            loops = {}
-            for (loop, _, _, _, fut), ans in zip(batch, answers, strict=True):
-                by_loop.setdefault(id(loop), []).append((fut, ans))
-                loops[id(loop)] = loop
-            for key, settled in by_loop.items():
-                try:
-                    loops[key].call_soon_threadsafe(_settle, settled)
-                except RuntimeError:
-                    continue  # that loop has closed: nobody is waiting for these answers any more
+            self._run(batch)
+            batch = first = nxt = None  # type: ignore[assignment]  # nothing of a sent batch is held while waiting
             if stop:
+                if carry is not None:  # answered before stopping: queued work is never left waiting
+                    self._run([carry])
                 return
+
+    def _run(self, batch: list[_Work]) -> None:
+        """Answer one batch. Nothing escapes: whatever goes wrong fails that batch's requests, and the thread goes
+        on to the next (a thread that died would leave every later request waiting). Kept out of ``_serve``'s
+        loop so the batch, its banks and its answers are let go as soon as they are sent, not held until the
+        next request arrives (after a reload that would keep the old banks alive on a quiet server)."""
+        try:
+            answers: list[Answer] = _answer([(banks, policy, items) for _, banks, policy, items, _ in batch])
+        except Exception as e:  # every request of the batch hears it
+            answers = [e] * len(batch)
+        self.batches += 1
+        by_loop: dict[int, tuple[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[api.Check]], Answer]]]]
+        by_loop = {}
+        for (loop, _, _, _, fut), ans in zip(batch, answers, strict=True):
+            by_loop.setdefault(id(loop), (loop, []))[1].append((fut, ans))
+        for loop, settled in by_loop.values():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except Exception:
+                continue  # that loop has closed: nobody is waiting for these answers any more
 
 
 def _settle(settled: list[tuple[asyncio.Future[list[api.Check]], Answer]]) -> None:

@@ -111,13 +111,14 @@ class LiveBanks:
         release_memory()
         return nxt
 
-    # -- staging: a new version's index built when it is imported, so the reload only swaps ---------------------
+    # -- staging: a new version's index opened when it lands, so the reload only swaps ---------------------------
 
     def stage(self, name: str) -> Staged | None:
-        """Build the index of the newest stored version of served bank ``name`` now, beside the live one, if it is
-        newer than what is live (pinned banks never move). Its reload then swaps it in instead of building: at 10
-        million entries the build is seconds, the swap is not. The staged index counts as a second index's worth
-        of memory until the reload (or a newer version) replaces it."""
+        """Open the index of the newest stored version of served bank ``name`` now, beside the live one, if it is
+        newer than what is live (pinned banks never move): mapped when the version stores its tables
+        (``matching.stored``), built otherwise. Its reload then swaps it in: at 10 million entries opening takes a
+        second or more, a build several, the swap nothing. The staged index counts as a second index's worth of
+        memory until the reload (or a newer version) replaces it."""
         from cleanset.banks.store import BankStore
 
         cur = self._current
@@ -224,6 +225,7 @@ def release_memory() -> None:
         pass  # not glibc: nothing to trim
 
 
+RELEASE_AFTER_S = 2.0  # well past any hash lookup; an image check still running then frees its set on its own
 GC_THRESHOLDS = (20_000, 20, 20)  # Python's default is (700, 10, 10)
 SWITCH_INTERVAL_S = 0.0005  # Python's default is 0.005
 
@@ -303,3 +305,6 @@ async def follow_siblings(live: LiveBanks, every_s: float = 1.0) -> None:
                     await asyncio.to_thread(live.reload, name, version)
                 except UserError:
                     continue  # the stamped version vanished (bank removed): keep serving what is loaded
+                # as after an admin's reload: requests in flight at the swap held the old set; free it once done
+                later = asyncio.get_running_loop()
+                later.call_later(RELEASE_AFTER_S, later.run_in_executor, None, release_memory)
