@@ -122,3 +122,24 @@ def test_word_luma_equals_float64_luma_for_every_colour() -> None:
         w = words[y : y + 256].astype(np.int64)
         expected = ((w & 0xFF) * 0.299 + ((w >> 8) & 0xFF) * 0.587 + ((w >> 16) & 0xFF) * 0.114).astype(np.float32)
         assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_select_kth_equals_sorting() -> None:
+    """The selection the medians use must give the value a full sort gives, ties and all."""
+    rng = np.random.default_rng(13)
+    for i in range(3000):
+        n = int(rng.integers(1, 300))
+        kind = i % 4
+        if kind == 0:
+            v = rng.standard_normal(n)
+        elif kind == 1:
+            v = rng.integers(-3, 4, n).astype(np.float64)  # many ties
+        elif kind == 2:
+            v = np.sort(rng.standard_normal(n))[:: 1 if i % 8 == 2 else -1].copy()  # sorted either way
+        else:
+            v = np.full(n, float(rng.integers(-5, 5)))
+        v32 = v.astype(np.float32)
+        kth = int(rng.integers(0, n))
+        want = np.sort(v)[kth]
+        assert k.select_kth(v.copy(), kth) == want
+        assert k.select_kth(v32.copy(), kth) == np.sort(v32)[kth]

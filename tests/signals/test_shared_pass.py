@@ -99,3 +99,27 @@ def test_phash_bits_equal_numpy_definition() -> None:
         low = np.round(c @ px @ c.T, 6)
         want = np.packbits((low > np.median(low)).ravel()).tobytes().hex()
         assert f"{int(k.phash_bits(px, c)):016x}" == want
+
+
+@pytest.mark.parametrize("width", [600, 800, 1100, 1300, 1600, 1800, 2100, 2400, 2700])
+def test_block_sums_for_every_compiled_block_width(width: int) -> None:
+    """Block widths 2 to 8 are compiled each with the width as a constant, wider ones with a variable width: every
+    one must give the block sums of the float32 luma (exact, so compared bit for bit), remainder column included."""
+    rng = np.random.default_rng(width)
+    rgb = picture(rng, 520, width, rgbx=True)
+    plan = grey_plan(520, width)
+    assert plan is not None and plan.block_cols == width // 256
+    scan_both(rgb, plan.block_rows, plan.block_cols, plan.sums)
+    luma = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32).astype(np.float64)
+    nby, nbx = plan.sums.shape
+    want = np.zeros((nby, nbx))
+    np.add.at(want, (np.arange(520)[:, None] // plan.block_rows, np.arange(width)[None, :] // plan.block_cols), luma)
+    assert np.array_equal(plan.sums, want)
+
+
+def test_block_means_transposed() -> None:
+    rng = np.random.default_rng(12)
+    for nby, nbx in ((256, 288), (259, 300), (7, 5)):
+        sums = np.floor(rng.random((nby, nbx)) * 2**30) / 2**20
+        counts = rng.integers(1, 40, (nby, nbx)).astype(np.float64)
+        assert np.array_equal(k._block_means_t(sums, counts), (sums / counts).T)

@@ -102,6 +102,9 @@ class HashEngine:
         self._pixel_set = frozenset(self._pixels)
         self._own_pass = [(n, kinds[n]) for n in self._pixels if n not in SHARED_PASS]
         self._names = DIHEDRAL_NAMES if self.config.dihedral else DIHEDRAL_NAMES[:1]
+        # Looked up once here rather than per item (registry lookups and name formatting, a few microseconds).
+        self._byte_plan = [(n, kinds[n].compute_bytes, kinds[n].matches()) for n in self._bytes]  # type: ignore[attr-defined]
+        self._probe_names = {p: tuple(f"{p}/{d}" for d in self._names) for p in ("pdq", "pdq512")}
 
     # -- entry points -------------------------------------------------------------------------------------------
 
@@ -113,11 +116,10 @@ class HashEngine:
         each frame's decoded RGB pixels as it is hashed (screening's classifiers read the same decode; the array
         is only valid during the call)."""
         out = HashOutcome(status=Status.OK)
-        for name in self._bytes:
-            sig = get_signal(name)
-            value = sig.compute_bytes(data)  # type: ignore[attr-defined]
+        for name, compute, matches in self._byte_plan:
+            value = compute(data)
             out.hashes[name] = value
-            out.probes.append(Probe(name, sig.matches(), value))
+            out.probes.append(Probe(name, matches, value))
         if self._pixels or on_pixels is not None:
             return self._hash_frames(data, out, on_pixels)
         return out
@@ -177,10 +179,9 @@ class HashEngine:
         return out
 
     def _pdq_probes(self, prefix: str, res: PdqResult) -> list[Probe]:
-        return [
-            Probe(f"{prefix}/{dname}", "pdq", value, res.quality)
-            for dname, value in zip(self._names, res.dihedral, strict=False)
-        ]
+        names = self._probe_names.get(prefix) or tuple(f"{prefix}/{dname}" for dname in self._names)
+        quality = res.quality
+        return [Probe(name, "pdq", value, quality) for name, value in zip(names, res.dihedral, strict=False)]
 
     def _add_pixels(self, rgb: np.ndarray, out: HashOutcome, frame: str = "") -> None:
         """Pixel probes of one picture. ``frame`` prefixes the probe names of a later frame, which adds probes

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class PdqResult:
 
 def _words_hex(words: np.ndarray) -> tuple[str, ...]:
     # The reference prints word 15 first, each as four hex digits (big-endian uint16); one conversion for all
-    # eight hashes, then cut.
+    # the hashes (eight, or sixteen for both dialects), then cut.
     text = words[:, ::-1].astype(">u2").tobytes().hex()
     return tuple(text[i : i + 64] for i in range(0, len(text), 64))
 
@@ -87,7 +88,8 @@ def scan(
     grey_sum: np.ndarray | None = None,
     size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """The 64x64 PDQ buffer of ``rgb`` (one pass), optionally adding luma block sums into ``grey_sum``.
+    """The 64x64 PDQ buffer of ``rgb`` (one pass), optionally writing luma block sums into ``grey_sum``
+    (every block; its previous contents do not matter).
 
     When ``rgb`` is the first three channels of an HxWx4 buffer (what ``imaging.decode`` returns for JPEG), the
     scan reads whole 32-bit pixels from that buffer, which is faster and gives the same values.
@@ -188,20 +190,32 @@ def shared_pass(
         grey_hex = phash_from_blocks(plan.means()) if plan is not None else None
         full_res = result_from_samples(full_samples)
         return full_res, result_from_samples(small_samples) if small_samples is not None else None, grey_hex
+    head, tail = _pass_geometry(n_rows, n_cols, small, plan.sums.shape if plan is not None else None)
+    grey: tuple[Any, ...] = _NO_GREY if plan is None else (plan.block_rows, plan.block_cols, plan.sums, plan.counts)
+    quality, words, quality512, words512, bits = k.hash_pass(rgb, _words(rgb), *head, *grey, *tail)
+    if small:
+        hexes = _words_hex(np.concatenate((words, words512)))  # one conversion for both dialects
+        full_res = PdqResult(hex=hexes[0], quality=int(quality), dihedral=hexes[:8])
+        small_res = PdqResult(hex=hexes[8], quality=int(quality512), dihedral=hexes[8:])
+    else:
+        hexes = _words_hex(words)
+        full_res, small_res = PdqResult(hex=hexes[0], quality=int(quality), dihedral=hexes), None
+    return full_res, small_res, f"{bits:016x}" if plan is not None else None
+
+
+_NO_GREY = (0, 0, _NO_GREY_SUM, _NO_GREY_SUM)
+
+
+@lru_cache(maxsize=256)
+def _pass_geometry(
+    n_rows: int, n_cols: int, small: bool, grey_shape: tuple[int, int] | None
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """``hash_pass``'s arguments that depend only on the image size (before and after the grey plan's): one cached
+    lookup per image instead of a dozen."""
     row_start, row_w = k.tent_weights(n_rows)
     col_start, col_w = k.tent_weights(n_cols)
     small_start, small_w = k.tent_weights(DOWNSAMPLE_DIMS)
-    if plan is not None:
-        lz_col_lo, lz_col_w = lanczos_span(plan.sums.shape[1])
-        lz_row_lo, lz_row_w = lanczos_span(plan.sums.shape[0])
-        grey = (plan.block_rows, plan.block_cols, plan.sums, plan.counts)
-    else:
-        lz_col_lo = lz_row_lo = _NO_INDEX
-        lz_col_w = lz_row_w = _NO_GREY_SUM
-        grey = (0, 0, _NO_GREY_SUM, _NO_GREY_SUM)
-    quality, words, quality512, words512, bits = k.hash_pass(
-        rgb,
-        _words(rgb),
+    head = (
         row_start,
         row_w,
         col_start,
@@ -212,21 +226,14 @@ def shared_pass(
         small_w,
         small_start,
         small_w,
-        *grey,
-        lz_col_lo,
-        lz_col_w,
-        lz_row_lo,
-        lz_row_w,
-        k.dct_matrix(),
-        phash_dct_rows(),
     )
-    hexes = _words_hex(words)
-    full_res = PdqResult(hex=hexes[0], quality=int(quality), dihedral=hexes)
-    small_res = None
-    if small:
-        hexes512 = _words_hex(words512)
-        small_res = PdqResult(hex=hexes512[0], quality=int(quality512), dihedral=hexes512)
-    return full_res, small_res, f"{bits:016x}" if plan is not None else None
+    if grey_shape is not None:
+        lz_col_lo, lz_col_w = lanczos_span(grey_shape[1])
+        lz_row_lo, lz_row_w = lanczos_span(grey_shape[0])
+    else:
+        lz_col_lo = lz_row_lo = _NO_INDEX
+        lz_col_w = lz_row_w = _NO_GREY_SUM
+    return head, (lz_col_lo, lz_col_w, lz_row_lo, lz_row_w, k.dct_matrix(), phash_dct_rows())
 
 
 def _words(rgb: np.ndarray) -> np.ndarray | None:

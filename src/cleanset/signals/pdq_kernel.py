@@ -29,7 +29,11 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import cgutils
+from numba.core import types as nbtypes
+from numba.extending import intrinsic
 
 NUM_SAMPLES = 64
 MIN_HASHABLE_DIM = 5  # the reference returns a zero hash and quality 0 below this
@@ -103,13 +107,7 @@ def dct_matrix() -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _block_sums(band: np.ndarray, block_cols: int, acc: np.ndarray) -> None:
-    """One row of pHash block sums from the column sums ``band`` of a band of pixel rows (``scan_image``).
-
-    The order of the additions does not change the result: every luma is a float32 multiple of 2**-27 below 256
-    and a block holds under 2**18 pixels (1/65536 of an image), so every partial sum is a multiple of 2**-27 below
-    2**26, exact in float64.
-    """
+def _block_sums_of(band: np.ndarray, block_cols: int, acc: np.ndarray) -> None:
     whole = band.shape[0] // block_cols
     for bx in range(whole):
         s = 0.0
@@ -125,25 +123,57 @@ def _block_sums(band: np.ndarray, block_cols: int, acc: np.ndarray) -> None:
     band[:] = 0.0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _block_sums(band: np.ndarray, block_cols: int, acc: np.ndarray) -> None:
+    """One row of pHash block sums from the column sums ``band`` of a band of pixel rows (``scan_image``).
+
+    The order of the additions does not change the result: every luma is a float32 multiple of 2**-27 below 256
+    and a block holds under 2**18 pixels (1/65536 of an image), so every partial sum is a multiple of 2**-27 below
+    2**26, exact in float64.
+
+    The widths of images up to 2,303 px (2 to 8 columns a block) are compiled with the width as a constant: the
+    compiler then unrolls each block's sum and interleaves neighbouring blocks, which halves the cost (with a
+    variable width, summing the blocks cost a fifth of the pass).
+    """
+    if block_cols == 4:
+        _block_sums_of(band, 4, acc)
+    elif block_cols == 5:
+        _block_sums_of(band, 5, acc)
+    elif block_cols == 6:
+        _block_sums_of(band, 6, acc)
+    elif block_cols == 7:
+        _block_sums_of(band, 7, acc)
+    elif block_cols == 8:
+        _block_sums_of(band, 8, acc)
+    elif block_cols == 2:
+        _block_sums_of(band, 2, acc)
+    elif block_cols == 3:
+        _block_sums_of(band, 3, acc)
+    else:
+        _block_sums_of(band, block_cols, acc)
+
+
 _THOUSAND = np.float32(1000.0)
+_BYTE = np.uint32(0xFF)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _word_luma(w: Any) -> np.float32:
     """The reference's luma of one RGBX word, ``float32(0.299 R + 0.587 G + 0.114 B)`` with float64 products and
-    sums, computed in float32 at twice the SIMD width.
+    sums, computed as ``float32(299 R + 587 G + 114 B) / 1000`` at the full SIMD width.
 
-    Why it is the same number: ``299 R + 587 G + 114 B`` is an integer below 2**24, so float32 holds it and each
-    float32 product and sum of it exactly, and IEEE division rounds the true quotient by 1,000 once, correctly.
-    The float64 expression lies within a few float64 units of that quotient, and a quotient ``N / 1000`` is never
-    within ``2**-28`` of a point where float32 rounding changes (it is not dyadic unless it is a multiple of 1/8,
-    which float32 holds exactly), so both round to the same float32. tests/signals/test_pdq_kernel.py checks all
-    2**24 colours.
+    Why it is the same number: ``299 R + 587 G + 114 B`` is an integer below 2**24, so float32 holds it exactly, and
+    IEEE division rounds the true quotient by 1,000 once, correctly. The float64 expression lies within a few
+    float64 units of that quotient, and a quotient ``N / 1000`` is never within ``2**-28`` of a point where float32
+    rounding changes (it is not dyadic unless it is a multiple of 1/8, which float32 holds exactly), so both round
+    to the same float32. tests/signals/test_pdq_kernel.py checks all 2**24 colours.
+
+    The integer is formed in 32-bit integer arithmetic and converted once: three conversions and float products
+    per pixel (with the channels widened to 64-bit integers) made the pixel loop a quarter slower.
     """
-    r8 = np.float32(w & 0xFF)
-    g8 = np.float32((w >> 8) & 0xFF)
-    b8 = np.float32((w >> 16) & 0xFF)
-    return (r8 * np.float32(299.0) + g8 * np.float32(587.0) + b8 * np.float32(114.0)) / _THOUSAND
+    n = (w & _BYTE) * np.uint32(299) + ((w >> np.uint32(8)) & _BYTE) * np.uint32(587)
+    n += ((w >> np.uint32(16)) & _BYTE) * np.uint32(114)
+    return np.float32(np.int32(n)) / _THOUSAND
 
 
 @njit(cache=True, nogil=True)
@@ -303,9 +333,45 @@ def _bits(b: np.ndarray, median: np.float32, words: np.ndarray, which: int) -> N
 
 
 @njit(cache=True, nogil=True)
+def select_kth(v: np.ndarray, kth: int) -> Any:
+    """The ``kth`` smallest value of ``v`` (0-based), reordering ``v`` in place: the value ``np.partition`` and a
+    full sort give, from a plain quickselect.
+
+    Why not ``np.partition``/``np.sort``: their compiled code is large, and these selections run once per image
+    after the scan, with their code out of the caches; on a freshly decoded photo the small loop saves more than
+    the selections themselves cost.
+    """
+    lo = 0
+    hi = v.shape[0] - 1
+    while lo < hi:
+        pivot = v[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while v[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = v[i]
+                v[i] = v[j]
+                v[j] = t
+                i += 1
+                j -= 1
+        # now v[lo..j] <= pivot <= v[i..hi], and anything between equals the pivot
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return v[kth]
+
+
+@njit(cache=True, nogil=True)
 def _lower_median(b: np.ndarray) -> np.float32:
     # The 128th smallest value; a selection finds the same value as a full sort, in about half the time.
-    return np.partition(b.ravel(), 127)[127]
+    return select_kth(b.copy().ravel(), 127)
 
 
 @njit(cache=True, nogil=True)
@@ -435,6 +501,30 @@ def _words_row(
             luma[x] = _word_luma(wrow[x])
 
 
+def _prefetch_impl(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """Ask for the cache line holding ``arr[idx]`` (LLVM's ``prefetch``: read, keep in every level); no effect on
+    results, and no fault on any address."""
+    sig = nbtypes.void(arr, idx)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_impl)
+# Pixel rows ahead of the one being hashed that ``scan_shared`` asks the memory system for.
+_PREFETCH_ROWS = 8
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _open_rows(row_start: np.ndarray, lv: int) -> int:
     """How many sample rows' vertical windows can be open at once: the ring of row buffers needs that many."""
@@ -449,16 +539,34 @@ def _open_rows(row_start: np.ndarray, lv: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _horizontal_row(v: np.ndarray, col_start: np.ndarray, col_w: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
+def _horizontal_row(v: np.ndarray, col_start: np.ndarray, col_w: np.ndarray, out: np.ndarray) -> None:
     """The horizontal tent of one finished sample row: ``out[c] = sum_k col_w[c, k] * v[col_start[c] + k]``, each
-    summed over ``k`` in order from zero (the order the separate scan, ``scan_image``, adds in), the 64 sums side
-    by side."""
-    acc[:] = 0.0
-    for k in range(col_w.shape[1]):
-        for c in range(64):
-            acc[c] += col_w[c, k] * v[col_start[c] + k]
-    for c in range(64):
-        out[c] = np.float32(acc[c])
+    summed over ``k`` in order from zero (the order the separate scan, ``scan_image``, adds in).
+
+    Eight outputs at a time, each in its own scalar accumulator: eight independent chains of multiply-adds over
+    contiguous weights and pixels, where the 64 sums side by side in an array read both at scattered places."""
+    lh = col_w.shape[1]
+    for c in range(0, 64, 8):
+        x0, x1, x2, x3 = col_start[c], col_start[c + 1], col_start[c + 2], col_start[c + 3]
+        x4, x5, x6, x7 = col_start[c + 4], col_start[c + 5], col_start[c + 6], col_start[c + 7]
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        for k in range(lh):
+            s0 += col_w[c, k] * v[x0 + k]
+            s1 += col_w[c + 1, k] * v[x1 + k]
+            s2 += col_w[c + 2, k] * v[x2 + k]
+            s3 += col_w[c + 3, k] * v[x3 + k]
+            s4 += col_w[c + 4, k] * v[x4 + k]
+            s5 += col_w[c + 5, k] * v[x5 + k]
+            s6 += col_w[c + 6, k] * v[x6 + k]
+            s7 += col_w[c + 7, k] * v[x7 + k]
+        out[c] = np.float32(s0)
+        out[c + 1] = np.float32(s1)
+        out[c + 2] = np.float32(s2)
+        out[c + 3] = np.float32(s3)
+        out[c + 4] = np.float32(s4)
+        out[c + 5] = np.float32(s5)
+        out[c + 6] = np.float32(s6)
+        out[c + 7] = np.float32(s7)
 
 
 @njit(cache=True, nogil=True)
@@ -485,10 +593,11 @@ def scan_shared(
     """``scan_image`` of the full image, of its nearest-neighbour resize to ``small_rows`` x ``small_cols`` (source
     indices; empty for none) and the pHash block sums, from one luma computation per pixel row.
 
-    Each full-resolution luma row is computed once and feeds the full-size samples, the grey blocks and, gathered
-    at ``small_cols``, every resized row that copies it. Every float operation is the one ``scan_image`` does, in
-    the same order, so both buffers are bit-identical to two separate scans. Returns (full, small); ``small`` is
-    ``full`` when no resize was asked for.
+    Each full-resolution luma row is computed once and feeds the full-size samples, the grey blocks and every
+    resized row that copies it (accumulated at full width, gathered at ``small_cols`` once per finished sample
+    row). Every float operation is the one ``scan_image`` does, in the same order, so both buffers are
+    bit-identical to two separate scans. Returns (full, small); ``small`` is ``full`` when no resize was asked
+    for.
 
     Only the few sample rows whose vertical window covers the current pixel row are held (a ring of row buffers),
     and each gets its horizontal tent as soon as its window ends: the working set stays in the core's own cache
@@ -500,7 +609,6 @@ def scan_shared(
     n_ring = _open_rows(row_start, lv)
     ring = np.empty((n_ring, n_cols), dtype=np.float64)
     out = np.empty((64, 64), dtype=np.float32)
-    acc = np.empty(64, dtype=np.float64)
     luma = np.empty(n_cols, dtype=np.float32)
     want_grey = grey_block_rows > 0
     band = np.zeros(n_cols if want_grey else 1, dtype=np.float64)
@@ -509,9 +617,13 @@ def scan_shared(
     ns_cols = small_cols.shape[0]
     lvs = small_row_w.shape[1]
     n_small_ring = _open_rows(small_row_start, lvs) if want_small else 1
-    small_ring = np.empty((n_small_ring, ns_cols if want_small else 1), dtype=np.float64)
+    # Each resized sample row is accumulated at full width and gathered at ``small_cols`` when it is finished:
+    # the resized value (i, j) gets exactly the operations, in the same order, as full-width column
+    # ``small_cols[j]``, and adding whole contiguous rows vectorises where a gathered row does not (the gathered
+    # rows cost a sixth of the pass).
+    small_ring = np.empty((n_small_ring, n_cols if want_small else 1), dtype=np.float64)
+    small_row = np.empty(ns_cols, dtype=np.float64)
     small_out = np.empty((64, 64), dtype=np.float32)
-    small_luma = np.empty(ns_cols, dtype=np.float32)
     opened = 0  # sample rows opened so far (their window has started)
     first = 0  # first sample row not yet finished
     small_opened = 0
@@ -536,6 +648,14 @@ def scan_shared(
                 elif nv == 1:
                     r1 = r
                 nv += 1
+        if words is not None and y + _PREFETCH_ROWS < n_rows:
+            # The decoder's output has mostly left the core's caches by the time it is hashed, and the hardware
+            # prefetcher, which stops at each 4 KiB page, keeps only a little ahead of a loop this busy: asking
+            # for the rows a few steps ahead took up to a tenth off the pass on a freshly decoded image while the
+            # machine's memory was busy, and cost nothing measurable when it was not.
+            ahead = words[y + _PREFETCH_ROWS]
+            for xp in range(0, n_cols, 16):
+                _prefetch(ahead, xp)
         if words is not None and nv <= 2:
             _words_row(
                 words[y],
@@ -562,11 +682,9 @@ def scan_shared(
         if want_grey and ((y + 1) % grey_block_rows == 0 or y == n_rows - 1):
             _block_sums(band, grey_block_cols, grey_sum[y // grey_block_rows])
         while first < opened and row_start[first] + lv - 1 <= y:
-            _horizontal_row(ring[first % n_ring], col_start, col_w, acc, out[first])
+            _horizontal_row(ring[first % n_ring], col_start, col_w, out[first])
             first += 1
         if small_here:
-            for x in range(ns_cols):
-                small_luma[x] = luma[small_cols[x]]
             while si < n_small and small_rows[si] == y:  # an upscaled axis repeats source rows
                 while small_opened < 64 and small_row_start[small_opened] <= si:
                     small_ring[small_opened % n_small_ring, :] = 0.0
@@ -575,16 +693,13 @@ def scan_shared(
                     wv = small_row_w[r, si - small_row_start[r]]
                     if wv != 0.0:
                         v = small_ring[r % n_small_ring]
-                        for x in range(ns_cols):
-                            v[x] += wv * np.float64(small_luma[x])
+                        for x in range(n_cols):
+                            v[x] += wv * np.float64(luma[x])
                 while small_first < small_opened and small_row_start[small_first] + lvs - 1 <= si:
-                    _horizontal_row(
-                        small_ring[small_first % n_small_ring],
-                        small_col_start,
-                        small_col_w,
-                        acc,
-                        small_out[small_first],
-                    )
+                    v = small_ring[small_first % n_small_ring]
+                    for x in range(ns_cols):
+                        small_row[x] = v[small_cols[x]]
+                    _horizontal_row(small_row, small_col_start, small_col_w, small_out[small_first])
                     small_first += 1
                 si += 1
     if want_small:
@@ -611,14 +726,23 @@ def lanczos_32(
     n_out = col_w.shape[0]
     tmp = np.empty((nby, n_out), dtype=np.float64)
     acc = np.empty(nby, dtype=np.float64)
+    n_taps = col_w.shape[1]
     for xx in range(n_out):
         acc[:] = 0.0
         lo = col_lo[xx]
-        for k in range(col_w.shape[1]):
+        k = 0
+        while k + 4 <= n_taps:  # four taps a step, added in the same order: a quarter of the trips through acc
+            w0, w1, w2, w3 = col_w[xx, k], col_w[xx, k + 1], col_w[xx, k + 2], col_w[xx, k + 3]
+            s0, s1, s2, s3 = means_t[lo + k], means_t[lo + k + 1], means_t[lo + k + 2], means_t[lo + k + 3]
+            for y in range(nby):
+                acc[y] = acc[y] + s0[y] * w0 + s1[y] * w1 + s2[y] * w2 + s3[y] * w3
+            k += 4
+        while k < n_taps:
             wk = col_w[xx, k]
             src = means_t[lo + k]
             for y in range(nby):
                 acc[y] += src[y] * wk
+            k += 1
         for y in range(nby):
             tmp[y, xx] = min(max(np.floor(acc[y] + 0.5), 0.0), 255.0)
     small = np.empty((row_w.shape[0], n_out), dtype=np.float64)
@@ -653,13 +777,42 @@ def phash_bits(pixels: np.ndarray, c: np.ndarray) -> Any:
             for m in range(n):
                 s += t[i, m] * c[j, m]
             low[i * PHASH_SIZE + j] = np.rint(s * 1e6) / 1e6  # np.round(s, 6): multiply, rint, divide
-    ordered = np.sort(low)
     half = low.shape[0] // 2
-    median = (ordered[half - 1] + ordered[half]) / 2.0
+    ordered = low.copy()
+    below = select_kth(ordered, half - 1)
+    median = (below + select_kth(ordered, half)) / 2.0
     value = np.uint64(0)
     for b in range(low.shape[0]):
         value = (value << np.uint64(1)) | np.uint64(1 if low[b] > median else 0)
     return value
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _block_means_t(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``(sums / counts).T``, contiguous, for ``lanczos_32``.
+
+    Eight block rows at a time: divided along the rows (contiguous, so the divisions vectorise), then written out
+    a whole cache line of the transposed output per column. ``error_model="numpy"`` only drops the zero-divisor
+    check (counts are never zero), which otherwise keeps every division scalar."""
+    nby, nbx = sums.shape
+    out = np.empty((nbx, nby), dtype=np.float64)
+    tmp = np.empty((8, nbx), dtype=np.float64)
+    for y0 in range(0, nby, 8):
+        h = min(8, nby - y0)
+        for j in range(h):
+            for x in range(nbx):
+                tmp[j, x] = sums[y0 + j, x] / counts[y0 + j, x]
+        if h == 8:  # each output line written whole, from eight values held in registers
+            t0, t1, t2, t3, t4, t5, t6, t7 = tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5], tmp[6], tmp[7]
+            for x in range(nbx):
+                o = out[x]
+                o[y0], o[y0 + 1], o[y0 + 2], o[y0 + 3] = t0[x], t1[x], t2[x], t3[x]
+                o[y0 + 4], o[y0 + 5], o[y0 + 6], o[y0 + 7] = t4[x], t5[x], t6[x], t7[x]
+        else:
+            for x in range(nbx):
+                for j in range(h):
+                    out[x, y0 + j] = tmp[j, x]
+    return out
 
 
 # -- everything after the decode, in one call ------------------------------------------------------------------------
@@ -723,9 +876,6 @@ def hash_pass(
         quality512, words512 = hash_samples(small, pdq_dct)
     bits = np.uint64(0)  # numba would widen a plain 0 and phash_bits' uint64 to float64
     if grey_block_rows > 0:
-        means_t = np.empty((grey_sum.shape[1], grey_sum.shape[0]), dtype=np.float64)
-        for x in range(grey_sum.shape[1]):
-            for y in range(grey_sum.shape[0]):
-                means_t[x, y] = grey_sum[y, x] / grey_counts[y, x]
+        means_t = _block_means_t(grey_sum, grey_counts)
         bits = phash_bits(lanczos_32(means_t, lz_col_lo, lz_col_w, lz_row_lo, lz_row_w), phash_dct)
     return quality, hash_words, quality512, words512, bits
