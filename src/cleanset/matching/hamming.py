@@ -327,22 +327,37 @@ class HammingIndex(Index):
                 raise InputFormatError(where, "this index holds tables only: open it with the values it indexes")
             if words.dtype != np.uint64 or words.shape != (n, wpr) or not words.flags.c_contiguous:
                 raise InputFormatError(where, f"built over {n} values of {nbytes} bytes; given {words.shape}")
-            if array_digest(words) != meta["words_sha256"]:
-                raise InputFormatError(where, "built from other values than the ones given")
+            expected = [(words, meta["words_sha256"], where, "built from other values than the ones given")]
         elif words is not None:  # the caller indexes these values: an index carrying its own would ignore them
             raise InputFormatError(
                 str(directory / "index.json"), "this index holds its own values, not tables over the ones given"
             )
         else:
             words = arrays["words"] = load_array(directory, "words", np.uint64, (n, wpr), mmap=True)
+            expected = []
         digests = meta.get("sha256")
         for k, a in arrays.items():
-            if not isinstance(digests, dict) or digests.get(k) != array_digest(a):
-                raise InputFormatError(str(directory / f"{k}.npy"), "content does not match the index header's SHA-256")
+            want = digests.get(k) if isinstance(digests, dict) else None
+            expected.append((a, want, str(directory / f"{k}.npy"), "content does not match the index header's SHA-256"))
         index = cls(words, nbytes, widths, slots, lists, np.asarray(list_base, dtype=np.int64))
-        problem = kernels.check_tables(
-            words, index.starts, index.widths_arr, index.slot_base, slots, index.list_base, lists, deep
-        )
+        # The bounds check (it reads nothing out of bounds, whatever the tables hold) runs beside the digests:
+        # the kernel and hashlib both release the GIL, and at 10 million entries each takes most of a second.
+        with ThreadPoolExecutor(1) as pool:
+            checked = pool.submit(
+                kernels.check_tables,
+                words,
+                index.starts,
+                index.widths_arr,
+                index.slot_base,
+                slots,
+                index.list_base,
+                lists,
+                deep,
+            )
+            for a, want, where, why in expected:
+                if array_digest(a) != want:
+                    raise InputFormatError(where, why)
+            problem = checked.result()
         if problem:
             raise InputFormatError(str(directory), f"index tables are inconsistent: {_PROBLEMS[problem]}")
         return index

@@ -99,7 +99,12 @@ class LiveBanks:
                 raise UserError(f"bank {name!r} is not served (served: {', '.join(cur.pinned) or 'none'})")
             t0 = time.perf_counter()
             want = cur.pinned[name] if cur.pinned[name] is not None else version
-            snap = BankStore.default().open(name, want)
+            store = BankStore.default()
+            snap = store.open(name, want)
+            if cur.pinned[name] is None and int(snap.version) == store.layout.version_numbers(name)[-1]:
+                # The newest version: opened through staging (single flight), so a reload that arrives while the
+                # watcher is opening it waits for that one open, and one arriving first opens it for both.
+                self.stage(name)
             staged = self._take_staged(name, int(snap.version))
             banks = cur.banks.replacing(snap, None if staged is None else staged.banks)
             nxt = BankSet(banks, cur.generation + 1, time.time(), time.perf_counter() - t0, dict(cur.pinned))
