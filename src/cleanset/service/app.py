@@ -8,7 +8,8 @@ entry id, signal, probe and distance; the values of a list never reach this modu
 Hash lookups from concurrent requests are answered in batches by one thread (``batching``: the fixed cost of a
 lookup is paid once per batch, and the index kernel runs beside the event loop), and their endpoint is served in
 plain ASGI in front of FastAPI (``fastpath``) with this module's ``Service.lookup``; image checks go to the
-service's own threads, at most one per core at a time, under the timeout (a thread past it finishes, but its answer
+service's own threads (``slots``: they take queued checks themselves), at most one per core at a time, under the
+timeout (a thread past it finishes, but its answer
 is dropped, and it keeps its slot until it has finished, so timed-out work never piles up beyond the cores).
 With ``Settings.screen`` an image check also runs the screening classifiers on the same decode, in the same slot
 and under the same timeout; ``Settings.policy`` judges every image, hash and URL verdict, as a scan under that
@@ -31,7 +32,6 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
@@ -59,6 +59,7 @@ from cleanset.service.live import (
 )
 from cleanset.service.metrics import Metrics
 from cleanset.service.settings import Settings
+from cleanset.service.slots import CheckSlots
 from cleanset.signals.engine import HashConfig, HashEngine
 
 if TYPE_CHECKING:
@@ -386,7 +387,8 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
         wanted = _thresholds_param(thresholds)
         current = svc.live.current
         banks = svc.banks_for(current, wanted, k)
-        check = await svc.checks.run(svc.check_image, data, banks, svc.engine, timeout_s=svc.limits.timeout_s)
+        work = functools.partial(svc.check_image, data, banks, engine=svc.engine)
+        check = await svc.checks.run(work, len(data), timeout_s=svc.limits.timeout_s)
         return JSON(svc.answer(request.scope["state"], "image", check, current.generation))
 
     @app.post("/v1/check/url", tags=["check"], response_model=CheckOut)
@@ -441,62 +443,6 @@ def create_app(settings: Settings, live: LiveBanks | None = None) -> FastAPI:
 
     app.add_middleware(AccessLog, svc=svc)
     return app
-
-
-class CheckSlots:
-    """Image checks on the service's own threads, at most ``slots`` at once. A slot is freed when its thread has
-    finished, not when its request stopped waiting: after a timeout the work goes on, and counting it keeps the
-    work running bounded by the cores. Waiting for a slot is bounded too (``wait_s``; ``max_waiting`` waiters
-    holding at most ``max_waiting_bytes`` of bodies between them): past any of these the answer is 503 at once,
-    and the caller retries."""
-
-    def __init__(self, slots: int, max_waiting: int, wait_s: float, max_waiting_bytes: int) -> None:
-        self.slots = slots
-        self.max_waiting = max_waiting
-        self.max_waiting_bytes = max_waiting_bytes
-        self.wait_s = wait_s
-        self.waiting = 0
-        self.waiting_bytes = 0
-        self._free: asyncio.Semaphore | None = None
-        self._pool = ThreadPoolExecutor(slots, thread_name_prefix="cleanset-check")
-
-    async def run(
-        self, fn: Callable[..., cs_api.Check], data: bytes, banks: cs_api.Banks, engine: HashEngine, *, timeout_s: float
-    ) -> cs_api.Check:
-        if self._free is None:
-            self._free = asyncio.Semaphore(self.slots)
-        free = self._free
-        if free.locked():
-            if self.waiting >= self.max_waiting or self.waiting_bytes + len(data) > self.max_waiting_bytes:
-                raise HTTPException(503, "busy: every image check slot is taken; retry", headers={"Retry-After": "1"})
-            self.waiting += 1
-            self.waiting_bytes += len(data)
-            try:
-                await asyncio.wait_for(free.acquire(), self.wait_s)
-            except TimeoutError:
-                raise HTTPException(
-                    503, f"busy: no image check slot within {self.wait_s} s; retry", headers={"Retry-After": "1"}
-                ) from None
-            finally:
-                self.waiting -= 1
-                self.waiting_bytes -= len(data)
-        else:
-            await free.acquire()
-        loop = asyncio.get_running_loop()
-        try:
-            fut = loop.run_in_executor(self._pool, lambda: fn(data, banks, engine=engine))
-        except BaseException:
-            free.release()
-            raise
-
-        def done(_: object) -> None:
-            free.release()
-
-        fut.add_done_callback(done)
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-        except TimeoutError:
-            raise HTTPException(503, f"image check took over {timeout_s} s; not checked") from None
 
 
 def screening_of(settings: Settings) -> tuple[Policy | None, Screening | None]:

@@ -1,0 +1,144 @@
+"""Image checks on the service's own threads, at most ``slots`` at once, bounded waiting, and a timeout.
+
+The threads take their work from a queue themselves. Handed each check by the event loop (a semaphore released by
+a callback on the loop, then ``run_in_executor``), a thread that had finished waited until the loop, busy reading
+bodies and writing answers, got round to giving it the next one: under 32 clients the two check threads stood idle
+about a quarter of the time (``bench/service_load.py``: the server used 1.5 of 2 cores).
+
+Rules, as before: a slot is freed when its thread has finished, not when its request stopped waiting (after a
+timeout the work goes on, and counting it keeps the work bounded by the cores). A check that finds every slot
+taken waits, but only ``max_waiting`` of them, holding at most ``max_waiting_bytes`` of bodies between them, and
+only for ``wait_s``: past any of these the answer is 503 at once, and the caller retries. A check that gave up
+waiting is never started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException
+
+BUSY = {"Retry-After": "1"}
+
+
+@dataclass(eq=False)
+class _Job:
+    work: Callable[[], Any]
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[Any]
+    started: asyncio.Future[None] | None  # set when a thread takes it, for a check that had to wait
+    size: int
+    queued_at: float = field(default_factory=time.monotonic)
+    taken: bool = False
+    dropped: bool = False
+
+
+class CheckSlots:
+    def __init__(self, slots: int, max_waiting: int, wait_s: float, max_waiting_bytes: int) -> None:
+        self.slots = max(1, slots)
+        self.max_waiting = max_waiting
+        self.max_waiting_bytes = max_waiting_bytes
+        self.wait_s = wait_s
+        self.waiting = 0  # queued, not yet taken by a thread
+        self.waiting_bytes = 0
+        self.running = 0  # taken and not finished (a timed-out check counts until its thread is done)
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    async def run(self, work: Callable[[], Any], size: int, *, timeout_s: float) -> Any:
+        """``work()``'s result, computed on a check thread; ``size``: the bytes the check holds while it waits."""
+        loop = asyncio.get_running_loop()
+        self._ensure_threads()
+        with self._lock:
+            wait = self.running + self.waiting >= self.slots
+            if wait and (self.waiting >= self.max_waiting or self.waiting_bytes + size > self.max_waiting_bytes):
+                raise HTTPException(503, "busy: every image check slot is taken; retry", headers=BUSY)
+            job = _Job(work, loop, loop.create_future(), loop.create_future() if wait else None, size)
+            self.waiting += 1
+            self.waiting_bytes += size
+        self._queue.put(job)
+        if job.started is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(job.started), self.wait_s)
+            except TimeoutError:
+                with self._lock:
+                    if not job.taken:  # still queued: it is never started
+                        job.dropped = True
+                        self.waiting -= 1
+                        self.waiting_bytes -= size
+                        raise HTTPException(
+                            503, f"busy: no image check slot within {self.wait_s} s; retry", headers=BUSY
+                        ) from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.done), timeout_s)
+        except TimeoutError:
+            raise HTTPException(503, f"image check took over {timeout_s} s; not checked") from None
+
+    def close(self) -> None:
+        """Stop the threads once the checks already queued are done."""
+        alive = [t for t in self._threads if t.is_alive()]
+        for _ in alive:
+            self._queue.put(None)
+        for t in alive:
+            t.join()
+        self._threads = []
+
+    def _ensure_threads(self) -> None:
+        if len(self._threads) == self.slots and all(t.is_alive() for t in self._threads):
+            return
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self.slots:
+                t = threading.Thread(target=self._serve, name=f"cleanset-check-{len(self._threads)}", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _serve(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            self._take(job)
+            job = None  # nothing of a finished check is held while waiting for the next
+
+    def _take(self, job: _Job) -> None:
+        with self._lock:
+            if job.dropped:
+                return
+            job.taken = True
+            self.waiting -= 1
+            self.waiting_bytes -= job.size
+            self.running += 1
+        try:
+            if job.started is not None:
+                _post(job.loop, _resolve, job.started, None, None)
+            try:
+                result, error = job.work(), None
+            except Exception as e:  # the request hears it; the thread goes on
+                result, error = None, e
+            _post(job.loop, _resolve, job.done, result, error)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting for the answer any more
+        loop.call_soon_threadsafe(fn, *args)
+
+
+def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.done():  # the request went away
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
