@@ -221,3 +221,20 @@ def test_the_last_batch_is_not_held_after_it_is_answered(banks: api.Banks) -> No
         assert gone() is None, "the lookup thread still holds the last batch's banks"
     finally:
         batcher.close()
+
+
+def test_a_server_process_allocates_arrow_memory_with_malloc() -> None:
+    """In a fresh interpreter (it changes the process): after ``server_allocator`` Arrow's default pool is the
+    system one, whose large blocks go back to the system when freed (a reload's old entry ids must not stay)."""
+    code = textwrap.dedent(
+        """
+        import pyarrow as pa
+        from cleanset.service.live import server_allocator
+
+        server_allocator()
+        print(pa.default_memory_pool().backend_name)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "system"

@@ -258,6 +258,19 @@ def steady_heap() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
+def server_allocator() -> None:
+    """Arrow allocates through the C library's ``malloc`` in a server process, before any bank is opened.
+
+    A bank's entry ids are an Arrow table (about 100 MB at 10 million entries). Arrow's default allocator keeps a
+    heap per thread, and memory freed by another thread returns to the owner's heap only when that thread next
+    allocates: after a reload under load the old version's table was freed by whichever thread let go of it last,
+    and 200 MB stayed resident on the server for good (``bench/service_load.py``, depending on timing). ``malloc``
+    returns blocks that large to the system as soon as they are freed."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 def stamp_dir(launch: str) -> Path:
     """``service/live/<launch>``: one launch's stamps; another launch (an earlier run, another service on this
     ``CLEANSET_HOME``) never reads them."""

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from cleanset.service.app import create_app
 from cleanset.service.limits import Limits
-from cleanset.service.live import steady_heap
+from cleanset.service.live import server_allocator, steady_heap
 from cleanset.service.settings import Settings
 
 SETTINGS_ENV = "CLEANSET_SERVICE_SETTINGS"
@@ -48,6 +48,7 @@ def app_from_env() -> FastAPI:
     """The factory each worker process calls (a fresh interpreter: it sets up its own log)."""
     settings = settings_from_env()
     access_logging(settings.access_log)
+    server_allocator()
     app = create_app(settings)
     steady_heap()  # after the banks are loaded and the kernels warmed up: that heap is what stays
     return app
@@ -86,6 +87,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
         os.environ[SETTINGS_ENV] = _to_env(replace(settings, follow_reloads=True, launch=launch))
         uvicorn.run("cleanset.service.run:app_from_env", factory=True, workers=workers, **common)
     else:
+        server_allocator()
         app = create_app(settings)
         steady_heap()
         uvicorn.run(app, **common)
