@@ -73,7 +73,7 @@ def test_a_bad_request_fails_alone(banks: api.Banks) -> None:
 def test_close_stops_the_lookup_threads(banks: api.Banks) -> None:
     batcher = LookupBatcher(concurrency=2)
     asyncio.run(batcher.check(_queries(banks, 1), banks))
-    threads = list(batcher._threads)
+    threads = list(batcher._workers.threads)
     assert len(threads) == 2 and all(t.is_alive() for t in threads)
     batcher.close()
     assert not any(t.is_alive() for t in threads)
@@ -144,7 +144,7 @@ def test_a_dead_lookup_thread_is_replaced(banks: api.Banks, monkeypatch: pytest.
     monkeypatch.setattr(batcher, "_run", die)
     with pytest.raises(TimeoutError):
         asyncio.run(batcher.check(query, banks, timeout_s=0.5))
-    assert not any(t.is_alive() for t in batcher._threads)
+    assert not any(t.is_alive() for t in batcher._workers.threads)
     monkeypatch.undo()
     try:
         got = asyncio.run(batcher.check(query, banks, timeout_s=10))

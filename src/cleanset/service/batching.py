@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 from collections.abc import Mapping, Sequence
 
 from cleanset import api
 from cleanset.assess import Policy
 from cleanset.records import Probe
+from cleanset.service.workers import Workers
 
 Items = Sequence[Mapping[str, str] | Sequence[Probe]]
 Answer = list[api.Check] | BaseException
@@ -38,9 +38,7 @@ class LookupBatcher:
         self.max_items = max_items
         self.concurrency = max(1, concurrency)
         self.batches = 0  # batches answered (tests, metrics)
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._start = threading.Lock()
+        self._workers: Workers[_Work] = Workers(self.concurrency, "cleanset-lookup", self._serve)
 
     async def check(
         self, items: Items, banks: api.Banks, policy: Policy | None = None, timeout_s: float | None = None
@@ -50,39 +48,19 @@ class LookupBatcher:
         lookup itself is not interrupted, its answer is dropped."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[api.Check]] = loop.create_future()
-        self._ensure_threads()
-        self._queue.put((loop, banks, policy, items, fut))
+        self._workers.put((loop, banks, policy, items, fut))
         if timeout_s is None:
             return await fut
         return await asyncio.wait_for(fut, timeout_s)
 
     def close(self) -> None:
         """Stop the lookup threads once the work already queued is answered."""
-        with self._start:
-            alive = [t for t in self._threads if t.is_alive()]
-            for _ in alive:
-                self._queue.put(None)
-            for t in alive:
-                t.join()
-            self._threads = []
-
-    def _ensure_threads(self) -> None:
-        """Start the lookup threads, or replace any that died: a request must never wait on a thread that is gone."""
-        if len(self._threads) == self.concurrency and all(t.is_alive() for t in self._threads):
-            return
-        with self._start:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            while len(self._threads) < self.concurrency:
-                t = threading.Thread(
-                    target=self._serve, name=f"cleanset-lookup-{len(self._threads)}", daemon=True
-                )  # daemon: a server stopping mid-batch is not held up by it
-                t.start()
-                self._threads.append(t)
+        self._workers.close()
 
     def _serve(self) -> None:
         carry: _Work | None = None  # a request that did not fit the last batch: it opens the next one
         while True:
-            first = carry if carry is not None else self._queue.get()
+            first = carry if carry is not None else self._workers.queue.get()
             carry = None
             if first is None:
                 return
@@ -90,7 +68,7 @@ class LookupBatcher:
             nxt: _Work | None = None
             while size < self.max_items:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._workers.queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException
+
+from cleanset.service.workers import Workers
 
 BUSY = {"Retry-After": "1"}
 
@@ -50,13 +51,11 @@ class CheckSlots:
         self.waiting_bytes = 0
         self.running = 0  # taken and not finished (a timed-out check counts until its thread is done)
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._workers: Workers[_Job] = Workers(self.slots, "cleanset-check", self._serve)
 
     async def run(self, work: Callable[[], Any], size: int, *, timeout_s: float) -> Any:
         """``work()``'s result, computed on a check thread; ``size``: the bytes the check holds while it waits."""
         loop = asyncio.get_running_loop()
-        self._ensure_threads()
         with self._lock:
             wait = self.running + self.waiting >= self.slots
             if wait and (self.waiting >= self.max_waiting or self.waiting_bytes + size > self.max_waiting_bytes):
@@ -64,7 +63,7 @@ class CheckSlots:
             job = _Job(work, loop, loop.create_future(), loop.create_future() if wait else None, size)
             self.waiting += 1
             self.waiting_bytes += size
-        self._queue.put(job)
+        self._workers.put(job)
         if job.started is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(job.started), self.wait_s)
@@ -84,26 +83,11 @@ class CheckSlots:
 
     def close(self) -> None:
         """Stop the threads once the checks already queued are done."""
-        alive = [t for t in self._threads if t.is_alive()]
-        for _ in alive:
-            self._queue.put(None)
-        for t in alive:
-            t.join()
-        self._threads = []
-
-    def _ensure_threads(self) -> None:
-        if len(self._threads) == self.slots and all(t.is_alive() for t in self._threads):
-            return
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            while len(self._threads) < self.slots:
-                t = threading.Thread(target=self._serve, name=f"cleanset-check-{len(self._threads)}", daemon=True)
-                t.start()
-                self._threads.append(t)
+        self._workers.close()
 
     def _serve(self) -> None:
         while True:
-            job = self._queue.get()
+            job = self._workers.queue.get()
             if job is None:
                 return
             self._take(job)
