@@ -498,7 +498,7 @@ def main() -> None:
         )
         try:
             wait_ready(url, srv)
-            print(f"  server ready in {time.perf_counter() - t0:.1f} s (opened the bank and built its index)")
+            print(f"  server ready in {time.perf_counter() - t0:.1f} s (opened the bank and mapped its stored index)")
             import httpx
 
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from cleanset import api
 from cleanset.assess import Policy
 from cleanset.records import Probe
-from cleanset.service.workers import Workers
+from cleanset.service.workers import Outcome, Workers, settle
 
 Items = Sequence[Mapping[str, str] | Sequence[Probe]]
 Answer = list[api.Check] | BaseException
@@ -96,25 +96,12 @@ class LookupBatcher:
         except Exception as e:  # every request of the batch hears it
             answers = [e] * len(batch)
         self.batches += 1
-        by_loop: dict[int, tuple[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[api.Check]], Answer]]]]
-        by_loop = {}
+        by_loop: dict[int, tuple[asyncio.AbstractEventLoop, list[Outcome]]] = {}
         for (loop, _, _, _, fut), ans in zip(batch, answers, strict=True):
-            by_loop.setdefault(id(loop), (loop, []))[1].append((fut, ans))
-        for loop, settled in by_loop.values():
-            try:
-                loop.call_soon_threadsafe(_settle, settled)
-            except Exception:
-                continue  # that loop has closed: nobody is waiting for these answers any more
-
-
-def _settle(settled: list[tuple[asyncio.Future[list[api.Check]], Answer]]) -> None:
-    for fut, ans in settled:
-        if fut.done():  # the request was cancelled (client went away)
-            continue
-        if isinstance(ans, BaseException):
-            fut.set_exception(ans)
-        else:
-            fut.set_result(ans)
+            outcome = (fut, None, ans) if isinstance(ans, BaseException) else (fut, ans, None)
+            by_loop.setdefault(id(loop), (loop, []))[1].append(outcome)
+        for loop, outcomes in by_loop.values():
+            settle(loop, outcomes)
 
 
 def _answer(batch: Sequence[tuple[api.Banks, Policy | None, Items]]) -> list[Answer]:

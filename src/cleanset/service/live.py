@@ -88,7 +88,7 @@ class LiveBanks:
 
     def reload(self, name: str, version: int | None = None) -> BankSet:
         """Make the latest stored version of bank ``name`` live (a bank pinned with ``NAME@VERSION`` stays at its
-        version; ``version`` asks for one, as a sibling worker's stamp does). Only that bank's indexes are built;
+        version; ``version`` asks for one, as a sibling worker's stamp does). Only that bank's indexes are opened;
         the others are shared with the previous set. The version made live is stamped for sibling workers of the
         same launch; a staged build at or below it is dropped (it would only hold a second index's memory)."""
         from cleanset.banks.store import BankStore

@@ -15,7 +15,6 @@ waiting is never started.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from cleanset.service.workers import Workers
+from cleanset.service.workers import Workers, settle
 
 BUSY = {"Retry-After": "1"}
 
@@ -103,26 +102,12 @@ class CheckSlots:
             self.running += 1
         try:
             if job.started is not None:
-                _post(job.loop, _resolve, job.started, None, None)
+                settle(job.loop, [(job.started, None, None)])
             try:
                 result, error = job.work(), None
             except Exception as e:  # the request hears it; the thread goes on
                 result, error = None, e
-            _post(job.loop, _resolve, job.done, result, error)
+            settle(job.loop, [(job.done, result, error)])
         finally:
             with self._lock:
                 self.running -= 1
-
-
-def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
-    with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting for the answer any more
-        loop.call_soon_threadsafe(fn, *args)
-
-
-def _resolve(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():  # the request went away
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)

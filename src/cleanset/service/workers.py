@@ -8,10 +8,12 @@ already queued, with one ``None`` each.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -49,3 +51,23 @@ class Workers(Generic[T]):
             for t in alive:
                 t.join()
             self.threads = []
+
+
+Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]  # a request's future, its result or its error
+
+
+def settle(loop: asyncio.AbstractEventLoop, outcomes: Sequence[Outcome]) -> None:
+    """From a worker thread: resolve these futures of ``loop`` (one wake-up of the loop for all of them). A
+    future already done (its request went away) is left alone; a loop that has closed has nobody waiting."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_apply, list(outcomes))
+
+
+def _apply(outcomes: list[Outcome]) -> None:
+    for fut, result, error in outcomes:
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
