@@ -19,7 +19,7 @@ SRC = ROOT / "src" / "cleanset"
 # Lowest first. A name is a package under src/cleanset or a top-level module; "cleanset" is the package root. The
 # first layer is one unit (core: small modules that may use each other); in any other layer, names are peers.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("cleanset", "errors", "registry", "records", "atomic", "threads", "storage", "cluster"),
+    ("cleanset", "errors", "registry", "records", "atomic", "threads", "storage", "cluster", "arrays"),
     ("imaging",),
     ("signals",),
     ("banks",),

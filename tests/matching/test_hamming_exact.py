@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from match_planting import families, plant, plant_at_boundary
+from match_planting import families, flip, plant, plant_at_boundary
 
 from cleanset.matching.brute import BruteForceIndex
 from cleanset.matching.hamming import HammingIndex, allocate, choose_widths
@@ -177,3 +177,67 @@ def test_probe_in_a_crowded_region_is_scanned_and_still_exact() -> None:
     got = index.query(probes, 31)
     assert 0 < index.last_scanned < len(probes)
     assert_same(got, BruteForceIndex.build(values).query(probes, 31))
+
+
+def chunk_flips(rng: np.random.Generator, index: HammingIndex, flips: dict[int, int]) -> np.ndarray:
+    """Bit positions: ``flips[c]`` distinct bits inside chunk ``c`` of ``index``."""
+    out = [int(index.starts[c]) + rng.choice(index.widths[c], size=k, replace=False) for c, k in flips.items() if k > 0]
+    return np.concatenate(out) if out else np.zeros(0, dtype=int)
+
+
+def test_candidates_taken_from_the_probe_before_are_complete() -> None:
+    """A probe whose chunk value equals the previous probe's takes that chunk's candidates from the previous
+    probe's list instead of looking them up again. Here the only way probe B can find entry E is through chunk 1,
+    which B shares with probe A before it (every other chunk of B is one bit past its radius from E): B must still
+    find E, as brute force does, and alone or after A alike."""
+    rng = np.random.default_rng(16)
+    values = bank(rng, 32, 3000, 100)
+    index = HammingIndex.build(values, widths=(24, 24, 24, 23, 23, 23, 23, 23, 23, 23, 23))
+    radii = index.radii(31)
+    assert radii is not None and radii[1] >= 0
+    brute = BruteForceIndex.build(values)
+    probes = []
+    entries = rng.choice(len(values), size=20, replace=False)
+    for e in entries:
+        b = flip(values[e], chunk_flips(rng, index, {c: r + 1 for c, r in enumerate(radii) if c != 1}))
+        a = flip(b, chunk_flips(rng, index, {c: 3 for c in range(len(radii)) if c != 1}))  # far from E, chunk 1 kept
+        probes += [a, b]
+    probes_arr = np.array(probes, dtype=np.uint8)
+    got = index.query(probes_arr, 31, method="tables")
+    assert_same(got, brute.query(probes_arr, 31))
+    found = set(zip(got[0].tolist(), got[1].tolist(), strict=True))
+    assert all((2 * i + 1, int(e)) in found for i, e in enumerate(entries))
+    alone = index.query(probes_arr[1::2], 31, method="tables")  # no probe before any B shares its chunks
+    assert {(2 * p + 1, e) for p, e in zip(alone[0].tolist(), alone[1].tolist(), strict=True)} == {
+        (p, e) for p, e in found if p % 2 == 1
+    }
+
+
+def test_a_scanned_probe_lends_no_candidates() -> None:
+    """A probe answered by the scan (a crowded chunk value) has no complete candidate list, so the probe after it
+    looks every chunk up itself, even the ones they share. Probe B finds E only through chunk 1, which it shares
+    with the scanned probe A before it."""
+    rng = np.random.default_rng(17)
+    randoms = rng.integers(0, 256, size=(150_000, 32), dtype=np.uint8)
+    index0 = HammingIndex.build(randoms, threshold_hint=31)
+    assert index0.widths
+    crowd_value = rng.integers(0, 256, size=32, dtype=np.uint8)
+    crowd = rng.integers(0, 256, size=(20_000, 32), dtype=np.uint8)
+    lo, w = int(index0.starts[0]), index0.widths[0]
+    bits = np.unpackbits(crowd, axis=1, bitorder="little")
+    bits[:, lo : lo + w] = np.unpackbits(crowd_value, bitorder="little")[lo : lo + w]
+    crowd = np.packbits(bits, axis=1, bitorder="little")  # 20,000 entries sharing chunk 0's value
+    values = np.concatenate([randoms, crowd])
+    index = HammingIndex.build(values, widths=index0.widths)
+    radii = index.radii(31)
+    assert radii is not None and radii[1] >= 0
+    probes = []
+    for e in rng.choice(len(randoms), size=6, replace=False):
+        b = flip(values[e], chunk_flips(rng, index, {c: r + 1 for c, r in enumerate(radii) if c != 1}))
+        a_bits = np.unpackbits(b, bitorder="little")
+        a_bits[lo : lo + w] = np.unpackbits(crowd_value, bitorder="little")[lo : lo + w]
+        probes += [np.packbits(a_bits, bitorder="little"), b]  # A: B with the crowded chunk-0 value
+    probes_arr = np.array(probes, dtype=np.uint8)
+    got = index.query(probes_arr, 31)
+    assert index.last_scanned == len(probes) // 2  # every A, and no B
+    assert_same(got, BruteForceIndex.build(values).query(probes_arr, 31))

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from cleanset.arrays import cache_aligned
+
 if TYPE_CHECKING:
     from cleanset.banks.columns import ParsedBank
 
@@ -85,6 +87,11 @@ class MemoryBank:
     thresholds: dict[str, int] = field(default_factory=dict)
     allow: bool = False
     digest: str = ""
+
+    def __post_init__(self) -> None:
+        # Held aligned, so the Hamming index built over them uses these rows rather than an aligned copy of its own
+        # (``cleanset.arrays``): a 10-million-entry bank would otherwise be held twice.
+        self.rows = {s: (cache_aligned(v), ids) for s, (v, ids) in self.rows.items()}
 
     @property
     def entry_count(self) -> int:

@@ -18,6 +18,10 @@ hash bytes (raw values + one uint32 slot per chunk value + the lists, at most 1.
 slot reads and 2,900 candidates per query, where faiss' 16x16-bit multi-hash layout verifies about 41,000. Half
 the non-empty slots hold their one entry themselves, which saves the read of a separate id table for them.
 
+Rows and slots start on a cache line (``cleanset.arrays``), so a candidate costs one miss, not two. A probe whose
+chunk value equals the previous probe's takes that chunk's candidates from it rather than reading the same slots
+again (``kernels.mih_query``); the matcher puts an image's two PDQ dialects side by side for this.
+
 Batches are split over threads (``nogil`` kernels, no copies); each probe's answer is the same whichever block it
 lands in, so batch and single queries agree exactly.
 """
@@ -33,6 +37,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from cleanset.arrays import aligned_empty, cache_aligned
 from cleanset.errors import InputFormatError
 from cleanset.matching import kernels
 from cleanset.matching.base import (
@@ -149,7 +154,7 @@ class HammingIndex(Index):
         self.slots = slots
         self.lists = lists
         self.list_base = np.asarray(list_base, dtype=np.int64)  # chunk c's lists: lists[list_base[c]:list_base[c+1]]
-        self._plans: dict[tuple[int, str], tuple[np.ndarray, int] | None] = {}
+        self._plans: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
         self.last_scanned = 0  # probes answered by linear scan in the last query (for benchmarks and tests)
 
     @classmethod
@@ -162,7 +167,7 @@ class HammingIndex(Index):
         n, nbytes = values.shape
         if n >= 2**30:
             raise ValueError("a Hamming index holds fewer than 2**30 entries")  # ids and list offsets fit 31 bits
-        words = to_words(values)
+        words = cache_aligned(to_words(values))  # one cache line per row read (see ``cleanset.arrays``)
         bits = nbytes * 8
         if widths is None:
             hint = default_threshold(bits) if threshold_hint is None else threshold_hint
@@ -173,7 +178,7 @@ class HammingIndex(Index):
             return cls(words, nbytes, widths, np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(1, np.int64))
         # Allocated here, not inside the kernels: NumPy asks the kernel for transparent huge pages on large arrays,
         # and queries read these tables at random, where 4 KiB pages cost a TLB miss per read.
-        slots = np.empty(sum(2**w for w in widths), dtype=np.uint32)
+        slots = aligned_empty(sum(2**w for w in widths), np.uint32)
         starts = np.cumsum((0, *widths[:-1])).astype(np.int64)
         at = np.cumsum((0, *(2**w for w in widths[:-1]))).astype(np.int64)
         keys, tmp_keys, tmp_ids = (np.empty(n, dtype=np.uint32) for _ in range(3))
@@ -189,16 +194,17 @@ class HammingIndex(Index):
             )
         return cls(words, nbytes, widths, slots, lists[: list_base[-1]], list_base)
 
-    def _plan(self, threshold: int, method: str) -> tuple[np.ndarray, int] | None:
-        """Radii for ``threshold``, or None to scan (no tables, or, with method "auto", tables that would cost
-        more than a scan)."""
+    def _plan(self, threshold: int, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(radii, masks, mask starts) for ``threshold`` (``kernels.flip_masks``), or None to scan (no tables,
+        or, with method "auto", tables that would cost more than a scan)."""
         key = (threshold, method)
         if key not in self._plans:
             plan = allocate(self.widths, threshold, len(self)) if self.widths and method != "scan" else None
             if plan is None or (method == "auto" and plan[1] >= scan_cost(len(self), self.words.shape[1])):
                 self._plans[key] = None
             else:
-                self._plans[key] = (np.asarray(plan[0], dtype=np.int64), plan[2])
+                radii = np.asarray(plan[0], dtype=np.int64)
+                self._plans[key] = (radii, *kernels.flip_masks(self.widths_arr, radii))
         return self._plans[key]
 
     def radii(self, threshold: int) -> tuple[int, ...] | None:
@@ -224,7 +230,7 @@ class HammingIndex(Index):
         if plan is None:
             self.last_scanned = len(probes)
             return kernels.brute_query(self.words, qwords, int(threshold))
-        radii, lookups = plan
+        radii, masks, mask_start = plan
         limit = max(int(scan_cost(len(self), self.words.shape[1]) / C_CANDIDATE), 64)
         if method == "tables":
             limit = len(self) * len(self.widths) + 1  # more than any probe can have: never scan
@@ -236,12 +242,13 @@ class HammingIndex(Index):
                 self.starts,
                 self.widths_arr,
                 radii,
+                masks,
+                mask_start,
                 self.slot_base,
                 self.slots,
                 self.list_base,
                 self.lists,
                 int(threshold),
-                lookups,
                 limit,
             )
 

@@ -230,10 +230,51 @@ def build_chunk(
 
 
 @njit(cache=True, nogil=True)
+def flip_masks(widths: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every XOR mask a query applies to its chunk values: for chunk ``c``, the masks of up to ``radii[c]`` of its
+    ``widths[c]`` bits (fewest bits first, then lexicographic), at ``masks[start[c]:start[c + 1]]``. Made once per
+    threshold (``HammingIndex._plan``), so a probe's slot numbers are one XOR each instead of a walk through bit
+    combinations per probe (a fifth of a probe's work when every table line it reads is already in cache)."""
+    m = widths.shape[0]
+    start = np.zeros(m + 1, dtype=np.int64)
+    for c in range(m):
+        total = 0
+        binom = 1
+        for kk in range(radii[c] + 1):  # sum of C(w, kk), kk = 0..r
+            total += binom
+            binom = binom * (widths[c] - kk) // (kk + 1)
+        start[c + 1] = start[c] + (total if radii[c] >= 0 else 0)
+    masks = np.empty(start[m], dtype=np.uint64)
+    comb = np.empty(64, dtype=np.int64)
+    at = 0
+    for c in range(m):
+        b = widths[c]
+        for kk in range(radii[c] + 1):
+            for j in range(kk):
+                comb[j] = j
+            while True:
+                mask = np.uint64(0)
+                for j in range(kk):
+                    mask |= _U1 << np.uint64(comb[j])
+                masks[at] = mask
+                at += 1
+                j = kk - 1
+                while j >= 0 and comb[j] == b - kk + j:
+                    j -= 1
+                if j < 0:
+                    break
+                comb[j] += 1
+                for ll in range(j + 1, kk):
+                    comb[ll] = comb[ll - 1] + 1
+    return masks, start
+
+
+@njit(cache=True, nogil=True)
 def _buckets(
     qchunk: np.ndarray,
-    widths: np.ndarray,
-    radii: np.ndarray,
+    shared: np.ndarray,
+    masks: np.ndarray,
+    mask_start: np.ndarray,
     slot_base: np.ndarray,
     slots: np.ndarray,
     list_base: np.ndarray,
@@ -241,14 +282,14 @@ def _buckets(
     words: np.ndarray,
     r_chunk: np.ndarray,
     r_pos: np.ndarray,
-    comb: np.ndarray,
     cand_e: np.ndarray,
     cand_c: np.ndarray,
 ) -> tuple[int, int]:
-    """Phase 1 of a probe: the slot of every value within ``radii[c]`` of each chunk value (the combinations of
-    up to ``r`` flipped bits, walked in lexicographic order). A slot holding one entry is that entry's id, which
-    becomes a candidate at once (its row requested for phase 3); a slot of a value two or more entries share
-    points to their list, whose first line is requested for phase 2. Returns (lists found, candidates so far).
+    """Phase 1 of a probe: the slot of every value within ``radii[c]`` of each chunk value (``flip_masks``),
+    except in chunks ``shared`` with the probe before (see ``mih_query``). A slot holding one entry is that
+    entry's id, which becomes a candidate at once (its row requested for phase 3); a slot of a value two or more
+    entries share points to their list, whose first line is requested for phase 2. Returns (lists found,
+    candidates so far).
 
     At 10 million entries every slot read is a cache miss in a table of hundreds of MB. The slots are listed
     first and only then read, each one's cache line requested (prefetched) ``AHEAD`` slots before it is read.
@@ -262,27 +303,14 @@ def _buckets(
     listed = 0
     at = r_pos  # slot numbers first, then overwritten in place by the lists found (nl <= listed)
     for c in range(qchunk.shape[0]):
-        r = radii[c]
-        b = widths[c]
+        if shared[c]:
+            continue
         base = slot_base[c]
-        for kk in range(r + 1):
-            for j in range(kk):
-                comb[j] = j
-            while True:
-                mask = np.uint64(0)
-                for j in range(kk):
-                    mask |= _U1 << np.uint64(comb[j])
-                at[listed] = base + np.int64(qchunk[c] ^ mask)
-                r_chunk[listed] = c
-                listed += 1
-                j = kk - 1
-                while j >= 0 and comb[j] == b - kk + j:
-                    j -= 1
-                if j < 0:
-                    break
-                comb[j] += 1
-                for ll in range(j + 1, kk):
-                    comb[ll] = comb[ll - 1] + 1
+        v = qchunk[c]
+        for s in range(mask_start[c], mask_start[c + 1]):
+            at[listed] = base + np.int64(v ^ masks[s])
+            r_chunk[listed] = c
+            listed += 1
     for s in range(min(listed, AHEAD)):
         prefetch(slots, at[s])
     for s in range(listed):
@@ -387,6 +415,43 @@ def _verify(
     return k
 
 
+# ``_reused``, ``_reuse`` and ``_keep`` are functions of their own, not loops written inline in ``mih_query``:
+# inline, numba compiled the query about twice as slow, even for probes that share nothing.
+@njit(cache=True, nogil=True)
+def _reused(prev_c: np.ndarray, prev_n: int, shared: np.ndarray) -> int:
+    """How many of the previous probe's candidates came from a chunk this probe shares."""
+    total = np.int64(0)
+    for s in range(max(prev_n, 0)):
+        total += np.int64(shared[prev_c[s]])
+    return int(total)
+
+
+@njit(cache=True, nogil=True)
+def _reuse(
+    prev_e: np.ndarray,
+    prev_c: np.ndarray,
+    prev_n: int,
+    shared: np.ndarray,
+    cand_e: np.ndarray,
+    cand_c: np.ndarray,
+    nc: int,
+) -> int:
+    """Append the previous probe's candidates from the chunks this probe shares."""
+    for s in range(max(prev_n, 0)):
+        if shared[prev_c[s]]:
+            cand_e[nc] = prev_e[s]
+            cand_c[nc] = prev_c[s]
+            nc += 1
+    return nc
+
+
+@njit(cache=True, nogil=True)
+def _keep(cand_e: np.ndarray, cand_c: np.ndarray, nc: int, prev_e: np.ndarray, prev_c: np.ndarray) -> None:
+    for s in range(nc):
+        prev_e[s] = cand_e[s]
+        prev_c[s] = cand_c[s]
+
+
 @njit(cache=True, nogil=True)
 def mih_query(
     words: np.ndarray,
@@ -394,22 +459,28 @@ def mih_query(
     starts: np.ndarray,
     widths: np.ndarray,
     radii: np.ndarray,
+    masks: np.ndarray,
+    mask_start: np.ndarray,
     slot_base: np.ndarray,
     slots: np.ndarray,
     list_base: np.ndarray,
     lists: np.ndarray,
     threshold: int,
-    lookups: int,
     limit: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Multi-index hashing range search, exact.
 
     ``radii[c]`` is how far chunk ``c`` is searched (-1: not at all); the caller guarantees
     ``sum(radii + 1) >= threshold + 1``, so an entry within ``threshold`` differs from the probe by at most
-    ``radii[c]`` bits in some chunk ``c`` (pigeonhole) and is enumerated there. A probe whose candidate count
-    passes ``limit`` is answered by a linear scan instead (cheaper at that point, and just as exact). Returns the
-    hits in probe order and the number of probes that took the scan.
-    """
+    ``radii[c]`` bits in some chunk ``c`` (pigeonhole) and is enumerated there. ``masks``/``mask_start``:
+    ``flip_masks(widths, radii)``. A probe whose candidate count passes ``limit`` is answered by a linear scan
+    instead (cheaper at that point, and just as exact). Returns the hits in probe order and the number of probes
+    that took the scan.
+
+    A chunk value equal to the previous probe's has the same candidates, so they are taken from that probe's list
+    instead of being looked up again. An item's probes come in pairs of one picture's two PDQ dialects a few bits
+    apart (``BankMatcher.match_many`` puts them side by side), which share about half their chunk values. Only
+    the lookups are shared: each candidate is still verified against each probe."""
     n = words.shape[0]
     m = starts.shape[0]
     pr = np.empty(1024, dtype=np.int64)
@@ -417,19 +488,25 @@ def mih_query(
     dr = np.empty(1024, dtype=np.int64)
     k = 0
     scanned = 0
+    lookups = masks.shape[0]
     r_chunk = np.empty(lookups, dtype=np.int64)
     r_pos = np.empty(lookups, dtype=np.int64)
     qchunk = np.empty(m, dtype=np.uint64)
-    comb = np.empty(64, dtype=np.int64)
+    prev_chunk = np.empty(m, dtype=np.uint64)
+    shared = np.zeros(m, dtype=np.bool_)
     cand_e = np.empty(max(lookups, 1024), dtype=np.int64)
     cand_c = np.empty(max(lookups, 1024), dtype=np.int64)
+    prev_e = np.empty(max(lookups, 1024), dtype=np.int64)
+    prev_c = np.empty(max(lookups, 1024), dtype=np.int64)
+    prev_n = -1  # the previous probe's candidates, all of them (-1: it took the scan, or there was none)
     for q in range(qwords.shape[0]):
         for c in range(m):
             qchunk[c] = chunk_value(qwords, q, starts[c], widths[c])
+            shared[c] = prev_n >= 0 and qchunk[c] == prev_chunk[c]
         nl, nc = _buckets(
-            qchunk, widths, radii, slot_base, slots, list_base, lists, words, r_chunk, r_pos, comb, cand_e, cand_c
+            qchunk, shared, masks, mask_start, slot_base, slots, list_base, lists, words, r_chunk, r_pos, cand_e, cand_c
         )
-        total = nc + _listed(lists, nl, r_pos)
+        total = nc + _listed(lists, nl, r_pos) + _reused(prev_c, prev_n, shared)
         if total > limit:
             scanned += 1
         else:
@@ -441,6 +518,7 @@ def mih_query(
                 cand_e = grown_e
                 cand_c = grown_c
             nc = _candidates(words, lists, nl, r_chunk, r_pos, cand_e, cand_c, nc)
+            nc = _reuse(prev_e, prev_c, prev_n, shared, cand_e, cand_c, nc)
         while True:
             if total > limit:
                 k2 = _scan(words, qwords, q, q + 1, 0, n, threshold, pr, er, dr, k)
@@ -454,6 +532,15 @@ def mih_query(
             pr = _grow(pr, 2 * pr.shape[0])
             er = _grow(er, 2 * er.shape[0])
             dr = _grow(dr, 2 * dr.shape[0])
+        if total > limit:
+            prev_n = -1
+        else:
+            if nc > prev_e.shape[0]:
+                prev_e = np.empty(cand_e.shape[0], dtype=np.int64)
+                prev_c = np.empty(cand_e.shape[0], dtype=np.int64)
+            _keep(cand_e, cand_c, nc, prev_e, prev_c)
+            prev_chunk[:] = qchunk
+            prev_n = nc
     return pr[:k], er[:k], dr[:k], scanned
 
 

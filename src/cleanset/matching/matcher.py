@@ -129,7 +129,8 @@ class BankMatcher:
         suppressed: dict[int, tuple[str, str]] = {}
         for signal, signal_rows in by_signal.items():
             # An item's probes of one rotation/flip side by side (pdq/x beside pdq512/x): two hashes of one picture
-            # a few bits apart read mostly the same table slots of a large bank, which are then still in cache.
+            # a few bits apart have about half their chunk values in common, whose lookups the Hamming index then
+            # does once for both (``kernels.mih_query``), and the rest read table lines still in cache.
             # Only the order of the index's work changes; every rule below is independent of it.
             signal_rows.sort(key=lambda i: (flat[i][0], flat[i][2].name.rsplit("/", 1)[-1]))
             rows = np.asarray(signal_rows, dtype=np.int64)
