@@ -17,7 +17,7 @@ def off_a_line(n: int, nbytes: int) -> np.ndarray:
 
 
 def test_aligned_empty_starts_on_a_line() -> None:
-    for shape, dtype in (((1000, 4), np.uint64), (12345, np.uint32), ((3, 5, 7), np.uint8)):
+    for shape, dtype in (((1000, 4), np.uint64), (12345, np.uint32), ((3, 5, 7), np.uint8), ((0, 4), np.uint64)):
         a = aligned_empty(shape, dtype)
         assert a.ctypes.data % CACHE_LINE == 0
         assert a.shape == (shape if isinstance(shape, tuple) else (shape,)) and a.dtype == dtype
@@ -32,6 +32,7 @@ def test_cache_aligned_copies_only_what_is_off_a_line() -> None:
     assert fixed.ctypes.data % CACHE_LINE == 0 and not np.shares_memory(fixed, off)
     np.testing.assert_array_equal(fixed, off)
     assert cache_aligned(fixed) is fixed  # already on a line: no copy
+    assert cache_aligned(off[:0]).shape == (0, 32)  # nothing to read: returned as it is
     strided = np.arange(200, dtype=np.uint8).reshape(20, 10)[:, ::2]  # not contiguous: made contiguous and aligned
     out = cache_aligned(strided)
     assert out.flags.c_contiguous and out.ctypes.data % CACHE_LINE == 0

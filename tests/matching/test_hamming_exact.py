@@ -3,14 +3,16 @@ entries, for any threshold, and whichever chunking the layout chooses."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 from match_planting import families, flip, plant, plant_at_boundary
 
+from cleanset.matching import kernels
 from cleanset.matching.brute import BruteForceIndex
-from cleanset.matching.hamming import HammingIndex, allocate, choose_widths
+from cleanset.matching.hamming import HammingIndex, _ball, allocate, choose_widths
 
 
 def assert_same(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> None:
@@ -203,11 +205,13 @@ def test_candidates_taken_from_the_probe_before_are_complete() -> None:
         a = flip(b, chunk_flips(rng, index, {c: 3 for c in range(len(radii)) if c != 1}))  # far from E, chunk 1 kept
         probes += [a, b]
     probes_arr = np.array(probes, dtype=np.uint8)
-    got = index.query(probes_arr, 31, method="tables")
+    got = index.query(probes_arr, 31, method="tables", threads=1)
+    assert index.last_shared >= len(entries)  # every B took at least chunk 1 from its A
     assert_same(got, brute.query(probes_arr, 31))
     found = set(zip(got[0].tolist(), got[1].tolist(), strict=True))
     assert all((2 * i + 1, int(e)) in found for i, e in enumerate(entries))
     alone = index.query(probes_arr[1::2], 31, method="tables")  # no probe before any B shares its chunks
+    assert index.last_shared == 0
     assert {(2 * p + 1, e) for p, e in zip(alone[0].tolist(), alone[1].tolist(), strict=True)} == {
         (p, e) for p, e in found if p % 2 == 1
     }
@@ -241,3 +245,14 @@ def test_a_scanned_probe_lends_no_candidates() -> None:
     got = index.query(probes_arr, 31)
     assert index.last_scanned == len(probes) // 2  # every A, and no B
     assert_same(got, BruteForceIndex.build(values).query(probes_arr, 31))
+
+
+def test_flip_masks_list_every_value_within_each_radius_once() -> None:
+    widths = np.array([5, 7, 4, 6, 3], dtype=np.int64)
+    radii = np.array([2, 0, 4, -1, 9], dtype=np.int64)  # 4 = the whole chunk; -1 = not searched; 9 > its width
+    masks, start = kernels.flip_masks(widths, radii)
+    assert start.tolist() == [0, *np.cumsum([_ball(w, min(r, w)) for w, r in zip(widths, radii, strict=True)])]
+    for c, (w, r) in enumerate(zip(widths.tolist(), radii.tolist(), strict=True)):
+        got = masks[start[c] : start[c + 1]].tolist()
+        want = [sum(1 << b for b in bits) for k in range(min(r, w) + 1) for bits in itertools.combinations(range(w), k)]
+        assert got == want  # fewest bits first, then in order: each value of the ball once

@@ -132,6 +132,32 @@ def test_malformed_probe_is_named() -> None:
         matcher.match([Probe("md5", "md5", "xyz")])
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "0" * 30 + " 1",  # the right length, with a space that bytes.fromhex would skip
+        "0" * 30 + "0g",  # not hexadecimal
+        "0x" + "0" * 30,
+        "0" * 31,
+    ],
+)
+def test_malformed_probe_among_good_ones_is_named(bad: str) -> None:
+    """Probe values are decoded together; one bad value among good ones is still refused and named."""
+    matcher = BankMatcher.build([MemoryBank.from_hex("b", [("md5", "0" * 32, "x")])])
+    good = [Probe(f"md5-{i}", "md5", f"{i:032x}") for i in range(3)]
+    with pytest.raises(UserError, match="probe md5-bad:"):
+        matcher.match([*good, Probe("md5-bad", "md5", bad), *good])
+
+
+def test_probe_values_in_any_case_and_padded_still_match() -> None:
+    """What ``Signal.validate`` accepts (upper case, surrounding whitespace) matches as before."""
+    value = "ab" * 16
+    matcher = BankMatcher.build([MemoryBank.from_hex("b", [("md5", value, "x")])])
+    for given in (value, value.upper(), f" {value}\n"):
+        matches, _ = matcher.match([Probe("md5", "md5", "0" * 32), Probe("md5/2", "md5", given)])
+        assert [m.probe for m in matches] == ["md5/2"]
+
+
 def reference(banks: list[MemoryBank], probes: list[Probe], gate: int) -> tuple[list[Match], list[str]]:
     """The matching rules written out naively, in Python integers."""
     notes = [

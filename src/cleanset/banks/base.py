@@ -89,8 +89,9 @@ class MemoryBank:
     digest: str = ""
 
     def __post_init__(self) -> None:
-        # Held aligned, so the Hamming index built over them uses these rows rather than an aligned copy of its own
-        # (``cleanset.arrays``): a 10-million-entry bank would otherwise be held twice.
+        # Held aligned (``cleanset.arrays``), so a Hamming index built over them reads these rows rather than an
+        # aligned copy of its own for as long as it lives; an unaligned array given here is copied once, and a
+        # caller that lets go of it holds a large bank once.
         self.rows = {s: (cache_aligned(v), ids) for s, (v, ids) in self.rows.items()}
 
     @property

@@ -18,9 +18,10 @@ hash bytes (raw values + one uint32 slot per chunk value + the lists, at most 1.
 slot reads and 2,900 candidates per query, where faiss' 16x16-bit multi-hash layout verifies about 41,000. Half
 the non-empty slots hold their one entry themselves, which saves the read of a separate id table for them.
 
-Rows and slots start on a cache line (``cleanset.arrays``), so a candidate costs one miss, not two. A probe whose
-chunk value equals the previous probe's takes that chunk's candidates from it rather than reading the same slots
-again (``kernels.mih_query``); the matcher puts an image's two PDQ dialects side by side for this.
+Rows and slots start on a cache line, so a candidate costs one miss, not two: a build aligns them
+(``cleanset.arrays``), and a saved index is mapped from ``.npy`` files, whose headers NumPy pads to 64 bytes. A
+probe whose chunk value equals the previous probe's takes that chunk's candidates from it rather than reading the
+same slots again (``kernels.mih_query``); the matcher puts an image's two PDQ dialects side by side for this.
 
 Batches are split over threads (``nogil`` kernels, no copies); each probe's answer is the same whichever block it
 lands in, so batch and single queries agree exactly.
@@ -53,6 +54,7 @@ from cleanset.matching.base import (
     to_words,
     write_meta,
 )
+from cleanset.threads import query_threads
 
 MAX_WIDTH = 26  # a direct table of 2**26 uint32 slots is 256 MiB: wider never pays
 MEMORY_FACTOR = 4  # index bytes <= 4x the raw hash bytes
@@ -156,6 +158,7 @@ class HammingIndex(Index):
         self.list_base = np.asarray(list_base, dtype=np.int64)  # chunk c's lists: lists[list_base[c]:list_base[c+1]]
         self._plans: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
         self.last_scanned = 0  # probes answered by linear scan in the last query (for benchmarks and tests)
+        self.last_shared = 0  # (probe, chunk) lookups the last query took from the probe before (likewise)
 
     @classmethod
     def build(
@@ -222,7 +225,7 @@ class HammingIndex(Index):
         if method not in ("auto", "tables", "scan"):
             raise ValueError(f"unknown method {method!r}")
         probes = check_probes(probes, self.nbytes_per_value)
-        self.last_scanned = 0
+        self.last_scanned = self.last_shared = 0
         if len(self) == 0 or len(probes) == 0 or threshold < 0:
             return empty_result()
         qwords = to_words(probes)
@@ -235,7 +238,7 @@ class HammingIndex(Index):
         if method == "tables":
             limit = len(self) * len(self.widths) + 1  # more than any probe can have: never scan
 
-        def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
             return kernels.mih_query(
                 self.words,
                 block,
@@ -252,7 +255,7 @@ class HammingIndex(Index):
                 limit,
             )
 
-        nthreads = max(1, min(threads or numba.get_num_threads(), len(qwords) // MIN_BLOCK))
+        nthreads = max(1, min(threads or query_threads() or numba.get_num_threads(), len(qwords) // MIN_BLOCK))
         if nthreads == 1:
             parts = [run(qwords)]
             firsts = [0]
@@ -262,6 +265,7 @@ class HammingIndex(Index):
             with ThreadPoolExecutor(nthreads) as pool:
                 parts = list(pool.map(run, blocks))
         self.last_scanned = sum(p[3] for p in parts)
+        self.last_shared = sum(p[4] for p in parts)
         pr = np.concatenate([p[0] + f for p, f in zip(parts, firsts, strict=True)])
         er = np.concatenate([p[1] for p in parts])
         dr = np.concatenate([p[2] for p in parts])

@@ -240,7 +240,7 @@ def flip_masks(widths: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.nd
     for c in range(m):
         total = 0
         binom = 1
-        for kk in range(radii[c] + 1):  # sum of C(w, kk), kk = 0..r
+        for kk in range(min(radii[c], widths[c]) + 1):  # sum of C(w, kk), kk = 0..r (a wider radius adds nothing)
             total += binom
             binom = binom * (widths[c] - kk) // (kk + 1)
         start[c + 1] = start[c] + (total if radii[c] >= 0 else 0)
@@ -249,7 +249,7 @@ def flip_masks(widths: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.nd
     at = 0
     for c in range(m):
         b = widths[c]
-        for kk in range(radii[c] + 1):
+        for kk in range(min(radii[c], b) + 1):
             for j in range(kk):
                 comb[j] = j
             while True:
@@ -467,20 +467,20 @@ def mih_query(
     lists: np.ndarray,
     threshold: int,
     limit: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Multi-index hashing range search, exact.
 
     ``radii[c]`` is how far chunk ``c`` is searched (-1: not at all); the caller guarantees
     ``sum(radii + 1) >= threshold + 1``, so an entry within ``threshold`` differs from the probe by at most
     ``radii[c]`` bits in some chunk ``c`` (pigeonhole) and is enumerated there. ``masks``/``mask_start``:
     ``flip_masks(widths, radii)``. A probe whose candidate count passes ``limit`` is answered by a linear scan
-    instead (cheaper at that point, and just as exact). Returns the hits in probe order and the number of probes
-    that took the scan.
+    instead (cheaper at that point, and just as exact). Returns the hits in probe order, the number of probes that
+    took the scan, and the number of (probe, chunk) lookups taken from the probe before.
 
     A chunk value equal to the previous probe's has the same candidates, so they are taken from that probe's list
     instead of being looked up again. An item's probes come in pairs of one picture's two PDQ dialects a few bits
-    apart (``BankMatcher.match_many`` puts them side by side), which share about half their chunk values. Only
-    the lookups are shared: each candidate is still verified against each probe."""
+    apart (``BankMatcher.match_many`` puts them side by side), which share many of their chunk values. Only the
+    lookups are shared: each candidate is still verified against each probe."""
     n = words.shape[0]
     m = starts.shape[0]
     pr = np.empty(1024, dtype=np.int64)
@@ -499,10 +499,12 @@ def mih_query(
     prev_e = np.empty(max(lookups, 1024), dtype=np.int64)
     prev_c = np.empty(max(lookups, 1024), dtype=np.int64)
     prev_n = -1  # the previous probe's candidates, all of them (-1: it took the scan, or there was none)
+    saved = np.int64(0)  # chunk lookups taken from the previous probe
     for q in range(qwords.shape[0]):
         for c in range(m):
             qchunk[c] = chunk_value(qwords, q, starts[c], widths[c])
             shared[c] = prev_n >= 0 and qchunk[c] == prev_chunk[c]
+            saved += np.int64(shared[c] and radii[c] >= 0)
         nl, nc = _buckets(
             qchunk, shared, masks, mask_start, slot_base, slots, list_base, lists, words, r_chunk, r_pos, cand_e, cand_c
         )
@@ -541,7 +543,7 @@ def mih_query(
             _keep(cand_e, cand_c, nc, prev_e, prev_c)
             prev_chunk[:] = qchunk
             prev_n = nc
-    return pr[:k], er[:k], dr[:k], scanned
+    return pr[:k], er[:k], dr[:k], scanned, int(saved)
 
 
 @njit(cache=True)

@@ -44,7 +44,7 @@ from cleanset.registry import Registry
 from cleanset.runs.layout import RunDir, read_json
 from cleanset.runs.schema import to_table
 from cleanset.sources.base import Shard, marker_key
-from cleanset.threads import limit_blas_threads
+from cleanset.threads import limit_blas_threads, one_query_thread
 
 
 class Executor(ABC):
@@ -173,6 +173,7 @@ def _worker_main(tasks: Any, results: Any) -> None:
     """A worker process: forked once, it scans (or gives up on) one shard at a time until told to stop."""
     _die_with_parent()
     limit_blas_threads()
+    one_query_thread()
     ctx: ScanContext = _CHILD["ctx"]
     run: RunDir = _CHILD["run"]
     while True:

@@ -82,10 +82,11 @@ def _context(state: _State) -> ScanContext:
     ctx = _CONTEXTS.get(state.token)
     if ctx is not None:
         return ctx
-    from cleanset.threads import limit_blas_threads
+    from cleanset.threads import limit_blas_threads, one_query_thread
 
     os.environ.update(state.env)
     limit_blas_threads()
+    one_query_thread()  # Ray runs a task per core
     _CONTEXTS.clear()  # a previous scan's indexes
     try:
         if state.matcher is None:
