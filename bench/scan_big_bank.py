@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="scans per bank, alternating; verdicts use the median")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "cleanset-bench-scan"))
     args = ap.parse_args()
+    if args.repeat < 1 or args.big == args.small:
+        ap.error("--repeat must be at least 1, and --big and --small must differ")
     print(f"cores {os.cpu_count()}, workers {args.workers}, load average {os.getloadavg()[0]:.1f}")
 
     shards, photos = make_photo_shards(Path(args.cache), args.photos)
@@ -126,13 +128,14 @@ def main() -> None:
     print(f"peak RSS: parent {parent:,.0f} MB, largest worker {child:,.0f} MB (shared pages count in both)")
 
     share_big, share_small = statistics.median(shares[args.big]), statistics.median(shares[args.small])
-    setup = statistics.median(prepares)
+    setup = prepares[0]  # the first: later runs find modules imported and files cached, as a scan's own set-up won't
     ok_share = share_big <= 0.15
     ok_setup = setup < 5.0
     print(
         f"matching share at {args.big:,} (median of {args.repeat}): {share_big:.1%} "
         f"(target <= 15 %: {'PASS' if ok_share else 'FAIL'}); at {args.small:,}: {share_small:.1%}; "
-        f"set-up {setup:.2f} s (target < 5 s: {'PASS' if ok_setup else 'FAIL'})"
+        f"set-up {setup:.2f} s in the first run (target < 5 s: {'PASS' if ok_setup else 'FAIL'}; "
+        f"median {statistics.median(prepares):.2f} s)"
     )
     # The issue's other reading of the target: matching at 10 M as a share of the whole scan at 1,000 entries.
     big_match, small_total = statistics.median(match_cpu[args.big]), statistics.median(stage_cpu[args.small])
@@ -143,8 +146,8 @@ def main() -> None:
         f"{big_match / small_total:.1%} ({big_match:.2f} s / {small_total:.2f} s)"
     )
     print(
-        f"the other stages' CPU beside matching: {hash_up:.2f} s at {args.big:,}, {hash_down:.2f} s at {args.small:,} "
-        f"({hash_up / hash_down:.2f}x: the workers share the caches and memory with the other's lookups)"
+        f"the other stages' CPU (medians): {hash_up:.2f} s at {args.big:,}, {hash_down:.2f} s at {args.small:,} "
+        f"({hash_up / max(hash_down, 1e-9):.2f}x)"
     )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     sys.exit(0 if ok_share and ok_setup else 1)

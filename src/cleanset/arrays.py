@@ -16,9 +16,12 @@ CACHE_LINE = 64
 
 
 def aligned_empty(shape: int | tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
-    """``np.empty`` whose data starts on a cache-line boundary (NumPy still asks for huge pages on large ones)."""
+    """``np.empty`` whose data starts on a cache-line boundary (NumPy still asks for huge pages on large ones); an
+    empty array has no data to place."""
     dt = np.dtype(dtype)
     count = int(np.prod(shape))
+    if count == 0:
+        return np.empty(shape, dtype=dt)
     buf = np.empty(count * dt.itemsize + CACHE_LINE, dtype=np.uint8)
     skip = -buf.ctypes.data % CACHE_LINE
     return buf[skip : skip + count * dt.itemsize].view(dt).reshape(shape)

@@ -135,7 +135,8 @@ def test_malformed_probe_is_named() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        "0" * 30 + " 1",  # the right length, with a space that bytes.fromhex would skip
+        "0" * 30 + " 1",  # the right length, with a space: bytes.fromhex skips it, then fails on what follows
+        "0" * 30 + "  ",  # two spaces: bytes.fromhex skips both and succeeds, one byte short
         "0" * 30 + "0g",  # not hexadecimal
         "0x" + "0" * 30,
         "0" * 31,

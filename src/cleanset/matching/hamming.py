@@ -23,7 +23,8 @@ Rows and slots start on a cache line, so a candidate costs one miss, not two: a 
 probe whose chunk value equals the previous probe's takes that chunk's candidates from it rather than reading the
 same slots again (``kernels.mih_query``); the matcher puts an image's two PDQ dialects side by side for this.
 
-Batches are split over threads (``nogil`` kernels, no copies); each probe's answer is the same whichever block it
+Batches are split over threads (``nogil`` kernels, no copies), except in a scan's worker processes, where the
+cores are the workers' (``cleanset.threads.one_query_thread``); each probe's answer is the same whichever block it
 lands in, so batch and single queries agree exactly.
 """
 
@@ -218,8 +219,9 @@ class HammingIndex(Index):
     def query(
         self, probes: np.ndarray, threshold: int, *, threads: int | None = None, method: str = "auto"
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All pairs within ``threshold``, sorted by (probe, entry). ``threads`` (default: numba's thread count,
-        i.e. ``NUMBA_NUM_THREADS``) splits a large batch into blocks answered in parallel. ``method``: "auto"
+        """All pairs within ``threshold``, sorted by (probe, entry). ``threads`` (default: 1 in a scan worker, see
+        ``cleanset.threads.query_threads``; otherwise numba's thread count, i.e. ``NUMBA_NUM_THREADS``) splits a
+        large batch into blocks answered in parallel. ``method``: "auto"
         (tables or scan, whichever the cost model says is cheaper, per threshold and per probe), "tables" (the
         tables whenever radii can cover the threshold: tests use it on small banks) or "scan"; all exact."""
         if method not in ("auto", "tables", "scan"):
