@@ -61,7 +61,7 @@ def bank_of(n: int, planted: list[np.ndarray], rng: np.random.Generator) -> Memo
     return MemoryBank(f"pdq-{n}", 1, {"pdq": (vals, cast(list[str], ArrowStrings(ids)))})
 
 
-def report(label: str, r: dict[str, Any], planted: int) -> float:
+def report(label: str, r: dict[str, Any], planted: int) -> None:
     st, s = r["stages"], r["summary"]
     total = sum(st.get(k, 0.0) for k in STAGES)
     share = st.get("match_s", 0.0) / total if total else float("nan")
@@ -74,7 +74,6 @@ def report(label: str, r: dict[str, Any], planted: int) -> float:
     print("    worker CPU by stage (s): " + ", ".join(f"{k[:-2]} {st.get(k, 0.0):.2f}" for k in STAGES))
     print(f"    matching share of scan CPU: {share:.1%}")
     print(f"    removed {s['removed']} (planted {planted}), failed {s['failed']}")
-    return share
 
 
 def main() -> None:
@@ -106,8 +105,7 @@ def main() -> None:
         banks[n] = bank_of(n, planted, np.random.default_rng(n))
         print(f"bank of {n:,} entries generated in memory in {time.perf_counter() - t0:.1f} s (not counted)")
     # Big and small alternate, so a change in the machine's load over the run weighs on both alike; the verdicts use
-    # the median of the repeats (a 2-core machine shared with others moves single runs by 10-20 %).
-    shares: dict[int, list[float]] = {args.big: [], args.small: []}
+    # the median of the repeats (other tenants of a shared machine move single runs by more than the margins here).
     match_cpu: dict[int, list[float]] = {args.big: [], args.small: []}
     stage_cpu: dict[int, list[float]] = {args.big: [], args.small: []}
     prepares: list[float] = []
@@ -118,7 +116,7 @@ def main() -> None:
                 (f"small bank, {args.small:,}", args.small),
             ):
                 r = run_scan(shards, Path(t) / f"run-{n}-{rep}", [banks[n]], args.workers)
-                shares[n].append(report(f"{label}, run {rep + 1} of {args.repeat}", r, len(planted)))
+                report(f"{label}, run {rep + 1} of {args.repeat}", r, len(planted))
                 match_cpu[n].append(r["stages"].get("match_s", 0.0))
                 stage_cpu[n].append(sum(r["stages"].get(k, 0.0) for k in STAGES))
                 if n == args.big:
@@ -127,7 +125,10 @@ def main() -> None:
     parent, child = peak_rss_mb()
     print(f"peak RSS: parent {parent:,.0f} MB, largest worker {child:,.0f} MB (shared pages count in both)")
 
-    share_big, share_small = statistics.median(shares[args.big]), statistics.median(shares[args.small])
+    share_big, share_small = (
+        statistics.median(m / total for m, total in zip(match_cpu[n], stage_cpu[n], strict=True))
+        for n in (args.big, args.small)
+    )
     setup = prepares[0]  # the first: later runs find modules imported and files cached, as a scan's own set-up won't
     ok_share = share_big <= 0.15
     ok_setup = setup < 5.0

@@ -7,7 +7,7 @@ from worker processes instead, one per core.
 
 The same holds for index queries in a scan worker: a Hamming index splits a large batch over threads, which pays in
 one process (``cleanset match``, the service) but in a worker only adds threads to cores the other workers already
-keep busy, and at 10 million entries makes each thread's memory misses wait behind the other's.
+keep busy.
 """
 
 from __future__ import annotations

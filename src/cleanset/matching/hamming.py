@@ -221,9 +221,9 @@ class HammingIndex(Index):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All pairs within ``threshold``, sorted by (probe, entry). ``threads`` (default: 1 in a scan worker, see
         ``cleanset.threads.query_threads``; otherwise numba's thread count, i.e. ``NUMBA_NUM_THREADS``) splits a
-        large batch into blocks answered in parallel. ``method``: "auto"
-        (tables or scan, whichever the cost model says is cheaper, per threshold and per probe), "tables" (the
-        tables whenever radii can cover the threshold: tests use it on small banks) or "scan"; all exact."""
+        large batch into blocks answered in parallel. ``method``: "auto" (tables or scan, whichever the cost model
+        says is cheaper, per threshold and per probe), "tables" (the tables whenever radii can cover the threshold:
+        tests use it on small banks) or "scan"; all exact."""
         if method not in ("auto", "tables", "scan"):
             raise ValueError(f"unknown method {method!r}")
         probes = check_probes(probes, self.nbytes_per_value)

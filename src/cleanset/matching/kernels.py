@@ -234,7 +234,7 @@ def flip_masks(widths: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.nd
     """Every XOR mask a query applies to its chunk values: for chunk ``c``, the masks of up to ``radii[c]`` of its
     ``widths[c]`` bits (fewest bits first, then lexicographic), at ``masks[start[c]:start[c + 1]]``. Made once per
     threshold (``HammingIndex._plan``), so a probe's slot numbers are one XOR each instead of a walk through bit
-    combinations per probe (a fifth of a probe's work when every table line it reads is already in cache)."""
+    combinations per probe."""
     m = widths.shape[0]
     start = np.zeros(m + 1, dtype=np.int64)
     for c in range(m):
@@ -415,17 +415,8 @@ def _verify(
     return k
 
 
-# ``_reused``, ``_reuse`` and ``_keep`` are functions of their own, not loops written inline in ``mih_query``:
-# inline, numba compiled the query about twice as slow, even for probes that share nothing.
-@njit(cache=True, nogil=True)
-def _reused(prev_c: np.ndarray, prev_n: int, shared: np.ndarray) -> int:
-    """How many of the previous probe's candidates came from a chunk this probe shares."""
-    total = np.int64(0)
-    for s in range(max(prev_n, 0)):
-        total += np.int64(shared[prev_c[s]])
-    return int(total)
-
-
+# ``_reuse`` and ``_keep`` are functions of their own, not loops written inline in ``mih_query``: inline, numba
+# compiled the query much slower, even for probes that share nothing.
 @njit(cache=True, nogil=True)
 def _reuse(
     prev_e: np.ndarray,
@@ -446,10 +437,15 @@ def _reuse(
 
 
 @njit(cache=True, nogil=True)
-def _keep(cand_e: np.ndarray, cand_c: np.ndarray, nc: int, prev_e: np.ndarray, prev_c: np.ndarray) -> None:
+def _keep(
+    cand_e: np.ndarray, cand_c: np.ndarray, nc: int, prev_e: np.ndarray, prev_c: np.ndarray, per_chunk: np.ndarray
+) -> None:
+    """This probe's candidates, kept for the next one, with how many each chunk found."""
+    per_chunk[:] = 0
     for s in range(nc):
         prev_e[s] = cand_e[s]
         prev_c[s] = cand_c[s]
+        per_chunk[cand_c[s]] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -499,16 +495,20 @@ def mih_query(
     prev_e = np.empty(max(lookups, 1024), dtype=np.int64)
     prev_c = np.empty(max(lookups, 1024), dtype=np.int64)
     prev_n = -1  # the previous probe's candidates, all of them (-1: it took the scan, or there was none)
+    prev_per_chunk = np.zeros(m, dtype=np.int64)  # how many of them each chunk found
     saved = np.int64(0)  # chunk lookups taken from the previous probe
     for q in range(qwords.shape[0]):
+        reused = np.int64(0)
         for c in range(m):
             qchunk[c] = chunk_value(qwords, q, starts[c], widths[c])
             shared[c] = prev_n >= 0 and qchunk[c] == prev_chunk[c]
-            saved += np.int64(shared[c] and radii[c] >= 0)
+            if shared[c]:
+                reused += prev_per_chunk[c]
+                saved += np.int64(radii[c] >= 0)
         nl, nc = _buckets(
             qchunk, shared, masks, mask_start, slot_base, slots, list_base, lists, words, r_chunk, r_pos, cand_e, cand_c
         )
-        total = nc + _listed(lists, nl, r_pos) + _reused(prev_c, prev_n, shared)
+        total = nc + _listed(lists, nl, r_pos) + reused
         if total > limit:
             scanned += 1
         else:
@@ -540,7 +540,7 @@ def mih_query(
             if nc > prev_e.shape[0]:
                 prev_e = np.empty(cand_e.shape[0], dtype=np.int64)
                 prev_c = np.empty(cand_e.shape[0], dtype=np.int64)
-            _keep(cand_e, cand_c, nc, prev_e, prev_c)
+            _keep(cand_e, cand_c, nc, prev_e, prev_c, prev_per_chunk)
             prev_chunk[:] = qchunk
             prev_n = nc
     return pr[:k], er[:k], dr[:k], scanned, int(saved)

@@ -266,10 +266,10 @@ def _query_distinct(index: Index, probes: np.ndarray, threshold: int) -> tuple[n
 def _probe_array(signal: str, probes: Sequence[Probe]) -> np.ndarray:
     """Probe values as (k, bytes) rows; a malformed value is a caller's bug and is named, never skipped.
 
-    Values of the right length are decoded in one ``bytes.fromhex`` (half of what matching costs a scan against a
-    small bank went to checking them one by one). It accepts exactly what ``Signal.validate`` accepts at that
-    length, except whitespace, which it skips: then fewer bytes come out, and so does a value it cannot read; either
-    way the values are checked one by one, which names the bad one."""
+    Values of the right length are decoded together in one ``bytes.fromhex`` rather than checked one by one. It
+    accepts exactly what ``Signal.validate`` accepts at that length, except whitespace, which it skips: then fewer
+    bytes come out, and so does a value it cannot read; either way the values are checked one by one, which names
+    the bad one."""
     sig = get_signal(signal)
     width = sig.bits // 8
     values = [p.value for p in probes]
